@@ -1,0 +1,264 @@
+//! Domain types: decisions, answers, events. Times are Unix microseconds.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Unix time in microseconds.
+pub type Micros = i64;
+
+/// Where a decision is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Open,
+    Approved,
+    Rejected,
+    Cancelled,
+    Expired,
+    ContextChanged,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Open,
+        Status::Approved,
+        Status::Rejected,
+        Status::Cancelled,
+        Status::Expired,
+        Status::ContextChanged,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        self != Status::Open
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "OPEN",
+            Status::Approved => "APPROVED",
+            Status::Rejected => "REJECTED",
+            Status::Cancelled => "CANCELLED",
+            Status::Expired => "EXPIRED",
+            Status::ContextChanged => "CONTEXT_CHANGED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// An operator's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+/// What happens when a decision reaches `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    #[default]
+    Expire,
+    Approve,
+    Reject,
+}
+
+impl OnTimeout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Expire => "expire",
+            OnTimeout::Approve => "approve",
+            OnTimeout::Reject => "reject",
+        }
+    }
+}
+
+/// The effective policy, copied into a decision at creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// The kind glob that matched; empty for the default policy.
+    pub matched_kind: String,
+    pub required_approvals: u32,
+    pub timeout_us: Option<i64>,
+    pub on_timeout: OnTimeout,
+    /// Answer recorded when `on_timeout` approves or rejects.
+    pub timeout_answer: Value,
+    pub ack_window_us: i64,
+    pub fallback: Vec<String>,
+    pub context_max_age_us: i64,
+    pub allow_self_approval: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            matched_kind: String::new(),
+            required_approvals: 1,
+            timeout_us: None,
+            on_timeout: OnTimeout::Expire,
+            timeout_answer: Value::Null,
+            ack_window_us: 60_000_000,
+            fallback: Vec::new(),
+            context_max_age_us: 60_000_000,
+            allow_self_approval: false,
+        }
+    }
+}
+
+/// One recorded answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub verdict: Verdict,
+    pub answer: Value,
+    pub rationale: String,
+    /// Whom the answer counts for.
+    pub operator: String,
+    /// The principal that sent it when acting on behalf of `operator`.
+    pub submitted_by: Option<String>,
+    pub answered_at: Micros,
+    /// Sequence of the ANSWERED event (filled in by `apply`).
+    pub sequence: u64,
+}
+
+/// One question for humans: the projection of its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: String,
+    pub kind: String,
+    pub input: Value,
+    pub response_schema: Option<Value>,
+    pub authorized_roles: Vec<String>,
+    pub surfaces: Vec<String>,
+    pub required_approvals: u32,
+    pub context_hash: Option<String>,
+    pub status: Status,
+    pub answers: Vec<Answer>,
+    pub asked_by: String,
+    pub created_at: Micros,
+    pub expires_at: Option<Micros>,
+    pub delivered_at: Option<Micros>,
+    pub delivered_via: Option<String>,
+    pub closed_at: Option<Micros>,
+    pub version: u64,
+    pub last_sequence: u64,
+    pub policy: Policy,
+    pub context_confirmed_at: Option<Micros>,
+    /// Sequence of the latest confirmation (0: never); orders confirmations
+    /// against approvals without trusting clocks.
+    pub context_confirmed_sequence: u64,
+    pub close_reason: Option<String>,
+    pub closed_by: Option<String>,
+    pub fallback_fired: bool,
+}
+
+impl Decision {
+    /// Whether `name` holding `roles` may see this decision.
+    pub fn visible_to(&self, name: &str, roles: &[String]) -> bool {
+        self.asked_by == name || self.holds_role(roles)
+    }
+
+    /// Whether any of `roles` is one of the authorized roles.
+    pub fn holds_role(&self, roles: &[String]) -> bool {
+        roles.iter().any(|r| self.authorized_roles.contains(r))
+    }
+
+    pub fn approvals(&self) -> usize {
+        self.answers
+            .iter()
+            .filter(|a| a.verdict == Verdict::Approve)
+            .count()
+    }
+
+    /// When the ack-window fallback is due, if it still can fire.
+    pub fn fallback_due_at(&self) -> Option<Micros> {
+        (self.status == Status::Open && self.delivered_at.is_none() && !self.fallback_fired)
+            .then(|| self.created_at.saturating_add(self.policy.ack_window_us))
+    }
+}
+
+/// What an event records. Serialised with `type` and `data` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventKind {
+    /// The initial state (version 0, last_sequence 0 until applied).
+    Created {
+        decision: Box<Decision>,
+    },
+    Delivered {
+        surface: String,
+        by: String,
+    },
+    Answered {
+        answer: Answer,
+    },
+    Approved,
+    Rejected,
+    Cancelled {
+        by: String,
+        reason: String,
+    },
+    ContextConfirmed {
+        by: String,
+    },
+    ContextChanged {
+        by: String,
+        reported_hash: String,
+    },
+    FallbackFired {
+        webhooks: Vec<String>,
+    },
+    Expired,
+}
+
+impl EventKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::Created { .. } => "CREATED",
+            EventKind::Delivered { .. } => "DELIVERED",
+            EventKind::Answered { .. } => "ANSWERED",
+            EventKind::Approved => "APPROVED",
+            EventKind::Rejected => "REJECTED",
+            EventKind::Cancelled { .. } => "CANCELLED",
+            EventKind::ContextConfirmed { .. } => "CONTEXT_CONFIRMED",
+            EventKind::ContextChanged { .. } => "CONTEXT_CHANGED",
+            EventKind::FallbackFired { .. } => "FALLBACK_FIRED",
+            EventKind::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// One entry of the global, gap-free, hash-chained event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub sequence: u64,
+    pub decision_id: String,
+    pub at: Micros,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// The canonical JSON text that is stored and hashed.
+    pub fn canonical(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        super::canonical::canonical_json(&value)
+    }
+}
+
+/// The hash of an event in the chain: SHA-256 over the previous hash, a
+/// newline, and the event's canonical JSON.
+pub fn chain_hash(prev_hash: &str, canonical_event: &str) -> String {
+    let mut bytes = Vec::with_capacity(prev_hash.len() + 1 + canonical_event.len());
+    bytes.extend_from_slice(prev_hash.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(canonical_event.as_bytes());
+    super::canonical::sha256_hex(&bytes)
+}
+
+/// The `prev_hash` of the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -1,0 +1,187 @@
+//! Policy rules from the config, matched on a decision's kind by glob (first
+//! match wins, the default policy otherwise), and kind-glob sets in general.
+
+use super::model::{OnTimeout, Policy};
+use super::{Refusal, Result};
+use globset::{Glob, GlobMatcher};
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A set of kind globs (`scram.*`). Empty matches everything only where the
+/// caller says so; `matches` on an empty set is false.
+#[derive(Debug, Clone, Default)]
+pub struct KindGlobs {
+    globs: Vec<(String, GlobMatcher)>,
+}
+
+impl KindGlobs {
+    /// Compiles `patterns`; `field` names the config key or request field in
+    /// the error.
+    pub fn new(field: &str, patterns: &[String]) -> Result<Self> {
+        let globs = patterns
+            .iter()
+            .map(|p| {
+                Glob::new(p)
+                    .map(|g| (p.clone(), g.compile_matcher()))
+                    .map_err(|e| Refusal::invalid(format!("{field}: bad glob {p:?}: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(KindGlobs { globs })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+
+    pub fn matches(&self, kind: &str) -> bool {
+        self.globs.iter().any(|(_, g)| g.is_match(kind))
+    }
+
+    /// Empty means "no filter": everything passes.
+    pub fn allows(&self, kind: &str) -> bool {
+        self.is_empty() || self.matches(kind)
+    }
+}
+
+/// One `[[policies]]` entry as written in the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    pub kind: String,
+    #[serde(default)]
+    pub required_approvals: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// The answer recorded when `on_timeout` is `approve` or `reject`.
+    #[serde(default)]
+    pub timeout_answer: Option<Value>,
+    #[serde(default, with = "humantime_serde")]
+    pub ack_window: Option<Duration>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub context_max_age: Option<Duration>,
+    #[serde(default)]
+    pub allow_self_approval: bool,
+}
+
+/// The compiled policy table.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    rules: Vec<(GlobMatcher, PolicyRule)>,
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Policies {
+    pub fn new(rules: &[PolicyRule]) -> Result<Self> {
+        let rules = rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                if rule.required_approvals == Some(0) {
+                    return Err(Refusal::invalid(format!(
+                        "policies[{i}].required_approvals: must be at least 1"
+                    )));
+                }
+                let glob = Glob::new(&rule.kind).map_err(|e| {
+                    Refusal::invalid(format!("policies[{i}].kind: bad glob {:?}: {e}", rule.kind))
+                })?;
+                Ok((glob.compile_matcher(), rule.clone()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Policies { rules })
+    }
+
+    /// The effective policy for `kind`.
+    pub fn effective(&self, kind: &str) -> Policy {
+        let defaults = Policy::default();
+        let Some((_, rule)) = self.rules.iter().find(|(g, _)| g.is_match(kind)) else {
+            return defaults;
+        };
+        Policy {
+            matched_kind: rule.kind.clone(),
+            required_approvals: rule
+                .required_approvals
+                .unwrap_or(defaults.required_approvals),
+            timeout_us: rule.timeout.map(micros),
+            on_timeout: rule.on_timeout,
+            timeout_answer: rule.timeout_answer.clone().unwrap_or(Value::Null),
+            ack_window_us: rule
+                .ack_window
+                .map(micros)
+                .unwrap_or(defaults.ack_window_us),
+            fallback: rule.fallback.clone(),
+            context_max_age_us: rule
+                .context_max_age
+                .map(micros)
+                .unwrap_or(defaults.context_max_age_us),
+            allow_self_approval: rule.allow_self_approval,
+        }
+    }
+
+    /// Names of every webhook the policies page, for config validation.
+    pub fn fallback_names(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .flat_map(|(_, r)| r.fallback.iter().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(kind: &str, approvals: u32) -> PolicyRule {
+        PolicyRule {
+            kind: kind.into(),
+            required_approvals: Some(approvals),
+            timeout: Some(Duration::from_secs(900)),
+            on_timeout: OnTimeout::Expire,
+            timeout_answer: None,
+            ack_window: None,
+            fallback: vec!["pager".into()],
+            context_max_age: Some(Duration::from_secs(30)),
+            allow_self_approval: false,
+        }
+    }
+
+    #[test]
+    fn first_matching_glob_wins_and_default_applies_otherwise() {
+        let p = Policies::new(&[rule("scram.*", 2), rule("*", 3)]).unwrap();
+        let scram = p.effective("scram.confirm-global-readonly");
+        assert_eq!(scram.required_approvals, 2);
+        assert_eq!(scram.matched_kind, "scram.*");
+        assert_eq!(scram.timeout_us, Some(900_000_000));
+        assert_eq!(scram.context_max_age_us, 30_000_000);
+        assert_eq!(scram.ack_window_us, 60_000_000);
+        assert_eq!(p.effective("deploy.prod").required_approvals, 3);
+        let none = Policies::new(&[rule("scram.*", 2)]).unwrap();
+        assert_eq!(none.effective("deploy.prod"), Policy::default());
+    }
+
+    #[test]
+    fn refuses_bad_rules() {
+        let err = Policies::new(&[rule("a[", 1)]).unwrap_err();
+        assert!(err.message.contains("policies[0].kind"), "{err}");
+        let err = Policies::new(&[rule("a.*", 0)]).unwrap_err();
+        assert!(
+            err.message.contains("policies[0].required_approvals"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn kind_globs_filter() {
+        let g = KindGlobs::new("kinds", &["deploy.*".into()]).unwrap();
+        assert!(g.matches("deploy.prod"));
+        assert!(!g.matches("scram.x"));
+        assert!(KindGlobs::default().allows("anything"));
+        assert!(KindGlobs::new("kinds", &["[".into()]).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Shape checks on caller JSON: JSON Schema for answers, and size and depth
+//! limits for every JSON field.
+
+use super::{Refusal, Result};
+use serde_json::Value;
+
+/// Checks that `schema` is a JSON object and a valid JSON Schema.
+pub fn check_schema(schema: &Value) -> Result<()> {
+    if !schema.is_object() {
+        return Err(Refusal::invalid("response_schema: must be a JSON object"));
+    }
+    jsonschema::validator_for(schema)
+        .map(|_| ())
+        .map_err(|e| Refusal::invalid(format!("response_schema: not a valid JSON Schema: {e}")))
+}
+
+/// Validates an answer against the decision's schema; the error names the
+/// failing path inside `answer`.
+pub fn validate_answer(schema: &Value, answer: &Value) -> Result<()> {
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| Refusal::invalid(format!("response_schema: not a valid JSON Schema: {e}")))?;
+    let first = validator.iter_errors(answer).next().map(|err| {
+        let path = err.instance_path().to_string();
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
+        Refusal::invalid(format!(
+            "answer: does not match response_schema at {path}: {err}"
+        ))
+    });
+    first.map_or(Ok(()), Err)
+}
+
+/// Limits on caller-supplied JSON and strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest canonical JSON size of `input`, `answer`, `response_schema`
+    /// or a context snapshot, in bytes.
+    pub max_json_bytes: usize,
+    /// Deepest nesting of arrays and objects in those fields.
+    pub max_json_depth: usize,
+    /// Longest `kind`, role, surface, rationale or reason, in bytes.
+    pub max_string_len: usize,
+    /// Most entries in `authorized_roles` or `surfaces`.
+    pub max_list_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_json_bytes: 64 * 1024,
+            max_json_depth: 32,
+            max_string_len: 4096,
+            max_list_len: 64,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses JSON that is too deep or too large.
+    pub fn check_json(&self, field: &str, value: &Value) -> Result<()> {
+        let depth = depth(value);
+        if depth > self.max_json_depth {
+            return Err(Refusal::invalid(format!(
+                "{field}: nested {depth} levels deep, the limit is {}",
+                self.max_json_depth
+            )));
+        }
+        let size = super::canonical::canonical_json(value).len();
+        if size > self.max_json_bytes {
+            return Err(Refusal::invalid(format!(
+                "{field}: {size} bytes of JSON, the limit is {}",
+                self.max_json_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses an over-long string.
+    pub fn check_str(&self, field: &str, s: &str) -> Result<()> {
+        if s.len() > self.max_string_len {
+            return Err(Refusal::invalid(format!(
+                "{field}: {} bytes long, the limit is {}",
+                s.len(),
+                self.max_string_len
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses an over-long list or an empty or over-long entry.
+    pub fn check_list(&self, field: &str, items: &[String]) -> Result<()> {
+        if items.len() > self.max_list_len {
+            return Err(Refusal::invalid(format!(
+                "{field}: {} entries, the limit is {}",
+                items.len(),
+                self.max_list_len
+            )));
+        }
+        for (i, item) in items.iter().enumerate() {
+            if item.trim().is_empty() {
+                return Err(Refusal::invalid(format!("{field}[{i}]: must not be empty")));
+            }
+            self.check_str(&format!("{field}[{i}]"), item)?;
+        }
+        Ok(())
+    }
+}
+
+/// Nesting depth without recursion, so hostile input cannot overflow the stack.
+fn depth(value: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(items) => {
+                max = max.max(d);
+                stack.extend(items.iter().map(|i| (i, d + 1)));
+            }
+            Value::Object(map) => {
+                max = max.max(d);
+                stack.extend(map.values().map(|i| (i, d + 1)));
+            }
+            _ => max = max.max(d.saturating_sub(1)),
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn schema_must_be_an_object_and_valid() {
+        assert!(check_schema(&json!({"type": "object"})).is_ok());
+        let e = check_schema(&json!([1])).unwrap_err();
+        assert!(e.message.starts_with("response_schema:"), "{e}");
+        let e = check_schema(&json!({"type": 5})).unwrap_err();
+        assert!(e.message.starts_with("response_schema:"), "{e}");
+    }
+
+    #[test]
+    fn answer_errors_name_the_failing_path() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"replicas": {"type": "integer", "minimum": 1}},
+            "required": ["replicas"]
+        });
+        assert!(validate_answer(&schema, &json!({"replicas": 3})).is_ok());
+        let e = validate_answer(&schema, &json!({"replicas": "three"})).unwrap_err();
+        assert!(e.message.contains("/replicas"), "{e}");
+        let e = validate_answer(&schema, &json!({})).unwrap_err();
+        assert!(e.message.starts_with("answer:"), "{e}");
+    }
+
+    #[test]
+    fn limits_refuse_deep_and_large_json() {
+        let l = Limits {
+            max_json_bytes: 20,
+            max_json_depth: 3,
+            ..Limits::default()
+        };
+        assert!(l.check_json("input", &json!({"a": [1, {"b": 2}]})).is_ok());
+        let e = l
+            .check_json("input", &json!({"a": [[{"b": 2}]]}))
+            .unwrap_err();
+        assert!(e.message.starts_with("input: nested 4 levels"), "{e}");
+        let e = l.check_json("input", &json!("x".repeat(30))).unwrap_err();
+        assert!(e.message.starts_with("input: 32 bytes"), "{e}");
+        assert_eq!(depth(&json!(1)), 0);
+        assert_eq!(depth(&json!([])), 1);
+    }
+
+    #[test]
+    fn lists_refuse_empty_and_long_entries() {
+        let l = Limits {
+            max_list_len: 2,
+            max_string_len: 3,
+            ..Limits::default()
+        };
+        assert!(l.check_list("authorized_roles", &["sre".into()]).is_ok());
+        let e = l.check_list("authorized_roles", &["".into()]).unwrap_err();
+        assert_eq!(e.message, "authorized_roles[0]: must not be empty");
+        assert!(l
+            .check_list("surfaces", &["a".into(), "b".into(), "c".into()])
+            .is_err());
+        assert!(l.check_list("surfaces", &["long".into()]).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! witness: a human-in-the-loop decision service.
+
+pub mod core;
+
+/// The generated protobuf and gRPC code for `witness.v1`.
+pub mod proto {
+    tonic::include_proto!("witness.v1");
+    /// The encoded descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("witness_descriptor");
+}
