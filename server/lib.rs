@@ -1,6 +1,15 @@
 //! witness: a human-in-the-loop decision service.
 
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod core;
+pub mod server;
+pub mod service;
+pub mod store;
 
 /// The generated protobuf and gRPC code for `witness.v1`.
 pub mod proto {

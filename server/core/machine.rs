@@ -477,3 +477,7 @@ pub fn apply(state: Option<Decision>, event: &Event) -> Result<Decision, ApplyEr
     d.last_sequence = event.sequence;
     Ok(d)
 }
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

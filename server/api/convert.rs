@@ -1,0 +1,259 @@
+//! Conversion between protobuf messages and domain types.
+
+use crate::core::{self, canonical::canonical_json, Micros, Refusal};
+use crate::proto;
+use prost_types::value::Kind;
+use serde_json::Value;
+
+/// Converts a protobuf `Value` to JSON in canonical number form (so that
+/// what is stored, hashed and replayed is the same). `field` names the
+/// request field in errors.
+pub fn json_from_proto(field: &str, v: Option<prost_types::Value>) -> Result<Value, Refusal> {
+    let Some(v) = v else { return Ok(Value::Null) };
+    let raw = to_json(field, v)?;
+    serde_json::from_str(&canonical_json(&raw))
+        .map_err(|e| Refusal::invalid(format!("{field}: {e}")))
+}
+
+/// Like [`json_from_proto`], but unset stays `None`.
+pub fn opt_json_from_proto(
+    field: &str,
+    v: Option<prost_types::Value>,
+) -> Result<Option<Value>, Refusal> {
+    v.map(|v| json_from_proto(field, Some(v))).transpose()
+}
+
+fn to_json(field: &str, v: prost_types::Value) -> Result<Value, Refusal> {
+    Ok(match v.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| Refusal::invalid(format!("{field}: numbers must be finite")))?,
+        Some(Kind::ListValue(l)) => Value::Array(
+            l.values
+                .into_iter()
+                .map(|v| to_json(field, v))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(Kind::StructValue(s)) => Value::Object(
+            s.fields
+                .into_iter()
+                .map(|(k, v)| Ok((k, to_json(field, v)?)))
+                .collect::<Result<_, Refusal>>()?,
+        ),
+    })
+}
+
+/// Converts JSON to a protobuf `Value`.
+pub fn json_to_proto(v: &Value) -> prost_types::Value {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_proto).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(prost_types::Struct {
+            fields: map
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_proto(v)))
+                .collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+pub fn timestamp(us: Micros) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+pub fn micros_from_timestamp(t: &prost_types::Timestamp) -> Micros {
+    t.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(t.nanos) / 1000)
+}
+
+pub fn duration(us: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: us / 1_000_000,
+        nanos: ((us % 1_000_000) * 1000) as i32,
+    }
+}
+
+/// A request Duration in microseconds; `field` names it in errors.
+pub fn micros_from_duration(field: &str, d: &prost_types::Duration) -> Result<i64, Refusal> {
+    if d.seconds < 0 || d.nanos < 0 || (d.seconds == 0 && d.nanos == 0) {
+        return Err(Refusal::invalid(format!("{field}: must be positive")));
+    }
+    Ok(d.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(d.nanos) / 1000))
+}
+
+pub fn status(s: core::Status) -> proto::Status {
+    match s {
+        core::Status::Open => proto::Status::Open,
+        core::Status::Approved => proto::Status::Approved,
+        core::Status::Rejected => proto::Status::Rejected,
+        core::Status::Cancelled => proto::Status::Cancelled,
+        core::Status::Expired => proto::Status::Expired,
+        core::Status::ContextChanged => proto::Status::ContextChanged,
+    }
+}
+
+/// A request status filter entry.
+pub fn status_from_proto(field: &str, raw: i32) -> Result<core::Status, Refusal> {
+    match proto::Status::try_from(raw) {
+        Ok(proto::Status::Open) => Ok(core::Status::Open),
+        Ok(proto::Status::Approved) => Ok(core::Status::Approved),
+        Ok(proto::Status::Rejected) => Ok(core::Status::Rejected),
+        Ok(proto::Status::Cancelled) => Ok(core::Status::Cancelled),
+        Ok(proto::Status::Expired) => Ok(core::Status::Expired),
+        Ok(proto::Status::ContextChanged) => Ok(core::Status::ContextChanged),
+        _ => Err(Refusal::invalid(format!("{field}: {raw} is not a status"))),
+    }
+}
+
+pub fn verdict(v: core::Verdict) -> proto::Verdict {
+    match v {
+        core::Verdict::Approve => proto::Verdict::Approve,
+        core::Verdict::Reject => proto::Verdict::Reject,
+    }
+}
+
+/// A request verdict; unspecified or unknown is `None` (refused later with
+/// a message naming the field).
+pub fn verdict_from_proto(raw: i32) -> Option<core::Verdict> {
+    match proto::Verdict::try_from(raw) {
+        Ok(proto::Verdict::Approve) => Some(core::Verdict::Approve),
+        Ok(proto::Verdict::Reject) => Some(core::Verdict::Reject),
+        _ => None,
+    }
+}
+
+pub fn event_type(kind: &core::EventKind) -> proto::EventType {
+    use core::EventKind as K;
+    match kind {
+        K::Created { .. } => proto::EventType::Created,
+        K::Delivered { .. } => proto::EventType::Delivered,
+        K::Answered { .. } => proto::EventType::Answered,
+        K::Approved => proto::EventType::Approved,
+        K::Rejected => proto::EventType::Rejected,
+        K::Cancelled { .. } => proto::EventType::Cancelled,
+        K::ContextConfirmed { .. } => proto::EventType::ContextConfirmed,
+        K::ContextChanged { .. } => proto::EventType::ContextChanged,
+        K::FallbackFired { .. } => proto::EventType::FallbackFired,
+        K::Expired => proto::EventType::Expired,
+    }
+}
+
+/// The event type named by a stored type string (as `EventKind::type_name`).
+pub fn event_type_from_name(name: &str) -> proto::EventType {
+    proto::EventType::from_str_name(&format!("EVENT_TYPE_{name}"))
+        .unwrap_or(proto::EventType::Unspecified)
+}
+
+pub fn answer_outcome(o: core::Outcome) -> proto::AnswerOutcome {
+    match o {
+        core::Outcome::AwaitingApprovals => proto::AnswerOutcome::AwaitingApprovals,
+        core::Outcome::ContextChanged => proto::AnswerOutcome::ContextChanged,
+        _ => proto::AnswerOutcome::Closed,
+    }
+}
+
+fn policy(p: &core::Policy) -> proto::DecisionPolicy {
+    proto::DecisionPolicy {
+        matched_kind: p.matched_kind.clone(),
+        timeout: p.timeout_us.map(duration),
+        on_timeout: p.on_timeout.as_str().to_string(),
+        timeout_answer: Some(json_to_proto(&p.timeout_answer)),
+        ack_window: Some(duration(p.ack_window_us)),
+        fallback: p.fallback.clone(),
+        context_max_age: Some(duration(p.context_max_age_us)),
+        allow_self_approval: p.allow_self_approval,
+    }
+}
+
+pub fn decision(d: &core::Decision) -> proto::Decision {
+    proto::Decision {
+        id: d.id.clone(),
+        kind: d.kind.clone(),
+        input: Some(json_to_proto(&d.input)),
+        response_schema: d.response_schema.as_ref().map(json_to_proto),
+        authorized_roles: d.authorized_roles.clone(),
+        surfaces: d.surfaces.clone(),
+        required_approvals: d.required_approvals,
+        context_hash: d.context_hash.clone().unwrap_or_default(),
+        status: status(d.status) as i32,
+        answers: d
+            .answers
+            .iter()
+            .map(|a| proto::Answer {
+                verdict: verdict(a.verdict) as i32,
+                answer: Some(json_to_proto(&a.answer)),
+                rationale: a.rationale.clone(),
+                operator: a.operator.clone(),
+                submitted_by: a.submitted_by.clone().unwrap_or_default(),
+                answered_at: Some(timestamp(a.answered_at)),
+                sequence: a.sequence,
+            })
+            .collect(),
+        asked_by: d.asked_by.clone(),
+        created_at: Some(timestamp(d.created_at)),
+        expires_at: d.expires_at.map(timestamp),
+        delivered_at: d.delivered_at.map(timestamp),
+        delivered_via: d.delivered_via.clone().unwrap_or_default(),
+        closed_at: d.closed_at.map(timestamp),
+        version: d.version,
+        last_sequence: d.last_sequence,
+        policy: Some(policy(&d.policy)),
+        context_confirmed_at: d.context_confirmed_at.map(timestamp),
+        close_reason: d.close_reason.clone().unwrap_or_default(),
+        closed_by: d.closed_by.clone().unwrap_or_default(),
+        fallback_fired: d.fallback_fired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_round_trips_through_protobuf_in_canonical_form() {
+        let v = json!({"a": [1, 2.5, "x", null, true], "b": {"c": -0.0}});
+        let back = json_from_proto("input", Some(json_to_proto(&v))).unwrap();
+        assert_eq!(back, json!({"a": [1, 2.5, "x", null, true], "b": {"c": 0}}));
+        assert_eq!(json_from_proto("input", None).unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn refuses_non_finite_numbers() {
+        let nan = prost_types::Value {
+            kind: Some(Kind::NumberValue(f64::NAN)),
+        };
+        let e = json_from_proto("answer", Some(nan)).unwrap_err();
+        assert_eq!(e.message, "answer: numbers must be finite");
+    }
+
+    #[test]
+    fn durations_must_be_positive() {
+        let ok = prost_types::Duration {
+            seconds: 2,
+            nanos: 5000,
+        };
+        assert_eq!(micros_from_duration("timeout", &ok).unwrap(), 2_000_005);
+        let zero = prost_types::Duration {
+            seconds: 0,
+            nanos: 0,
+        };
+        assert!(micros_from_duration("timeout", &zero).is_err());
+        assert_eq!(micros_from_timestamp(&timestamp(-1_500_000)), -1_500_000);
+    }
+}

@@ -1,0 +1,168 @@
+//! `witness audit verify`: checks the hash chain event by event, then
+//! replays the whole log through the core and compares every decision row.
+
+use crate::core::{apply, chain_hash, Decision, Event, GENESIS_HASH};
+use crate::store::{PageQuery, Result, Store};
+use std::collections::BTreeMap;
+
+/// The first thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The first bad (or missing) event's sequence.
+    pub sequence: u64,
+    pub reason: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    pub events: u64,
+    pub decisions: usize,
+    pub head_hash: String,
+    pub problem: Option<Problem>,
+}
+
+const PAGE: usize = 1000;
+
+/// Verifies the chain and the projection.
+pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
+    let mut report = AuditReport {
+        events: 0,
+        decisions: 0,
+        head_hash: GENESIS_HASH.into(),
+        problem: None,
+    };
+    let mut replayed: BTreeMap<String, Decision> = BTreeMap::new();
+    let mut after = 0u64;
+    loop {
+        let rows = store.raw_events(after, PAGE).await?;
+        let done = rows.len() < PAGE;
+        for row in rows {
+            let expected = report.events + 1;
+            let problem = |reason: String| {
+                Some(Problem {
+                    sequence: expected,
+                    reason,
+                })
+            };
+            let bad = if row.sequence != expected {
+                problem(format!(
+                    "event {expected} is missing (the next stored event is {})",
+                    row.sequence
+                ))
+            } else if row.prev_hash != report.head_hash {
+                problem(format!(
+                    "event {expected}: prev_hash does not match event {}'s hash (an event was removed, inserted or reordered)",
+                    expected - 1
+                ))
+            } else if chain_hash(&row.prev_hash, &row.body) != row.hash {
+                problem(format!(
+                    "event {expected}: hash does not match its content (edited)"
+                ))
+            } else {
+                match serde_json::from_str::<Event>(&row.body) {
+                    Err(e) => problem(format!("event {expected}: body is not an event: {e}")),
+                    Ok(ev)
+                        if ev.sequence != row.sequence
+                            || ev.decision_id != row.decision_id
+                            || ev.kind.type_name() != row.event_type
+                            || ev.at != row.at =>
+                    {
+                        problem(format!(
+                            "event {expected}: stored columns disagree with the hashed body"
+                        ))
+                    }
+                    Ok(ev) => {
+                        let state = replayed.remove(&ev.decision_id);
+                        match apply(state, &ev) {
+                            Ok(d) => {
+                                replayed.insert(d.id.clone(), d);
+                                None
+                            }
+                            Err(e) => problem(format!(
+                                "event {expected}: cannot be replayed: {}",
+                                e.reason
+                            )),
+                        }
+                    }
+                }
+            };
+            if bad.is_some() {
+                report.problem = bad;
+                return Ok(report);
+            }
+            report.events = row.sequence;
+            report.head_hash = row.hash;
+            after = row.sequence;
+        }
+        if done {
+            break;
+        }
+    }
+    report.problem = compare_projection(store, &mut replayed, report.events).await?;
+    report.decisions = replayed.len();
+    Ok(report)
+}
+
+/// Every decision row must equal its replay, and every replay must have a row.
+async fn compare_projection(
+    store: &dyn Store,
+    replayed: &mut BTreeMap<String, Decision>,
+    head: u64,
+) -> Result<Option<Problem>> {
+    let mut first: Option<Problem> = None;
+    let mut note = |sequence: u64, reason: String| {
+        if first.as_ref().is_none_or(|p| sequence < p.sequence) {
+            first = Some(Problem { sequence, reason });
+        }
+    };
+    let mut seen = 0usize;
+    let mut q = PageQuery {
+        after_id: None,
+        statuses: vec![],
+        limit: PAGE,
+    };
+    loop {
+        let rows = store.page(&q).await?;
+        for row in &rows {
+            seen += 1;
+            match replayed.get(&row.id) {
+                _ if row.last_sequence > head => note(
+                    head + 1,
+                    format!(
+                        "event {} is missing: decision {} was last changed by it",
+                        row.last_sequence, row.id
+                    ),
+                ),
+                None => note(
+                    row.last_sequence,
+                    format!("decision {} has a row but no events", row.id),
+                ),
+                Some(r) if r != row => note(
+                    row.last_sequence.min(r.last_sequence),
+                    format!(
+                        "decision {}: stored row differs from the replayed events",
+                        row.id
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if rows.len() < PAGE {
+            break;
+        }
+        q.after_id = rows.last().map(|d| d.id.clone());
+    }
+    if seen < replayed.len() {
+        if let Some(d) = replayed.values().next() {
+            note(
+                d.last_sequence,
+                format!(
+                    "{} decision(s) have events but no row",
+                    replayed.len() - seen
+                ),
+            );
+        }
+    }
+    Ok(first)
+}

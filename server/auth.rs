@@ -1,0 +1,320 @@
+//! Identity: bearer tokens checked against configured SHA-256 hashes, or dev
+//! mode (no principals configured) with identity taken from metadata.
+
+use crate::config::PrincipalConfig;
+use crate::core::policy::KindGlobs;
+use crate::core::Actor;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tonic::metadata::MetadataMap;
+
+/// Why a caller is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Denied(String),
+}
+
+/// Result alias for auth.
+pub type Result<T, E = AuthError> = std::result::Result<T, E>;
+
+/// Name used for dev-mode requests that carry no principal.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+    pub roles: Vec<String>,
+    can_ask: KindGlobs,
+    can_act_for: Vec<String>,
+    /// Dev mode without `x-witness-principal`.
+    pub anonymous: bool,
+}
+
+impl Principal {
+    /// The principal acting for itself.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.name.clone(), self.roles.clone())
+    }
+
+    /// Refuses an Ask for a kind outside `can_ask`.
+    pub fn check_can_ask(&self, kind: &str) -> Result<()> {
+        if self.can_ask.matches(kind) {
+            return Ok(());
+        }
+        Err(AuthError::Denied(format!(
+            "kind: {} may not ask about {kind:?} (can_ask)",
+            self.name
+        )))
+    }
+
+    /// Refuses answering without an identity.
+    pub fn check_identified(&self) -> Result<()> {
+        if self.anonymous {
+            return Err(AuthError::Unauthenticated(
+                "answering needs an identity: send x-witness-principal (dev mode) or a bearer token".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct Entry {
+    token_hash: [u8; 32],
+    principal: Principal,
+}
+
+/// The configured identities.
+pub struct Auth {
+    /// Empty means dev mode.
+    entries: Vec<Entry>,
+}
+
+fn principal_from(p: &PrincipalConfig) -> std::result::Result<Principal, String> {
+    Ok(Principal {
+        name: p.name.clone(),
+        roles: p.roles.clone(),
+        can_ask: KindGlobs::new(&format!("principals.{}.can_ask", p.name), &p.can_ask)
+            .map_err(|e| e.message)?,
+        can_act_for: p.can_act_for.clone(),
+        anonymous: false,
+    })
+}
+
+impl Auth {
+    /// Builds the identity table; `principals` must be validated config.
+    pub fn new(principals: &[PrincipalConfig]) -> std::result::Result<Auth, String> {
+        let entries = principals
+            .iter()
+            .map(|p| {
+                let mut token_hash = [0u8; 32];
+                hex::decode_to_slice(&p.token_sha256, &mut token_hash)
+                    .map_err(|e| format!("principals.{}.token_sha256: {e}", p.name))?;
+                Ok(Entry {
+                    token_hash,
+                    principal: principal_from(p)?,
+                })
+            })
+            .collect::<std::result::Result<_, String>>()?;
+        Ok(Auth { entries })
+    }
+
+    pub fn dev_mode(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Identifies the caller of a request.
+    pub fn authenticate(&self, md: &MetadataMap) -> Result<Principal> {
+        if self.dev_mode() {
+            return Ok(dev_principal(md));
+        }
+        let header = md
+            .get("authorization")
+            .ok_or_else(|| {
+                AuthError::Unauthenticated("missing authorization: Bearer token".into())
+            })?
+            .to_str()
+            .map_err(|_| AuthError::Unauthenticated("malformed authorization header".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                AuthError::Unauthenticated("authorization must be \"Bearer TOKEN\"".into())
+            })?
+            .trim();
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Compare against every entry without stopping early, so timing
+        // reveals nothing about which hash came close.
+        let mut found = None;
+        for entry in &self.entries {
+            if bool::from(entry.token_hash.ct_eq(&hash)) {
+                found = Some(&entry.principal);
+            }
+        }
+        found
+            .cloned()
+            .ok_or_else(|| AuthError::Unauthenticated("unknown bearer token".into()))
+    }
+
+    /// The actor an answer counts for: the caller, or the operator it names
+    /// in `on_behalf_of` when `can_act_for` allows it (with that operator's
+    /// configured roles).
+    pub fn actor_for(&self, caller: &Principal, on_behalf_of: &str) -> Result<Actor> {
+        if on_behalf_of.is_empty() || on_behalf_of == caller.name {
+            return Ok(caller.actor());
+        }
+        let allowed = caller
+            .can_act_for
+            .iter()
+            .any(|n| n == "*" || n == on_behalf_of);
+        if !allowed {
+            return Err(AuthError::Denied(format!(
+                "on_behalf_of: {} may not act for {on_behalf_of:?} (can_act_for)",
+                caller.name
+            )));
+        }
+        let operator = self
+            .entries
+            .iter()
+            .find(|e| e.principal.name == on_behalf_of)
+            .ok_or_else(|| {
+                AuthError::Denied(format!(
+                    "on_behalf_of: no principal is named {on_behalf_of:?}"
+                ))
+            })?;
+        Ok(Actor {
+            name: operator.principal.name.clone(),
+            roles: operator.principal.roles.clone(),
+            submitted_by: Some(caller.name.clone()),
+        })
+    }
+
+    /// The current roles of a configured principal (None in dev mode or for
+    /// unknown names).
+    pub fn roles_of(&self, name: &str) -> Option<&[String]> {
+        self.entries
+            .iter()
+            .find(|e| e.principal.name == name)
+            .map(|e| e.principal.roles.as_slice())
+    }
+}
+
+fn dev_principal(md: &MetadataMap) -> Principal {
+    let get = |key: &str| {
+        md.get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let name = get("x-witness-principal");
+    let roles = get("x-witness-roles")
+        .map(|r| {
+            r.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    Principal {
+        name: name.unwrap_or(ANONYMOUS).to_string(),
+        roles,
+        can_ask: KindGlobs::new("can_ask", &["*".to_string()]).unwrap_or_default(),
+        can_act_for: Vec::new(),
+        anonymous: name.is_none(),
+    }
+}
+
+/// Lowercase hex SHA-256 of a token, as `token_sha256` expects.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str, token: &str, roles: &[&str], act_for: &[&str]) -> PrincipalConfig {
+        PrincipalConfig {
+            name: name.into(),
+            token_sha256: token_sha256(token),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            can_ask: vec!["deploy.*".into()],
+            can_act_for: act_for.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    fn md(pairs: &[(&'static str, &str)]) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn bearer_tokens_identify_and_refuse() {
+        let auth = Auth::new(&[
+            config("alice", "s3cret", &["sre"], &[]),
+            config("bot", "b0t", &[], &["alice"]),
+        ])
+        .unwrap();
+        let p = auth
+            .authenticate(&md(&[("authorization", "Bearer s3cret")]))
+            .unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.roles.clone()),
+            ("alice", vec!["sre".to_string()])
+        );
+        let err = auth.authenticate(&md(&[])).unwrap_err();
+        assert!(matches!(err, AuthError::Unauthenticated(_)));
+        let err = auth
+            .authenticate(&md(&[("authorization", "Bearer wrong")]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AuthError::Unauthenticated("unknown bearer token".into())
+        );
+        // Dev headers mean nothing once principals are configured.
+        let err = auth
+            .authenticate(&md(&[("x-witness-principal", "alice")]))
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Unauthenticated(_)));
+    }
+
+    #[test]
+    fn can_ask_and_can_act_for_enforce() {
+        let auth = Auth::new(&[
+            config("alice", "a", &["sre"], &[]),
+            config("bot", "b", &["chat"], &["alice"]),
+        ])
+        .unwrap();
+        let alice = auth
+            .authenticate(&md(&[("authorization", "Bearer a")]))
+            .unwrap();
+        let bot = auth
+            .authenticate(&md(&[("authorization", "Bearer b")]))
+            .unwrap();
+        assert!(alice.check_can_ask("deploy.prod").is_ok());
+        assert!(matches!(
+            alice.check_can_ask("scram.x"),
+            Err(AuthError::Denied(_))
+        ));
+        let actor = auth.actor_for(&bot, "alice").unwrap();
+        assert_eq!(actor.name, "alice");
+        assert_eq!(actor.roles, vec!["sre".to_string()]);
+        assert_eq!(actor.submitted_by.as_deref(), Some("bot"));
+        assert!(matches!(
+            auth.actor_for(&alice, "bot"),
+            Err(AuthError::Denied(_))
+        ));
+        assert!(matches!(
+            auth.actor_for(&bot, "nobody"),
+            Err(AuthError::Denied(_))
+        ));
+    }
+
+    #[test]
+    fn dev_mode_reads_metadata_and_marks_anonymous() {
+        let auth = Auth::new(&[]).unwrap();
+        assert!(auth.dev_mode());
+        let p = auth
+            .authenticate(&md(&[
+                ("x-witness-principal", "bob"),
+                ("x-witness-roles", "sre, dba"),
+            ]))
+            .unwrap();
+        assert_eq!(p.roles, vec!["sre".to_string(), "dba".to_string()]);
+        assert!(p.check_identified().is_ok());
+        let anon = auth.authenticate(&md(&[])).unwrap();
+        assert_eq!(anon.name, ANONYMOUS);
+        assert!(matches!(
+            anon.check_identified(),
+            Err(AuthError::Unauthenticated(_))
+        ));
+        assert!(anon.check_can_ask("anything").is_ok());
+    }
+}

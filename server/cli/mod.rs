@@ -1,0 +1,409 @@
+//! The `witness` command line: the server, local tools, and a gRPC client.
+
+mod output;
+
+use crate::client::{self, Client, Credentials};
+use crate::config::Config;
+use crate::proto;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use output::Printer;
+use std::path::PathBuf;
+
+/// Exit codes: 0 success (`ask --wait`: APPROVED), 1 REJECTED, 2 usage or
+/// RPC error, 3 EXPIRED, 4 CANCELLED, 5 CONTEXT_CHANGED.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const REJECTED: i32 = 1;
+    pub const ERROR: i32 = 2;
+    pub const EXPIRED: i32 = 3;
+    pub const CANCELLED: i32 = 4;
+    pub const CONTEXT_CHANGED: i32 = 5;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "witness",
+    version,
+    about = "Human-in-the-loop decisions over gRPC"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides `listen` (e.g. 127.0.0.1:0 for a free port).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Allow plaintext on a non-loopback address.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Apply the store's migrations and exit.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Audit the event log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Ask a question and print the decision (or wait for it with --wait).
+    Ask(AskArgs),
+    /// Answer a decision.
+    Answer(AnswerArgs),
+    /// Show one decision.
+    Get {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List decisions you may see.
+    List(ListArgs),
+    /// Cancel an open decision.
+    Cancel {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Acknowledge that a human has seen a decision on a surface.
+    Ack {
+        id: String,
+        #[arg(long, default_value = "cli")]
+        surface: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Report the asker's current context for a decision.
+    ReportContext {
+        id: String,
+        /// JSON, or @FILE.
+        #[arg(long)]
+        context: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain and the projection; exit 1 at the first problem.
+    Verify {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// How to reach and authenticate to the server.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// HOST:PORT or http(s)://HOST:PORT.
+    #[arg(
+        long,
+        env = "WITNESS_SERVER",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub server: String,
+    /// Bearer token.
+    #[arg(long, env = "WITNESS_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Dev mode: act as this principal.
+    #[arg(long = "as", global = true)]
+    pub principal: Option<String>,
+    /// Dev mode: with these roles (comma-separated).
+    #[arg(long, value_delimiter = ',', global = true)]
+    pub roles: Vec<String>,
+    /// Print JSON for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Conn {
+    async fn client(&self) -> client::Result<Client> {
+        let creds = Credentials {
+            token: self.token.clone(),
+            principal: self.principal.clone(),
+            roles: self.roles.clone(),
+        };
+        client::connect(&self.server, &creds).await
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AskArgs {
+    /// Dotted decision kind, e.g. deploy.production.
+    pub kind: String,
+    /// What the human must judge: JSON, or @FILE.
+    #[arg(long, default_value = "null")]
+    pub input: String,
+    /// Roles whose holders may answer (comma-separated).
+    #[arg(long = "authorized-roles", value_delimiter = ',', required = true)]
+    pub authorized_roles: Vec<String>,
+    /// Surfaces to deliver to (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub surfaces: Vec<String>,
+    /// Approvals needed (0: the policy's).
+    #[arg(long, default_value_t = 0)]
+    pub approvals: u32,
+    /// JSON Schema for answers: JSON, or @FILE.
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Context snapshot: JSON, or @FILE.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Time to live, e.g. 15m.
+    #[arg(long)]
+    pub timeout: Option<humantime::Duration>,
+    /// Idempotency key (default: a fresh UUID).
+    #[arg(long)]
+    pub request_id: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VerdictArg {
+    Approve,
+    Reject,
+}
+
+#[derive(Args, Debug)]
+pub struct AnswerArgs {
+    pub id: String,
+    pub verdict: VerdictArg,
+    #[arg(long)]
+    pub rationale: String,
+    /// Answer payload: JSON, or @FILE.
+    #[arg(long)]
+    pub answer: Option<String>,
+    /// The context as you see it: JSON, or @FILE.
+    #[arg(long)]
+    pub context: Option<String>,
+    #[arg(long, default_value = "")]
+    pub on_behalf_of: String,
+    /// Idempotency key (default: a fresh UUID).
+    #[arg(long)]
+    pub request_id: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only these statuses (comma-separated, e.g. open,approved).
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Only kinds matching these globs (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    pub page_size: u32,
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+    /// Follow page tokens to the end.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// Parses a JSON argument, reading `@FILE` when given.
+fn json_arg(flag: &str, raw: &str) -> Result<prost_types::Value, String> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{flag}: {path}: {e}"))?,
+        None => raw.to_string(),
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{flag}: not JSON: {e}"))?;
+    Ok(crate::api::convert::json_to_proto(&v))
+}
+
+fn opt_json_arg(flag: &str, raw: &Option<String>) -> Result<Option<prost_types::Value>, String> {
+    raw.as_deref().map(|r| json_arg(flag, r)).transpose()
+}
+
+fn fresh_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Runs the command line and returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match run_inner(cli).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("witness: {message}");
+            exit::ERROR
+        }
+    }
+}
+
+async fn run_inner(cli: Cli) -> Result<i32, String> {
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            insecure,
+        } => {
+            let mut config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            crate::server::serve(config, insecure)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(exit::OK)
+        }
+        Command::Migrate { config } => {
+            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            crate::store::open(&config.store.url)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "migrations applied to {}",
+                crate::server::redact_url(&config.store.url)
+            );
+            Ok(exit::OK)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => {
+            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            let store = crate::store::open(&config.store.url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let report = crate::audit::verify(store.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(output::audit(&report))
+        }
+        Command::Ask(a) => {
+            let p = Printer::new(a.conn.json);
+            let req = proto::AskRequest {
+                request_id: a.request_id.clone().unwrap_or_else(fresh_id),
+                kind: a.kind.clone(),
+                input: Some(json_arg("--input", &a.input)?),
+                response_schema: opt_json_arg("--schema", &a.schema)?,
+                authorized_roles: a.authorized_roles.clone(),
+                surfaces: a.surfaces.clone(),
+                required_approvals: a.approvals,
+                context_snapshot: opt_json_arg("--context", &a.context)?,
+                timeout: a
+                    .timeout
+                    .map(|t| crate::api::convert::duration(t.as_micros() as i64)),
+            };
+            let mut c = a.conn.client().await.map_err(|e| e.to_string())?;
+            let resp = c.ask(req).await.map_err(rpc)?.into_inner();
+            p.decision(resp.decision.as_ref());
+            Ok(exit::OK)
+        }
+        Command::Answer(a) => {
+            let p = Printer::new(a.conn.json);
+            let req = proto::AnswerRequest {
+                decision_id: a.id.clone(),
+                request_id: a.request_id.clone().unwrap_or_else(fresh_id),
+                verdict: match a.verdict {
+                    VerdictArg::Approve => proto::Verdict::Approve,
+                    VerdictArg::Reject => proto::Verdict::Reject,
+                } as i32,
+                answer: opt_json_arg("--answer", &a.answer)?,
+                rationale: a.rationale.clone(),
+                current_context: opt_json_arg("--context", &a.context)?,
+                on_behalf_of: a.on_behalf_of.clone(),
+            };
+            let mut c = a.conn.client().await.map_err(|e| e.to_string())?;
+            let resp = c.answer(req).await.map_err(rpc)?.into_inner();
+            p.answered(&resp);
+            Ok(exit::OK)
+        }
+        Command::Get { id, conn } => {
+            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let resp = c
+                .get_decision(proto::GetDecisionRequest { decision_id: id })
+                .await
+                .map_err(rpc)?;
+            Printer::new(conn.json).decision(resp.into_inner().decision.as_ref());
+            Ok(exit::OK)
+        }
+        Command::List(a) => list(a).await,
+        Command::Cancel { id, reason, conn } => {
+            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let resp = c
+                .cancel(proto::CancelRequest {
+                    decision_id: id,
+                    reason,
+                })
+                .await
+                .map_err(rpc)?;
+            Printer::new(conn.json).decision(resp.into_inner().decision.as_ref());
+            Ok(exit::OK)
+        }
+        Command::Ack { id, surface, conn } => {
+            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let resp = c
+                .ack_delivery(proto::AckDeliveryRequest {
+                    decision_id: id,
+                    surface,
+                })
+                .await
+                .map_err(rpc)?;
+            Printer::new(conn.json).acked(&resp.into_inner());
+            Ok(exit::OK)
+        }
+        Command::ReportContext { id, context, conn } => {
+            let snapshot = json_arg("--context", &context)?;
+            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let req = proto::ReportContextRequest {
+                decision_id: id,
+                context_snapshot: Some(snapshot),
+            };
+            let resp = c.report_context(req).await.map_err(rpc)?;
+            Printer::new(conn.json).reported(&resp.into_inner());
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn rpc(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+async fn list(a: ListArgs) -> Result<i32, String> {
+    let statuses = a
+        .status
+        .iter()
+        .map(|s| {
+            crate::core::Status::parse(s)
+                .map(|st| crate::api::convert::status(st) as i32)
+                .ok_or_else(|| format!("--status: unknown status {s:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut c = a.conn.client().await.map_err(|e| e.to_string())?;
+    let p = Printer::new(a.conn.json);
+    let mut token = a.page_token.clone();
+    let mut all = Vec::new();
+    loop {
+        let req = proto::ListDecisionsRequest {
+            statuses: statuses.clone(),
+            kinds: a.kind.clone(),
+            page_size: a.page_size,
+            page_token: token,
+        };
+        let resp = c.list_decisions(req).await.map_err(rpc)?.into_inner();
+        all.extend(resp.decisions);
+        token = resp.next_page_token;
+        if !a.all || token.is_empty() {
+            break;
+        }
+    }
+    p.list(&all, &token);
+    Ok(exit::OK)
+}

@@ -1,0 +1,224 @@
+//! Human-readable and `--json` output of the CLI.
+
+use crate::api::convert::{json_from_proto, micros_from_timestamp};
+use crate::audit::AuditReport;
+use crate::proto;
+use serde_json::{json, Value};
+
+/// Prints results as text or as JSON (one document per result).
+pub struct Printer {
+    json: bool,
+}
+
+fn time(t: &Option<prost_types::Timestamp>) -> Value {
+    match t {
+        Some(t) => {
+            let us = micros_from_timestamp(t);
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
+            Value::String(humantime::format_rfc3339_millis(at).to_string())
+        }
+        None => Value::Null,
+    }
+}
+
+fn value(v: &Option<prost_types::Value>) -> Value {
+    json_from_proto("value", v.clone()).unwrap_or(Value::Null)
+}
+
+fn status_name(raw: i32) -> String {
+    proto::Status::try_from(raw)
+        .map(|s| s.as_str_name().trim_start_matches("STATUS_").to_string())
+        .unwrap_or_else(|_| raw.to_string())
+}
+
+fn verdict_name(raw: i32) -> String {
+    proto::Verdict::try_from(raw)
+        .map(|s| s.as_str_name().trim_start_matches("VERDICT_").to_string())
+        .unwrap_or_else(|_| raw.to_string())
+}
+
+/// A decision as JSON with the proto's field names.
+pub fn decision_json(d: &proto::Decision) -> Value {
+    json!({
+        "id": d.id,
+        "kind": d.kind,
+        "status": status_name(d.status),
+        "input": value(&d.input),
+        "response_schema": value(&d.response_schema),
+        "authorized_roles": d.authorized_roles,
+        "surfaces": d.surfaces,
+        "required_approvals": d.required_approvals,
+        "context_hash": d.context_hash,
+        "answers": d.answers.iter().map(|a| json!({
+            "verdict": verdict_name(a.verdict),
+            "answer": value(&a.answer),
+            "rationale": a.rationale,
+            "operator": a.operator,
+            "submitted_by": a.submitted_by,
+            "answered_at": time(&a.answered_at),
+            "sequence": a.sequence,
+        })).collect::<Vec<_>>(),
+        "asked_by": d.asked_by,
+        "created_at": time(&d.created_at),
+        "expires_at": time(&d.expires_at),
+        "delivered_at": time(&d.delivered_at),
+        "delivered_via": d.delivered_via,
+        "closed_at": time(&d.closed_at),
+        "close_reason": d.close_reason,
+        "closed_by": d.closed_by,
+        "context_confirmed_at": time(&d.context_confirmed_at),
+        "fallback_fired": d.fallback_fired,
+        "version": d.version,
+        "last_sequence": d.last_sequence,
+    })
+}
+
+/// One line per decision, for lists and streams.
+pub fn decision_line(d: &proto::Decision) -> String {
+    let approvals = d
+        .answers
+        .iter()
+        .filter(|a| a.verdict == proto::Verdict::Approve as i32)
+        .count();
+    format!(
+        "{}  {:<15} {}  approvals {}/{}  roles {}  asked by {}",
+        d.id,
+        status_name(d.status),
+        d.kind,
+        approvals,
+        d.required_approvals,
+        d.authorized_roles.join(","),
+        d.asked_by
+    )
+}
+
+fn describe(d: &proto::Decision) -> String {
+    let mut out = decision_line(d);
+    out.push_str(&format!("\n  input: {}", value(&d.input)));
+    if !d.context_hash.is_empty() {
+        out.push_str(&format!("\n  context_hash: {}", d.context_hash));
+    }
+    for a in &d.answers {
+        let via = if a.submitted_by.is_empty() {
+            String::new()
+        } else {
+            format!(" (via {})", a.submitted_by)
+        };
+        out.push_str(&format!(
+            "\n  {} by {}{via} at {}: {}",
+            verdict_name(a.verdict),
+            a.operator,
+            time(&a.answered_at).as_str().unwrap_or("?"),
+            a.rationale
+        ));
+    }
+    if !d.delivered_via.is_empty() {
+        out.push_str(&format!("\n  delivered via {}", d.delivered_via));
+    }
+    if !d.close_reason.is_empty() {
+        out.push_str(&format!("\n  closed: {}", d.close_reason));
+    }
+    out
+}
+
+impl Printer {
+    pub fn new(json: bool) -> Self {
+        Printer { json }
+    }
+
+    fn emit(&self, doc: Value, text: String) {
+        if self.json {
+            println!("{doc}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    pub fn decision(&self, d: Option<&proto::Decision>) {
+        let Some(d) = d else { return };
+        self.emit(decision_json(d), describe(d));
+    }
+
+    pub fn answered(&self, r: &proto::AnswerResponse) {
+        let outcome = proto::AnswerOutcome::try_from(r.outcome)
+            .map(|o| {
+                o.as_str_name()
+                    .trim_start_matches("ANSWER_OUTCOME_")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let d = r
+            .decision
+            .as_ref()
+            .map(decision_json)
+            .unwrap_or(Value::Null);
+        let text = r.decision.as_ref().map(describe).unwrap_or_default();
+        self.emit(
+            json!({"outcome": outcome, "decision": d}),
+            format!("outcome: {outcome}\n{text}"),
+        );
+    }
+
+    pub fn acked(&self, r: &proto::AckDeliveryResponse) {
+        let d = r
+            .decision
+            .as_ref()
+            .map(decision_json)
+            .unwrap_or(Value::Null);
+        let text = if r.accepted {
+            "acknowledged"
+        } else {
+            "not accepted: the decision is closed"
+        };
+        self.emit(
+            json!({"accepted": r.accepted, "decision": d}),
+            text.to_string(),
+        );
+    }
+
+    pub fn reported(&self, r: &proto::ReportContextResponse) {
+        let d = r
+            .decision
+            .as_ref()
+            .map(decision_json)
+            .unwrap_or(Value::Null);
+        let text = if r.matched {
+            "context matched"
+        } else {
+            "context changed: the decision is closed"
+        };
+        self.emit(
+            json!({"matched": r.matched, "decision": d}),
+            text.to_string(),
+        );
+    }
+
+    pub fn list(&self, decisions: &[proto::Decision], next: &str) {
+        let doc = json!({
+            "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
+            "next_page_token": next,
+        });
+        let mut text: Vec<String> = decisions.iter().map(decision_line).collect();
+        if !next.is_empty() {
+            text.push(format!("(more: --page-token {next})"));
+        }
+        self.emit(doc, text.join("\n"));
+    }
+}
+
+/// Prints an audit report; returns the exit code (1 on a problem).
+pub fn audit(r: &AuditReport) -> i32 {
+    match &r.problem {
+        None => {
+            println!(
+                "ok: {} events, {} decisions, head {}",
+                r.events, r.decisions, r.head_hash
+            );
+            0
+        }
+        Some(p) => {
+            println!("FAILED at event {}: {}", p.sequence, p.reason);
+            1
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! A small Rust client over the generated gRPC stub, used by the CLI.
+
+use crate::proto::witness_service_client::WitnessServiceClient;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--server: {0}")]
+    BadServer(String),
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        server: String,
+        source: tonic::transport::Error,
+    },
+    #[error("{0}")]
+    BadCredentials(String),
+    #[error("{}: {}", .0.code(), .0.message())]
+    Rpc(#[from] tonic::Status),
+}
+
+/// Result alias for the client.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// How the client identifies itself.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Bearer token (never logged).
+    pub token: Option<String>,
+    /// Dev mode: principal name and roles sent as metadata.
+    pub principal: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// Adds the credentials to every request.
+#[derive(Clone)]
+pub struct AuthInterceptor {
+    headers: Vec<(&'static str, AsciiMetadataValue)>,
+}
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        for (k, v) in &self.headers {
+            req.metadata_mut().insert(*k, v.clone());
+        }
+        Ok(req)
+    }
+}
+
+impl AuthInterceptor {
+    pub fn new(c: &Credentials) -> Result<Self> {
+        let value = |s: String| {
+            MetadataValue::try_from(s)
+                .map_err(|_| ClientError::BadCredentials("credentials must be ASCII".into()))
+        };
+        let mut headers = Vec::new();
+        if let Some(t) = &c.token {
+            let mut v = value(format!("Bearer {t}"))?;
+            v.set_sensitive(true);
+            headers.push(("authorization", v));
+        }
+        if let Some(p) = &c.principal {
+            headers.push(("x-witness-principal", value(p.clone())?));
+        }
+        if !c.roles.is_empty() {
+            headers.push(("x-witness-roles", value(c.roles.join(","))?));
+        }
+        Ok(AuthInterceptor { headers })
+    }
+}
+
+/// The generated client with credentials attached.
+pub type Client = WitnessServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// Normalises `HOST:PORT` or `http(s)://HOST:PORT` to a URL.
+pub fn server_url(server: &str) -> String {
+    if server.starts_with("http://") || server.starts_with("https://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+/// Connects to `server` with `creds`.
+pub async fn connect(server: &str, creds: &Credentials) -> Result<Client> {
+    let url = server_url(server);
+    let endpoint =
+        Endpoint::from_shared(url.clone()).map_err(|e| ClientError::BadServer(e.to_string()))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            server: url,
+            source,
+        })?;
+    let max = 64 * 1024 * 1024;
+    Ok(
+        WitnessServiceClient::with_interceptor(channel, AuthInterceptor::new(creds)?)
+            .max_decoding_message_size(max),
+    )
+}

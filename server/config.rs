@@ -1,0 +1,149 @@
+//! Configuration: a TOML file, overridden key by key by `WITNESS__`
+//! environment variables (`WITNESS__STORE__URL=postgres://…`).
+
+use crate::core::policy::PolicyRule;
+use crate::core::schema::Limits;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(pub String);
+
+/// Result alias for configuration.
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Who may call; none configured means dev mode.
+    #[serde(default)]
+    pub principals: Vec<PrincipalConfig>,
+    /// Policies by kind glob, first match wins.
+    #[serde(default)]
+    pub policies: Vec<PolicyRule>,
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:50051".into()
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (default `sqlite://witness.db`).
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+fn default_store_url() -> String {
+    "sqlite://witness.db".into()
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: default_store_url(),
+        }
+    }
+}
+
+/// One `[[principals]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the bearer token.
+    pub token_sha256: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Kind globs this principal may ask about.
+    #[serde(default = "everything")]
+    pub can_ask: Vec<String>,
+    /// Operators this principal may answer for (`*`: anyone).
+    #[serde(default)]
+    pub can_act_for: Vec<String>,
+}
+
+fn everything() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// One `[[webhooks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: String,
+    pub secret: String,
+}
+
+impl Config {
+    /// Loads `path` (when given) and the `WITNESS__` environment.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError(format!("{} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("WITNESS__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: hashes, names, cross references.
+    pub fn validate(&self) -> Result<()> {
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.principals.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(ConfigError(format!(
+                    "principals[{i}].name: must not be empty"
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "principals[{i}].name: {:?} appears twice",
+                    p.name
+                )));
+            }
+            let ok = p.token_sha256.len() == 64
+                && p.token_sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !ok {
+                return Err(ConfigError(format!(
+                    "principals[{i}].token_sha256: must be 64 lowercase hex digits (the SHA-256 of the token)"
+                )));
+            }
+        }
+        let hooks: Vec<&str> = self.webhooks.iter().map(|w| w.name.as_str()).collect();
+        for (i, rule) in self.policies.iter().enumerate() {
+            if let Some(missing) = rule.fallback.iter().find(|f| !hooks.contains(&f.as_str())) {
+                return Err(ConfigError(format!(
+                    "policies[{i}].fallback: no [[webhooks]] entry is named {missing:?}"
+                )));
+            }
+        }
+        crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! `witness serve`: checks the listen address against the identity mode,
+//! opens the store and serves gRPC with health and reflection.
+
+use crate::api::GrpcApi;
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::core::policy::Policies;
+use crate::proto::witness_service_server::WitnessServiceServer;
+use crate::service::Witness;
+use crate::store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Why the server cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("listen: {0}")]
+    Listen(std::io::Error),
+    #[error("grpc: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Result alias for serving.
+pub type Result<T, E = ServeError> = std::result::Result<T, E>;
+
+/// Refuses listen addresses that would expose an unauthenticated server.
+pub fn check_listen(addr: SocketAddr, dev_mode: bool, insecure: bool) -> Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if dev_mode {
+        return Err(ServeError::Refused(format!(
+            "refusing to listen on {addr} in dev mode: with no [[principals]] configured anyone who can \
+             reach the port could answer decisions. Configure principals (name, token_sha256, roles; \
+             `witness token new NAME --roles ROLE` makes one) or listen on 127.0.0.1."
+        )));
+    }
+    if !insecure {
+        return Err(ServeError::Refused(format!(
+            "refusing to serve plaintext on non-loopback {addr}: bearer tokens would cross the network \
+             unencrypted. Pass --insecure to do it anyway (e.g. behind a TLS-terminating proxy)."
+        )));
+    }
+    Ok(())
+}
+
+/// Builds the service from the config.
+pub async fn build(config: &Config) -> Result<Arc<Witness>> {
+    let auth = Auth::new(&config.principals).map_err(ServeError::Refused)?;
+    let policies = Policies::new(&config.policies).map_err(|e| ServeError::Refused(e.message))?;
+    let store = store::open(&config.store.url).await?;
+    Ok(Arc::new(Witness {
+        store,
+        auth,
+        policies,
+        limits: config.limits,
+    }))
+}
+
+/// Serves until SIGINT or SIGTERM. Prints `witness listening on ADDR` on
+/// stdout once the port is bound (tests and scripts wait for that line).
+pub async fn serve(config: Config, insecure: bool) -> Result<()> {
+    let addr: SocketAddr = tokio::net::lookup_host(&config.listen)
+        .await
+        .map_err(ServeError::Listen)?
+        .next()
+        .ok_or_else(|| {
+            ServeError::Refused(format!("listen: cannot resolve {:?}", config.listen))
+        })?;
+    let dev_mode = config.principals.is_empty();
+    check_listen(addr, dev_mode, insecure)?;
+    if dev_mode {
+        tracing::warn!(
+            "dev mode: no principals configured; identity is taken from x-witness-principal / \
+             x-witness-roles metadata and the server listens on loopback only"
+        );
+    }
+    let witness = build(&config).await?;
+    let listener = TcpListener::bind(addr).await.map_err(ServeError::Listen)?;
+    let local = listener.local_addr().map_err(ServeError::Listen)?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Refused(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Refused(format!("reflection: {e}")))?;
+
+    let api =
+        WitnessServiceServer::new(GrpcApi::new(witness)).max_decoding_message_size(4 * 1024 * 1024);
+    println!("witness listening on {local}");
+    tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Hides a password in a store URL before it is logged.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_mode_refuses_non_loopback() {
+        let any: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert!(check_listen(lo, true, false).is_ok());
+        let e = check_listen(any, true, false).unwrap_err().to_string();
+        assert!(e.contains("dev mode") && e.contains("principals"), "{e}");
+        let e = check_listen(any, false, false).unwrap_err().to_string();
+        assert!(e.contains("--insecure"), "{e}");
+        assert!(check_listen(any, false, true).is_ok());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://w:pw@h:5/db"),
+            "postgres://w:***@h:5/db"
+        );
+        assert_eq!(redact_url("sqlite://witness.db"), "sqlite://witness.db");
+    }
+}

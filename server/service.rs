@@ -1,0 +1,343 @@
+//! The application layer: authorisation, validation and idempotency around
+//! the store, in domain types. gRPC handlers are thin wrappers over this.
+
+use crate::auth::{Auth, AuthError, Principal};
+use crate::core::canonical::{canonical_json, context_hash, sha256_hex};
+use crate::core::policy::{KindGlobs, Policies};
+use crate::core::schema::{check_schema, Limits};
+use crate::core::{Action, Decision, NewDecision, Refusal, Status, Verdict};
+use crate::store::{Applied, Command, Idempotency, PageQuery, Store, StoreError};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Why a request failed. Mapped to gRPC codes in `api::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("decision_id: decision {0} not found")]
+    NotFound(String),
+}
+
+/// Result alias for the service.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// An Ask in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct AskInput {
+    pub request_id: String,
+    pub kind: String,
+    pub input: Value,
+    pub response_schema: Option<Value>,
+    pub authorized_roles: Vec<String>,
+    pub surfaces: Vec<String>,
+    pub required_approvals: u32,
+    pub context_snapshot: Option<Value>,
+    pub timeout_us: Option<i64>,
+}
+
+/// An Answer in domain terms.
+#[derive(Debug, Clone)]
+pub struct AnswerInput {
+    pub decision_id: String,
+    pub request_id: String,
+    pub verdict: Option<Verdict>,
+    pub answer: Value,
+    pub rationale: String,
+    pub current_context: Option<Value>,
+    pub on_behalf_of: String,
+}
+
+/// A ListDecisions query in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct ListInput {
+    pub statuses: Vec<Status>,
+    pub kinds: Vec<String>,
+    pub page_size: u32,
+    pub page_token: String,
+}
+
+/// Most rows one ListDecisions call reads before it returns a short page.
+const LIST_SCAN_LIMIT: usize = 10_000;
+
+/// The decision service.
+pub struct Witness {
+    pub store: Arc<dyn Store>,
+    pub auth: Auth,
+    pub policies: Policies,
+    pub limits: Limits,
+}
+
+fn required(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Refusal::invalid(format!("{field}: required")).into());
+    }
+    Ok(())
+}
+
+fn fingerprint(value: Value) -> String {
+    sha256_hex(canonical_json(&value).as_bytes())
+}
+
+impl Witness {
+    fn idem(
+        &self,
+        who: &Principal,
+        request_id: &str,
+        content: Value,
+    ) -> Result<Option<Idempotency>> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        self.limits.check_str("request_id", request_id)?;
+        Ok(Some(Idempotency {
+            scope: who.name.clone(),
+            request_id: request_id.to_string(),
+            fingerprint: fingerprint(content),
+        }))
+    }
+
+    /// Validates and creates a decision (idempotent by request_id).
+    pub async fn ask(&self, who: &Principal, a: AskInput) -> Result<Applied> {
+        let l = &self.limits;
+        required("kind", &a.kind)?;
+        l.check_str("kind", &a.kind)?;
+        if a.kind.chars().any(char::is_whitespace) {
+            return Err(Refusal::invalid("kind: must not contain whitespace").into());
+        }
+        if a.authorized_roles.is_empty() {
+            return Err(Refusal::invalid("authorized_roles: must name at least one role").into());
+        }
+        l.check_list("authorized_roles", &a.authorized_roles)?;
+        l.check_list("surfaces", &a.surfaces)?;
+        l.check_json("input", &a.input)?;
+        if let Some(schema) = &a.response_schema {
+            l.check_json("response_schema", schema)?;
+            check_schema(schema)?;
+        }
+        let context_hash = match &a.context_snapshot {
+            Some(c) => {
+                l.check_json("context_snapshot", c)?;
+                Some(context_hash(c))
+            }
+            None => None,
+        };
+        if matches!(a.timeout_us, Some(t) if t <= 0) {
+            return Err(Refusal::invalid("timeout: must be positive").into());
+        }
+        who.check_can_ask(&a.kind)?;
+        let idem = self.idem(
+            who,
+            &a.request_id,
+            json!({"op": "ask", "kind": a.kind, "input": a.input, "response_schema": a.response_schema,
+                   "authorized_roles": a.authorized_roles, "surfaces": a.surfaces,
+                   "required_approvals": a.required_approvals, "context_hash": context_hash,
+                   "timeout_us": a.timeout_us}),
+        )?;
+        let policy = self.policies.effective(&a.kind);
+        let new = NewDecision {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: a.kind,
+            input: a.input,
+            response_schema: a.response_schema,
+            authorized_roles: a.authorized_roles,
+            surfaces: a.surfaces,
+            required_approvals: a.required_approvals,
+            context_hash,
+            timeout_us: a.timeout_us,
+            asked_by: who.name.clone(),
+        };
+        Ok(self
+            .store
+            .execute(Command::Create { idem, new, policy })
+            .await?)
+    }
+
+    /// Records an answer (idempotent by request_id).
+    pub async fn answer(&self, who: &Principal, a: AnswerInput) -> Result<Applied> {
+        who.check_identified()?;
+        required("decision_id", &a.decision_id)?;
+        let verdict = a.verdict.ok_or_else(|| {
+            Refusal::invalid("verdict: must be VERDICT_APPROVE or VERDICT_REJECT")
+        })?;
+        required("rationale", &a.rationale)?;
+        self.limits.check_str("rationale", &a.rationale)?;
+        self.limits.check_json("answer", &a.answer)?;
+        let current_context_hash = match &a.current_context {
+            Some(c) => {
+                self.limits.check_json("current_context", c)?;
+                Some(context_hash(c))
+            }
+            None => None,
+        };
+        let actor = self.auth.actor_for(who, &a.on_behalf_of)?;
+        let idem = self.idem(
+            who,
+            &a.request_id,
+            json!({"op": "answer", "decision_id": a.decision_id, "verdict": verdict,
+                   "answer": a.answer, "rationale": a.rationale,
+                   "current_context_hash": current_context_hash, "on_behalf_of": a.on_behalf_of}),
+        )?;
+        let action = Action::Answer {
+            actor,
+            verdict,
+            answer: a.answer,
+            rationale: a.rationale,
+            current_context_hash,
+        };
+        self.act(a.decision_id, idem, action).await
+    }
+
+    /// Marks a decision delivered (first ACK wins).
+    pub async fn ack(
+        &self,
+        who: &Principal,
+        decision_id: String,
+        surface: String,
+    ) -> Result<Applied> {
+        required("decision_id", &decision_id)?;
+        required("surface", &surface)?;
+        self.limits.check_str("surface", &surface)?;
+        self.act(
+            decision_id,
+            None,
+            Action::Ack {
+                actor: who.actor(),
+                surface,
+            },
+        )
+        .await
+    }
+
+    /// Cancels an open decision.
+    pub async fn cancel(
+        &self,
+        who: &Principal,
+        decision_id: String,
+        reason: String,
+    ) -> Result<Applied> {
+        required("decision_id", &decision_id)?;
+        self.limits.check_str("reason", &reason)?;
+        self.act(
+            decision_id,
+            None,
+            Action::Cancel {
+                actor: who.actor(),
+                reason,
+            },
+        )
+        .await
+    }
+
+    /// Compares the asker's current context with the decision's.
+    pub async fn report_context(
+        &self,
+        who: &Principal,
+        decision_id: String,
+        snapshot: Option<Value>,
+    ) -> Result<Applied> {
+        required("decision_id", &decision_id)?;
+        let snapshot = snapshot.ok_or_else(|| Refusal::invalid("context_snapshot: required"))?;
+        self.limits.check_json("context_snapshot", &snapshot)?;
+        let action = Action::ReportContext {
+            actor: who.actor(),
+            context_hash: context_hash(&snapshot),
+        };
+        self.act(decision_id, None, action).await
+    }
+
+    async fn act(
+        &self,
+        decision_id: String,
+        idem: Option<Idempotency>,
+        action: Action,
+    ) -> Result<Applied> {
+        Ok(self
+            .store
+            .execute(Command::Act {
+                decision_id,
+                idem,
+                action,
+            })
+            .await?)
+    }
+
+    /// Reads a decision the caller may see; NOT_FOUND otherwise.
+    pub async fn get(&self, who: &Principal, decision_id: &str) -> Result<Decision> {
+        required("decision_id", decision_id)?;
+        match self.store.get(decision_id).await? {
+            Some(d) if d.visible_to(&who.name, &who.roles) => Ok(d),
+            _ => Err(ServiceError::NotFound(decision_id.to_string())),
+        }
+    }
+
+    /// One page of the decisions the caller may see, in creation order.
+    pub async fn list(&self, who: &Principal, q: ListInput) -> Result<(Vec<Decision>, String)> {
+        let size = match q.page_size {
+            0 => 100,
+            n => n.min(1000) as usize,
+        };
+        let kinds = KindGlobs::new("kinds", &q.kinds)?;
+        let mut cursor = decode_page_token(&q.page_token)?;
+        let mut found = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let chunk = (size + 1).clamp(100, 1000);
+            let rows = self
+                .store
+                .page(&PageQuery {
+                    after_id: cursor.clone(),
+                    statuses: q.statuses.clone(),
+                    limit: chunk,
+                })
+                .await?;
+            let exhausted = rows.len() < chunk;
+            for d in rows {
+                scanned += 1;
+                cursor = Some(d.id.clone());
+                if d.visible_to(&who.name, &who.roles) && kinds.allows(&d.kind) {
+                    found.push(d);
+                    if found.len() > size {
+                        found.pop();
+                        let last = found.last().map(|d| d.id.as_str()).unwrap_or_default();
+                        return Ok((found.clone(), encode_page_token(last)));
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((found, String::new()));
+            }
+            if scanned >= LIST_SCAN_LIMIT {
+                // A short page with a token keeps each call bounded.
+                return Ok((
+                    found,
+                    cursor.as_deref().map(encode_page_token).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+}
+
+/// Page tokens are opaque: the last id seen, base64url-encoded.
+fn encode_page_token(last_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{last_id}"))
+}
+
+fn decode_page_token(token: &str) -> Result<Option<String>> {
+    use base64::Engine;
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Refusal::invalid("page_token: not a token from this server");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let id = text.strip_prefix("v1:").ok_or_else(bad)?;
+    Ok(Some(id.to_string()))
+}

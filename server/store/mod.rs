@@ -1,0 +1,266 @@
+//! Durable storage: one `Store` trait, one module per backend.
+//!
+//! Backends do I/O only. What a command does is planned here, once, by
+//! [`plan`]: it runs the pure core, numbers and hash-chains the events, and
+//! yields exactly the rows to write, so both backends write the same thing.
+
+pub mod sqlite;
+
+use crate::core::{
+    self, apply, chain_hash, Action, Decision, Event, Micros, NewDecision, Outcome, Policy,
+    Refusal, Status,
+};
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("decision_id: decision {0} not found")]
+    NotFound(String),
+    #[error("request_id: {0:?} was already used for a different request")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The database cannot be reached or is busy: retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The stored data contradicts itself.
+    #[error("store data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for stores.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An idempotency key: a retry with the same key and fingerprint gets the
+/// first result; the same key with another fingerprint is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The principal the key belongs to.
+    pub scope: String,
+    pub request_id: String,
+    /// Hash of the request content.
+    pub fingerprint: String,
+}
+
+/// A state change to execute atomically.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Create {
+        idem: Option<Idempotency>,
+        new: NewDecision,
+        policy: Policy,
+    },
+    Act {
+        decision_id: String,
+        idem: Option<Idempotency>,
+        action: Action,
+    },
+}
+
+impl Command {
+    pub fn idem(&self) -> Option<&Idempotency> {
+        match self {
+            Command::Create { idem, .. } | Command::Act { idem, .. } => idem.as_ref(),
+        }
+    }
+}
+
+/// The result of a command.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub decision: Decision,
+    pub outcome: Outcome,
+    /// False when an idempotent retry returned the first result.
+    pub fresh: bool,
+    pub events: Vec<Event>,
+}
+
+/// A stored idempotency record.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub fingerprint: String,
+    pub decision_id: String,
+    pub outcome: Outcome,
+}
+
+/// The head of the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub sequence: u64,
+    pub hash: String,
+}
+
+impl Chain {
+    pub fn genesis() -> Self {
+        Chain {
+            sequence: 0,
+            hash: core::GENESIS_HASH.to_string(),
+        }
+    }
+}
+
+/// An event row as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    pub sequence: u64,
+    pub decision_id: String,
+    pub event_type: String,
+    pub at: Micros,
+    pub body: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Exactly the rows a command writes.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub events: Vec<RawEvent>,
+    /// The decision's new state (unchanged when no events).
+    pub decision: Decision,
+    pub request: Option<(Idempotency, Outcome)>,
+    pub applied: Applied,
+}
+
+/// Plans `cmd` against the current state. `current` is the decision for
+/// `Act` (None for `Create`); `chain` advances past the planned events.
+pub fn plan(
+    cmd: Command,
+    current: Option<Decision>,
+    chain: &mut Chain,
+    now: Micros,
+) -> Result<Plan> {
+    let (idem, kinds, outcome, mut state) = match cmd {
+        Command::Create { idem, new, policy } => (
+            idem,
+            vec![core::create(new, policy, now)?],
+            Outcome::Done,
+            None,
+        ),
+        Command::Act {
+            decision_id,
+            idem,
+            action,
+        } => {
+            let d = current.ok_or(StoreError::NotFound(decision_id))?;
+            let decided = core::decide(&d, &action, now)?;
+            (idem, decided.events, decided.outcome, Some(d))
+        }
+    };
+    let mut events = Vec::with_capacity(kinds.len());
+    let mut raw = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let decision_id = match (&kind, &state) {
+            (core::EventKind::Created { decision }, _) => decision.id.clone(),
+            (_, Some(d)) => d.id.clone(),
+            (_, None) => return Err(StoreError::Corrupt("event without a decision".into())),
+        };
+        let sequence = chain.sequence + 1;
+        let body = Event {
+            sequence,
+            decision_id,
+            at: now,
+            kind,
+        }
+        .canonical();
+        // Re-read what is stored, so the projection is built from exactly
+        // the bytes a replay will read.
+        let event: Event =
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let hash = chain_hash(&chain.hash, &body);
+        state = Some(apply(state, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        raw.push(RawEvent {
+            sequence,
+            decision_id: event.decision_id.clone(),
+            event_type: event.kind.type_name().to_string(),
+            at: now,
+            body,
+            prev_hash: std::mem::replace(&mut chain.hash, hash.clone()),
+            hash,
+        });
+        chain.sequence = sequence;
+        events.push(event);
+    }
+    let decision =
+        state.ok_or_else(|| StoreError::Corrupt("command produced no decision".into()))?;
+    Ok(Plan {
+        events: raw,
+        decision: decision.clone(),
+        request: idem.map(|i| (i, outcome)),
+        applied: Applied {
+            decision,
+            outcome,
+            fresh: true,
+            events,
+        },
+    })
+}
+
+/// Resolves an idempotency hit: the first result, or a conflict.
+pub fn replay_request(
+    idem: &Idempotency,
+    row: RequestRow,
+    decision: Option<Decision>,
+) -> Result<Applied> {
+    if row.fingerprint != idem.fingerprint {
+        return Err(StoreError::AlreadyExists(idem.request_id.clone()));
+    }
+    let decision = decision.ok_or_else(|| {
+        StoreError::Corrupt(format!("request for missing decision {}", row.decision_id))
+    })?;
+    Ok(Applied {
+        decision,
+        outcome: row.outcome,
+        fresh: false,
+        events: vec![],
+    })
+}
+
+/// Filters for a page of decisions, in id (= creation) order.
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    /// Only ids greater than this.
+    pub after_id: Option<String>,
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<Status>,
+    pub limit: usize,
+}
+
+/// Durable storage of the event log and its projection.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Executes a command atomically; answered only once durable.
+    async fn execute(&self, cmd: Command) -> Result<Applied>;
+    async fn get(&self, id: &str) -> Result<Option<Decision>>;
+    async fn page(&self, q: &PageQuery) -> Result<Vec<Decision>>;
+    /// Events with a sequence above `after`, in order, at most `limit`.
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>>;
+    /// Every event of one decision, in order.
+    async fn decision_events(&self, id: &str) -> Result<Vec<Event>>;
+    /// The open decisions and the log position they reflect, read atomically.
+    async fn open_snapshot(&self) -> Result<(Vec<Decision>, u64)>;
+    /// Stored rows, for audit, with a sequence above `after`.
+    async fn raw_events(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>>;
+    /// The sequence of the latest committed event; changes wake streams.
+    fn commits(&self) -> watch::Receiver<u64>;
+}
+
+/// Opens the store a URL names (`sqlite://PATH`).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(Arc::new(sqlite::SqliteStore::open(path).await?));
+    }
+    Err(StoreError::Unavailable(format!(
+        "store.url: unsupported store {url:?} (expected sqlite://PATH)"
+    )))
+}
+
+/// Unix time now, in microseconds: the store stamps events with it.
+pub fn now_micros() -> Micros {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}

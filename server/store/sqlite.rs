@@ -1,0 +1,458 @@
+//! The embedded store: SQLite in WAL mode with `synchronous=FULL`.
+//!
+//! One writer thread owns the only write connection and commits concurrent
+//! commands in one transaction per batch (group commit), so durable
+//! throughput is not bounded by the disk's fsync rate; each caller is
+//! answered only after its batch is durable. Reads use a small pool of
+//! read-only connections.
+
+use super::{
+    plan, replay_request, Applied, Chain, Command, PageQuery, RawEvent, RequestRow, Result, Store,
+    StoreError,
+};
+use crate::core::{Decision, Event, Outcome};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Versioned migrations; `PRAGMA user_version` records the last applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_init.sql")];
+const READERS: usize = 4;
+const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<Result<Applied>>;
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    writer: mpsc::Sender<(Command, Reply)>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+    commits: watch::Receiver<u64>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt(e.to_string()),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn connect(path: &str) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+/// Applies pending migrations; returns the schema version.
+pub fn migrate(conn: &mut Connection) -> Result<usize> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {current} is newer than this witness ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(MIGRATIONS.len())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &str) -> Result<Self> {
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    fn open_blocking(path: &str) -> Result<Self> {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))?;
+        }
+        let mut conn = connect(path)?;
+        migrate(&mut conn)?;
+        let chain = read_chain(&conn)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = connect(path)?;
+                c.pragma_update(None, "query_only", true)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let (commit_tx, commit_rx) = watch::channel(chain.sequence);
+        std::thread::Builder::new()
+            .name("witness-sqlite-writer".into())
+            .spawn(move || {
+                Writer {
+                    conn,
+                    chain,
+                    commits: commit_tx,
+                }
+                .run(rx)
+            })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(SqliteStore {
+            writer: tx,
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+            commits: commit_rx,
+        })
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = readers[i]
+                .lock()
+                .map_err(|_| StoreError::Unavailable("reader connection poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+fn read_chain(conn: &Connection) -> Result<Chain> {
+    let head = conn
+        .query_row(
+            "SELECT sequence, hash FROM events ORDER BY sequence DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(Chain {
+                    sequence: r.get::<_, i64>(0)? as u64,
+                    hash: r.get(1)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(head.unwrap_or_else(Chain::genesis))
+}
+
+fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
+    let body: Option<String> = conn
+        .query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt))
+        .transpose()
+}
+
+fn parse_events(rows: Vec<String>) -> Result<Vec<Event>> {
+    rows.iter()
+        .map(|b| serde_json::from_str(b).map_err(corrupt))
+        .collect()
+}
+
+/// The single writer: batches commands into one transaction each.
+struct Writer {
+    conn: Connection,
+    chain: Chain,
+    commits: watch::Sender<u64>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<(Command, Reply)>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(batch);
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<(Command, Reply)>) {
+        let start = self.chain.clone();
+        let results = match self.write_batch(batch.iter().map(|(c, _)| c.clone())) {
+            Ok(results) => results,
+            Err(e) => {
+                self.chain = start.clone();
+                let msg = e.to_string();
+                batch
+                    .iter()
+                    .map(|_| Err(StoreError::Unavailable(msg.clone())))
+                    .collect()
+            }
+        };
+        if self.chain.sequence != start.sequence {
+            self.commits.send_replace(self.chain.sequence);
+        }
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Writes every command of the batch, each in its own savepoint so that a
+    /// refusal or failure affects only that command, and commits once.
+    fn write_batch(&mut self, cmds: impl Iterator<Item = Command>) -> Result<Vec<Result<Applied>>> {
+        let now = super::now_micros();
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut results = Vec::new();
+        for cmd in cmds {
+            let before = self.chain.clone();
+            let mut sp = tx.savepoint()?;
+            let result = execute_one(&sp, cmd, &mut self.chain, now);
+            match result {
+                Ok(applied) => {
+                    sp.commit()?;
+                    results.push(Ok(applied));
+                }
+                Err(e) => {
+                    sp.rollback()?;
+                    self.chain = before;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+}
+
+fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> Result<Applied> {
+    if let Some(idem) = cmd.idem() {
+        let row = conn
+            .query_row(
+                "SELECT fingerprint, decision_id, outcome FROM requests WHERE scope = ?1 AND request_id = ?2",
+                params![idem.scope, idem.request_id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()?;
+        if let Some((fingerprint, decision_id, outcome)) = row {
+            let outcome: Outcome = serde_json::from_str(&outcome).map_err(corrupt)?;
+            let decision = load_decision(conn, &decision_id)?;
+            return replay_request(
+                idem,
+                RequestRow {
+                    fingerprint,
+                    decision_id,
+                    outcome,
+                },
+                decision,
+            );
+        }
+    }
+    let current = match &cmd {
+        Command::Act { decision_id, .. } => load_decision(conn, decision_id)?,
+        Command::Create { .. } => None,
+    };
+    let plan = plan(cmd, current, chain, now)?;
+    for e in &plan.events {
+        conn.prepare_cached(
+            "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            e.sequence as i64,
+            e.decision_id,
+            e.event_type,
+            e.at,
+            e.body,
+            e.prev_hash,
+            e.hash
+        ])?;
+    }
+    if !plan.events.is_empty() {
+        let d = &plan.decision;
+        let body = serde_json::to_string(d).map_err(corrupt)?;
+        conn.prepare_cached(
+            "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version,
+                 last_sequence = excluded.last_sequence, body = excluded.body
+             WHERE decisions.version = excluded.version - ?9",
+        )?
+        .execute(params![
+            d.id,
+            d.kind,
+            d.status.as_str(),
+            d.asked_by,
+            d.created_at,
+            d.version as i64,
+            d.last_sequence as i64,
+            body,
+            plan.events.len() as i64
+        ])
+        .and_then(|n| {
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(rusqlite::Error::StatementChangedRows(n))
+            }
+        })
+        .map_err(|_| StoreError::Corrupt(format!("decision {} changed underneath its writer", d.id)))?;
+    }
+    if let Some((idem, outcome)) = &plan.request {
+        let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
+        conn.prepare_cached(
+            "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![idem.scope, idem.request_id, idem.fingerprint, plan.decision.id, outcome])?;
+    }
+    Ok(plan.applied)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn execute(&self, cmd: Command) -> Result<Applied> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((cmd, tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Decision>> {
+        let id = id.to_string();
+        self.read(move |c| load_decision(c, &id)).await
+    }
+
+    async fn page(&self, q: &PageQuery) -> Result<Vec<Decision>> {
+        let q = q.clone();
+        self.read(move |c| {
+            let statuses: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
+            // The status list is a JSON array so the statement stays fixed.
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM decisions
+                 WHERE id > ?1 AND (?2 = '[]' OR status IN (SELECT value FROM json_each(?2)))
+                 ORDER BY id LIMIT ?3",
+            )?;
+            let statuses = serde_json::to_string(&statuses).map_err(corrupt)?;
+            let rows = stmt
+                .query_map(
+                    params![q.after_id.unwrap_or_default(), statuses, q.limit as i64],
+                    |r| r.get::<_, String>(0),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.iter()
+                .map(|b| serde_json::from_str(b).map_err(corrupt))
+                .collect()
+        })
+        .await
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![after as i64, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            parse_events(rows)
+        })
+        .await
+    }
+
+    async fn decision_events(&self, id: &str) -> Result<Vec<Event>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM events WHERE decision_id = ?1 ORDER BY sequence",
+            )?;
+            let rows = stmt
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            parse_events(rows)
+        })
+        .await
+    }
+
+    async fn open_snapshot(&self) -> Result<(Vec<Decision>, u64)> {
+        self.read(|c| {
+            // One read transaction: the rows and the head are one snapshot.
+            let tx = c.transaction()?;
+            let head: i64 =
+                tx.query_row("SELECT COALESCE(MAX(sequence), 0) FROM events", [], |r| {
+                    r.get(0)
+                })?;
+            let rows = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT body FROM decisions WHERE status = 'OPEN' ORDER BY id",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                rows
+            };
+            tx.commit()?;
+            let decisions = rows
+                .iter()
+                .map(|b| serde_json::from_str(b).map_err(corrupt))
+                .collect::<Result<_>>()?;
+            Ok((decisions, head as u64))
+        })
+        .await
+    }
+
+    async fn raw_events(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT sequence, decision_id, type, at, body, prev_hash, hash FROM events
+                 WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![after as i64, limit as i64], |r| {
+                    Ok(RawEvent {
+                        sequence: r.get::<_, i64>(0)? as u64,
+                        decision_id: r.get(1)?,
+                        event_type: r.get(2)?,
+                        at: r.get(3)?,
+                        body: r.get(4)?,
+                        prev_hash: r.get(5)?,
+                        hash: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+}
