@@ -1,0 +1,108 @@
+//! `witness audit verify` detects edited, deleted, inserted and reordered
+//! events in a real database file.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn verify(config: &Path, db: &Path) -> (i32, String) {
+    let out = std::process::Command::new(bin())
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .env("WITNESS__STORE__URL", format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+async fn populated() -> Server {
+    let s = Server::start("");
+    let mut asker = s.client("svc", &[]).await;
+    let mut alice = s.client("alice", &["sre"]).await;
+    for _ in 0..3 {
+        let d = asker
+            .ask(ask("deploy.prod", &["sre"], 1, None))
+            .await
+            .unwrap()
+            .into_inner();
+        alice
+            .answer(approve(&d.decision.unwrap().id, "ok"))
+            .await
+            .unwrap();
+    }
+    s
+}
+
+/// Copies the database (after a clean checkpoint) and applies `tamper`.
+fn tampered(s: &Server, name: &str, tamper: &str) -> std::path::PathBuf {
+    let copy = s.dir.path().join(format!("{name}.db"));
+    let src = open_db(&s.db_path());
+    src.execute_batch(&format!("VACUUM INTO '{}'", copy.display()))
+        .unwrap();
+    open_db(&copy).execute_batch(tamper).unwrap();
+    copy
+}
+
+#[tokio::test]
+async fn audit_verify_names_the_first_bad_event() {
+    let mut s = populated().await;
+    s.kill9();
+    let cfg = s.config_path();
+    let (code, out) = verify(&cfg, &s.db_path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: 9 events"), "{out}");
+
+    let edited = tampered(
+        &s,
+        "edited",
+        "UPDATE events SET body = replace(body, 'cluster-a', 'cluster-b') WHERE sequence = 4",
+    );
+    let (code, out) = verify(&cfg, &edited);
+    assert_eq!(code, 1);
+    assert!(out.contains("event 4") && out.contains("edited"), "{out}");
+
+    let deleted = tampered(&s, "deleted", "DELETE FROM events WHERE sequence = 5");
+    let (code, out) = verify(&cfg, &deleted);
+    assert_eq!(code, 1);
+    assert!(out.contains("event 5 is missing"), "{out}");
+
+    let reordered = tampered(
+        &s,
+        "reordered",
+        "UPDATE events SET sequence = -1 WHERE sequence = 5;
+         UPDATE events SET sequence = 5 WHERE sequence = 6;
+         UPDATE events SET sequence = 6 WHERE sequence = -1;",
+    );
+    let (code, out) = verify(&cfg, &reordered);
+    assert_eq!(code, 1);
+    assert!(out.contains("event 5"), "{out}");
+
+    let inserted = tampered(
+        &s,
+        "inserted",
+        "UPDATE events SET sequence = sequence + 100 WHERE sequence >= 3;
+         UPDATE events SET sequence = sequence - 99 WHERE sequence >= 103;
+         INSERT INTO events SELECT 3, decision_id, type, at, body, prev_hash, hash FROM events WHERE sequence = 2;",
+    );
+    let (code, out) = verify(&cfg, &inserted);
+    assert_eq!(code, 1);
+    assert!(out.contains("event 3"), "{out}");
+
+    let truncated = tampered(&s, "truncated", "DELETE FROM events WHERE sequence = 9");
+    let (code, out) = verify(&cfg, &truncated);
+    assert_eq!(code, 1);
+    assert!(out.contains("event 9 is missing"), "{out}");
+
+    let projected = tampered(
+        &s,
+        "projection",
+        "UPDATE decisions SET body = replace(body, '\"APPROVED\"', '\"REJECTED\"')",
+    );
+    let (code, out) = verify(&cfg, &projected);
+    assert_eq!(code, 1);
+    assert!(out.contains("differs from the replayed events"), "{out}");
+}

@@ -1,0 +1,203 @@
+//! Test harness: starts the real `witness` binary on port 0 with its own
+//! config and database directory, and connects real gRPC clients to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use witness::client::{self, Client, Credentials};
+
+pub use witness::proto;
+
+/// A running server process.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: Option<Child>,
+    stderr_log: PathBuf,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_witness")
+}
+
+impl Server {
+    /// Starts a server with `extra` TOML appended to a config that points
+    /// the store at a fresh directory.
+    pub fn start(extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("witness.db");
+        let config = format!("[store]\nurl = \"sqlite://{}\"\n{extra}", db.display());
+        std::fs::write(dir.path().join("witness.toml"), config).expect("write config");
+        let mut s = Server {
+            stderr_log: dir.path().join("stderr.log"),
+            dir,
+            addr: String::new(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("witness.toml")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("witness.db")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .expect("log");
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(self.config_path())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start witness");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("witness listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => self.addr = addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("witness did not start: {}", self.stderr());
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same config and database.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub async fn client(&self, principal: &str, roles: &[&str]) -> Client {
+        let creds = Credentials {
+            token: None,
+            principal: (!principal.is_empty()).then(|| principal.to_string()),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        };
+        client::connect(&self.addr, &creds).await.expect("connect")
+    }
+
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let creds = Credentials {
+            token: Some(token.to_string()),
+            ..Credentials::default()
+        };
+        client::connect(&self.addr, &creds).await.expect("connect")
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(args)
+            .args(["--server", &self.addr])
+            .output()
+            .expect("run cli")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits for `cond` with a deadline, polling.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn json(v: serde_json::Value) -> prost_types::Value {
+    witness::api::convert::json_to_proto(&v)
+}
+
+/// A typical Ask.
+pub fn ask(
+    kind: &str,
+    roles: &[&str],
+    approvals: u32,
+    context: Option<serde_json::Value>,
+) -> proto::AskRequest {
+    proto::AskRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        kind: kind.into(),
+        input: Some(json(serde_json::json!({"target": "cluster-a"}))),
+        response_schema: None,
+        authorized_roles: roles.iter().map(|r| r.to_string()).collect(),
+        surfaces: vec!["console".into()],
+        required_approvals: approvals,
+        context_snapshot: context.map(json),
+        timeout: None,
+    }
+}
+
+pub fn approve(id: &str, rationale: &str) -> proto::AnswerRequest {
+    proto::AnswerRequest {
+        decision_id: id.into(),
+        request_id: String::new(),
+        verdict: proto::Verdict::Approve as i32,
+        answer: None,
+        rationale: rationale.into(),
+        current_context: None,
+        on_behalf_of: String::new(),
+    }
+}
+
+pub fn reject(id: &str, rationale: &str) -> proto::AnswerRequest {
+    proto::AnswerRequest {
+        verdict: proto::Verdict::Reject as i32,
+        ..approve(id, rationale)
+    }
+}
+
+/// Opens the server's SQLite file directly (for tamper tests and counts).
+pub fn open_db(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("open db")
+}
+
+pub fn count_events(path: &Path) -> i64 {
+    open_db(path)
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .expect("count")
+}
