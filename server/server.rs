@@ -87,24 +87,31 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
     let witness = build(&config).await?;
     let listener = TcpListener::bind(addr).await.map_err(ServeError::Listen)?;
     let local = listener.local_addr().map_err(ServeError::Listen)?;
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Refused(format!("reflection: {e}")))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| ServeError::Refused(format!("reflection: {e}")))?;
-
-    let api =
-        WitnessServiceServer::new(GrpcApi::new(witness)).max_decoding_message_size(4 * 1024 * 1024);
     println!("witness listening on {local}");
     tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
+    serve_on(listener, witness, shutdown_signal()).await
+}
+
+/// Serves gRPC (witness, health, reflection v1 and v1alpha) on a bound
+/// listener until `shutdown` completes.
+pub async fn serve_on(
+    listener: TcpListener,
+    witness: Arc<Witness>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_err =
+        |e: tonic_reflection::server::Error| ServeError::Refused(format!("reflection: {e}"));
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
+    let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
+    let api =
+        WitnessServiceServer::new(GrpcApi::new(witness)).max_decoding_message_size(4 * 1024 * 1024);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
@@ -113,7 +120,7 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(api)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
 }

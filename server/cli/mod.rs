@@ -82,6 +82,8 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Measure throughput and latency against an in-process server.
+    Bench(crate::bench::BenchArgs),
     /// Report the asker's current context for a decision.
     ReportContext {
         id: String,
@@ -284,6 +286,10 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(output::audit(&report))
+        }
+        Command::Bench(args) => {
+            crate::bench::run(args).await?;
+            Ok(exit::OK)
         }
         Command::Ask(a) => {
             let p = Printer::new(a.conn.json);

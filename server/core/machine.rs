@@ -287,7 +287,8 @@ fn decide_answer(
     current_context: Option<&str>,
     now: Micros,
 ) -> Result<Decided> {
-    require_open(d)?;
+    // Permission first: an operator who may not answer learns nothing about
+    // the decision's state.
     if !d.holds_role(&actor.roles) {
         return Err(Refusal::denied(format!(
             "operator {} holds none of the authorized roles {:?}",
@@ -300,6 +301,7 @@ fn decide_answer(
             actor.name, d.id
         )));
     }
+    require_open(d)?;
     if d.answers.iter().any(|a| a.operator == actor.name) {
         return Err(Refusal::precondition(format!(
             "operator {} has already answered decision {}",
@@ -479,5 +481,5 @@ pub fn apply(state: Option<Decision>, event: &Event) -> Result<Decision, ApplyEr
 }
 
 #[cfg(test)]
-#[path = "machine_tests.rs"]
+#[path = "machine_tests/mod.rs"]
 mod tests;
