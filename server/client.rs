@@ -101,3 +101,54 @@ pub async fn connect(server: &str, creds: &Credentials) -> Result<Client> {
             .max_decoding_message_size(max),
     )
 }
+
+/// Whether a failed call may be retried: the server or the network was
+/// briefly unavailable, or a stream was ended for falling behind.
+pub fn retryable(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+    ) || s.message().contains("transport")
+}
+
+/// Watches `id` until it closes and returns the closed decision, calling
+/// `on_event` for every event. A dropped stream is re-opened (the first
+/// event of a watch is the current state, so nothing is missed).
+pub async fn wait_closed(
+    client: &mut Client,
+    id: &str,
+    mut on_event: impl FnMut(&crate::proto::DecisionEvent),
+) -> Result<crate::proto::Decision> {
+    use crate::proto::{Status as St, WatchDecisionRequest};
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut stream = client
+                .watch_decision(WatchDecisionRequest {
+                    decision_id: id.to_string(),
+                })
+                .await?
+                .into_inner();
+            while let Some(resp) = stream.message().await? {
+                if let Some(event) = resp.event {
+                    on_event(&event);
+                    if let Some(d) = event.decision.filter(|d| d.status != St::Open as i32) {
+                        return Ok(Some(d));
+                    }
+                }
+            }
+            Ok::<_, tonic::Status>(None)
+        };
+        match attempt.await {
+            Ok(Some(d)) => return Ok(d),
+            Ok(None) => {}
+            Err(s) if retryable(&s) => {}
+            Err(s) => return Err(s.into()),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+    }
+}

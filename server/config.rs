@@ -35,6 +35,28 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub streams: StreamsConfig,
+}
+
+/// `[streams]`: bounds on server streams.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Events a subscriber may fall behind before it is ended with
+    /// RESOURCE_EXHAUSTED (the hub's shared ring).
+    pub ring: usize,
+    /// Events queued per subscriber for its connection.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            ring: 4096,
+            subscriber_buffer: 64,
+        }
+    }
 }
 
 fn default_listen() -> String {

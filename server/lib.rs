@@ -8,9 +8,11 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod hub;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod timers;
 
 /// The generated protobuf and gRPC code for `witness.v1`.
 pub mod proto {

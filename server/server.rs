@@ -58,8 +58,12 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
     let auth = Auth::new(&config.principals).map_err(ServeError::Refused)?;
     let policies = Policies::new(&config.policies).map_err(|e| ServeError::Refused(e.message))?;
     let store = store::open(&config.store.url).await?;
+    let hub = crate::hub::Hub::start(store.clone(), config.streams.ring);
+    tokio::spawn(crate::timers::run(store.clone()));
     Ok(Arc::new(Witness {
         store,
+        hub,
+        streams: config.streams,
         auth,
         policies,
         limits: config.limits,

@@ -67,6 +67,8 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 /// The decision service.
 pub struct Witness {
     pub store: Arc<dyn Store>,
+    pub hub: Arc<crate::hub::Hub>,
+    pub streams: crate::config::StreamsConfig,
     pub auth: Auth,
     pub policies: Policies,
     pub limits: Limits,

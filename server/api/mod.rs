@@ -3,14 +3,16 @@
 
 pub mod convert;
 pub mod error;
+pub mod streams;
 
 use crate::auth::Principal;
 use crate::proto::{self, witness_service_server::WitnessService};
 use crate::service::{AnswerInput, AskInput, ListInput, ServiceError, Witness};
 use convert::{decision, json_from_proto, opt_json_from_proto};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 type Res<T> = Result<Response<T>, Status>;
@@ -86,22 +88,27 @@ impl WitnessService for GrpcApi {
 
     async fn stream_decisions(
         &self,
-        _req: Request<proto::StreamDecisionsRequest>,
+        req: Request<proto::StreamDecisionsRequest>,
     ) -> Res<Self::StreamDecisionsStream> {
-        Err(Status::unimplemented(
-            "StreamDecisions is not implemented yet",
-        ))
+        let who = self.who(&req)?;
+        let rx = streams::stream_decisions(&self.w, who, req.into_inner())?;
+        let out = ReceiverStream::new(rx)
+            .map(|r| r.map(|e| proto::StreamDecisionsResponse { event: Some(e) }));
+        Ok(Response::new(Box::pin(out)))
     }
 
     type WatchDecisionStream = ResponseStream<proto::WatchDecisionResponse>;
 
     async fn watch_decision(
         &self,
-        _req: Request<proto::WatchDecisionRequest>,
+        req: Request<proto::WatchDecisionRequest>,
     ) -> Res<Self::WatchDecisionStream> {
-        Err(Status::unimplemented(
-            "WatchDecision is not implemented yet",
-        ))
+        let who = self.who(&req)?;
+        let id = req.into_inner().decision_id;
+        let rx = streams::watch_decision(&self.w, who, id).await?;
+        let out = ReceiverStream::new(rx)
+            .map(|r| r.map(|e| proto::WatchDecisionResponse { event: Some(e) }));
+        Ok(Response::new(Box::pin(out)))
     }
 
     async fn ack_delivery(

@@ -84,6 +84,29 @@ pub enum Command {
     },
     /// Measure throughput and latency against an in-process server.
     Bench(crate::bench::BenchArgs),
+    /// Follow one decision until it closes; exits with its outcome's code.
+    Watch {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A live console: one line per event (resumes after interruptions).
+    Stream {
+        /// Start with the open decisions you may see.
+        #[arg(long)]
+        include_open: bool,
+        /// Only kinds matching these globs (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        kind: Vec<String>,
+        /// Only decisions for these surfaces (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        surface: Vec<String>,
+        /// Resume after this event sequence.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Report the asker's current context for a decision.
     ReportContext {
         id: String,
@@ -168,6 +191,9 @@ pub struct AskArgs {
     /// Idempotency key (default: a fresh UUID).
     #[arg(long)]
     pub request_id: Option<String>,
+    /// Block until the decision closes; the exit code tells the outcome.
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -308,8 +334,19 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             };
             let mut c = a.conn.client().await.map_err(|e| e.to_string())?;
             let resp = c.ask(req).await.map_err(rpc)?.into_inner();
-            p.decision(resp.decision.as_ref());
-            Ok(exit::OK)
+            if !a.wait {
+                p.decision(resp.decision.as_ref());
+                return Ok(exit::OK);
+            }
+            let id = resp.decision.map(|d| d.id).unwrap_or_default();
+            if !a.conn.json {
+                eprintln!("waiting for a decision on {id} ...");
+            }
+            let closed = client::wait_closed(&mut c, &id, |_| {})
+                .await
+                .map_err(|e| e.to_string())?;
+            p.decision(Some(&closed));
+            Ok(status_exit(closed.status))
         }
         Command::Answer(a) => {
             let p = Printer::new(a.conn.json);
@@ -340,6 +377,29 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             Ok(exit::OK)
         }
         Command::List(a) => list(a).await,
+        Command::Watch { id, conn } => {
+            let p = Printer::new(conn.json);
+            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let closed = client::wait_closed(&mut c, &id, |e| p.event(e))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(status_exit(closed.status))
+        }
+        Command::Stream {
+            include_open,
+            kind,
+            surface,
+            after,
+            conn,
+        } => {
+            let req = proto::StreamDecisionsRequest {
+                include_open,
+                kinds: kind,
+                surfaces: surface,
+                after_sequence: after,
+            };
+            stream(req, &conn).await
+        }
         Command::Cancel { id, reason, conn } => {
             let mut c = conn.client().await.map_err(|e| e.to_string())?;
             let resp = c
@@ -375,6 +435,57 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             Printer::new(conn.json).reported(&resp.into_inner());
             Ok(exit::OK)
         }
+    }
+}
+
+/// The exit code for a closed decision's status.
+pub fn status_exit(status: i32) -> i32 {
+    match proto::Status::try_from(status) {
+        Ok(proto::Status::Approved) => exit::OK,
+        Ok(proto::Status::Rejected) => exit::REJECTED,
+        Ok(proto::Status::Expired) => exit::EXPIRED,
+        Ok(proto::Status::Cancelled) => exit::CANCELLED,
+        Ok(proto::Status::ContextChanged) => exit::CONTEXT_CHANGED,
+        _ => exit::ERROR,
+    }
+}
+
+/// Prints events until interrupted, resuming after the last one seen when
+/// the stream drops or is ended for being slow.
+async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i32, String> {
+    let p = Printer::new(conn.json);
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let outcome = async {
+            let mut c = conn
+                .client()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut s = c.stream_decisions(req.clone()).await?.into_inner();
+            while let Some(resp) = s.message().await? {
+                if let Some(e) = resp.event {
+                    p.event(&e);
+                    req.after_sequence = e.sequence;
+                    req.include_open = false;
+                }
+            }
+            Ok::<(), tonic::Status>(())
+        }
+        .await;
+        match outcome {
+            Err(s) if !client::retryable(&s) => return Err(rpc(s)),
+            Err(s) => eprintln!(
+                "witness: stream interrupted ({}); resuming after {}",
+                s.message(),
+                req.after_sequence
+            ),
+            Ok(()) => eprintln!(
+                "witness: stream ended; resuming after {}",
+                req.after_sequence
+            ),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
     }
 }
 

@@ -193,6 +193,32 @@ impl Printer {
         );
     }
 
+    /// One stream event: a line, or a JSON document per line.
+    pub fn event(&self, e: &proto::DecisionEvent) {
+        let kind = proto::EventType::try_from(e.r#type)
+            .map(|t| {
+                t.as_str_name()
+                    .trim_start_matches("EVENT_TYPE_")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let doc = json!({
+            "sequence": e.sequence,
+            "type": kind,
+            "snapshot": e.snapshot,
+            "at": time(&e.at),
+            "decision": e.decision.as_ref().map(decision_json),
+        });
+        let line = match &e.decision {
+            Some(d) => format!("{:>8} {:<17} {}", e.sequence, kind, decision_line(d)),
+            None => format!(
+                "{:>8} {kind} (the open decisions above are the snapshot)",
+                e.sequence
+            ),
+        };
+        self.emit(doc, line);
+    }
+
     pub fn list(&self, decisions: &[proto::Decision], next: &str) {
         let doc = json!({
             "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),

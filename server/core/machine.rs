@@ -158,6 +158,8 @@ pub fn create(new: NewDecision, policy: Policy, now: Micros) -> Result<EventKind
         close_reason: None,
         closed_by: None,
         fallback_fired: false,
+        last_event_type: String::new(),
+        updated_at: now,
     };
     Ok(EventKind::Created {
         decision: Box::new(decision),
@@ -477,6 +479,8 @@ pub fn apply(state: Option<Decision>, event: &Event) -> Result<Decision, ApplyEr
     }
     d.version += 1;
     d.last_sequence = event.sequence;
+    d.last_event_type = event.kind.type_name().to_string();
+    d.updated_at = event.at;
     Ok(d)
 }
 

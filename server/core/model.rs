@@ -154,6 +154,10 @@ pub struct Decision {
     pub close_reason: Option<String>,
     pub closed_by: Option<String>,
     pub fallback_fired: bool,
+    /// Type of the latest event (e.g. `ANSWERED`) and when it happened, so
+    /// a snapshot can describe a decision without reading its events.
+    pub last_event_type: String,
+    pub updated_at: Micros,
 }
 
 impl Decision {

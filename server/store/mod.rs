@@ -228,6 +228,22 @@ pub struct PageQuery {
     pub limit: usize,
 }
 
+/// Which durable timer is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// `expires_at` passed: close per `on_timeout`.
+    Expire,
+    /// The ack window passed without an ACK: fire the fallback.
+    Fallback,
+}
+
+/// A due timer of one decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTimer {
+    pub decision_id: String,
+    pub kind: TimerKind,
+}
+
 /// Durable storage of the event log and its projection.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -243,6 +259,9 @@ pub trait Store: Send + Sync + 'static {
     async fn open_snapshot(&self) -> Result<(Vec<Decision>, u64)>;
     /// Stored rows, for audit, with a sequence above `after`.
     async fn raw_events(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>>;
+    /// Timers due at `now` (open decisions past `expires_at`, or past their
+    /// ack window without an ACK), at most `limit`.
+    async fn due_timers(&self, now: Micros, limit: usize) -> Result<Vec<DueTimer>>;
     /// The sequence of the latest committed event; changes wake streams.
     fn commits(&self) -> watch::Receiver<u64>;
 }

@@ -7,8 +7,8 @@
 //! read-only connections.
 
 use super::{
-    plan, replay_request, Applied, Chain, Command, PageQuery, RawEvent, RequestRow, Result, Store,
-    StoreError,
+    plan, replay_request, Applied, Chain, Command, DueTimer, PageQuery, RawEvent, RequestRow,
+    Result, Store, StoreError, TimerKind,
 };
 use crate::core::{Decision, Event, Outcome};
 use async_trait::async_trait;
@@ -297,11 +297,13 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
         let d = &plan.decision;
         let body = serde_json::to_string(d).map_err(corrupt)?;
         conn.prepare_cached(
-            "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
+                                    expires_at, fallback_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version,
-                 last_sequence = excluded.last_sequence, body = excluded.body
-             WHERE decisions.version = excluded.version - ?9",
+                 last_sequence = excluded.last_sequence, expires_at = excluded.expires_at,
+                 fallback_at = excluded.fallback_at, body = excluded.body
+             WHERE decisions.version = excluded.version - ?11",
         )?
         .execute(params![
             d.id,
@@ -311,6 +313,9 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
             d.created_at,
             d.version as i64,
             d.last_sequence as i64,
+            d.expires_at
+                .filter(|_| d.status == crate::core::Status::Open),
+            d.fallback_due_at(),
             body,
             plan.events.len() as i64
         ])
@@ -321,7 +326,9 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
                 Err(rusqlite::Error::StatementChangedRows(n))
             }
         })
-        .map_err(|_| StoreError::Corrupt(format!("decision {} changed underneath its writer", d.id)))?;
+        .map_err(|_| {
+            StoreError::Corrupt(format!("decision {} changed underneath its writer", d.id))
+        })?;
     }
     if let Some((idem, outcome)) = &plan.request {
         let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
@@ -444,6 +451,32 @@ impl Store for SqliteStore {
                         body: r.get(4)?,
                         prev_hash: r.get(5)?,
                         hash: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<DueTimer>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, 'expire' FROM decisions WHERE expires_at <= ?1
+                 UNION ALL
+                 SELECT id, 'fallback' FROM decisions WHERE fallback_at <= ?1
+                 LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![now, limit as i64], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok(DueTimer {
+                        decision_id: r.get(0)?,
+                        kind: if kind == "expire" {
+                            TimerKind::Expire
+                        } else {
+                            TimerKind::Fallback
+                        },
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -19,9 +19,15 @@ CREATE TABLE decisions (
     created_at    INTEGER NOT NULL,
     version       INTEGER NOT NULL,
     last_sequence INTEGER NOT NULL,
+    -- Durable timers: when an open decision expires, and when its ack-window
+    -- fallback is due (NULL once it cannot fire any more).
+    expires_at    INTEGER,
+    fallback_at   INTEGER,
     body          TEXT    NOT NULL
 );
 CREATE INDEX decisions_by_status ON decisions (status, id);
+CREATE INDEX decisions_expiring ON decisions (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX decisions_unacked ON decisions (fallback_at) WHERE fallback_at IS NOT NULL;
 
 -- Idempotency keys of Ask and Answer, scoped to the calling principal.
 CREATE TABLE requests (
