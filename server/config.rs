@@ -67,9 +67,40 @@ fn default_listen() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` (default `sqlite://witness.db`).
+    /// `sqlite://PATH` (default `sqlite://witness.db`) or `postgres://…`.
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// Postgres: connections per process.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Postgres: longest a statement may run.
+    #[serde(default = "default_statement_timeout", with = "humantime_serde")]
+    pub statement_timeout: std::time::Duration,
+    /// Postgres: longest to wait for a connection.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: std::time::Duration,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+fn default_statement_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(5)
+}
+
+fn default_connect_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(3)
+}
+
+impl StoreConfig {
+    pub fn pg_options(&self) -> crate::store::postgres::PgOptions {
+        crate::store::postgres::PgOptions {
+            pool_size: self.pool_size,
+            statement_timeout: self.statement_timeout,
+            connect_timeout: self.connect_timeout,
+        }
+    }
 }
 
 fn default_store_url() -> String {
@@ -80,6 +111,9 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: default_store_url(),
+            pool_size: default_pool_size(),
+            statement_timeout: default_statement_timeout(),
+            connect_timeout: default_connect_timeout(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub struct Hub {
     store: Arc<dyn Store>,
     tx: broadcast::Sender<Arc<Published>>,
     published: watch::Receiver<u64>,
+    healthy: watch::Receiver<bool>,
     ring: usize,
 }
 
@@ -40,19 +41,27 @@ impl Hub {
         let commits = store.commits();
         let head = *commits.borrow();
         let (published_tx, published) = watch::channel(head);
+        let (healthy_tx, healthy) = watch::channel(true);
         let hub = Arc::new(Hub {
             store: store.clone(),
             tx: tx.clone(),
             published,
+            healthy,
             ring,
         });
-        tokio::spawn(follow(store, commits, tx, published_tx, head));
+        tokio::spawn(follow(store, commits, tx, published_tx, healthy_tx, head));
         hub
     }
 
     /// A receiver of every event published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.tx.subscribe()
+    }
+
+    /// Flips to false while the store cannot be read, so that streams end
+    /// with UNAVAILABLE instead of hanging.
+    pub fn health(&self) -> watch::Receiver<bool> {
+        self.healthy.clone()
     }
 
     /// How many events a subscriber may fall behind before it is ended.
@@ -130,6 +139,7 @@ async fn follow(
     mut commits: watch::Receiver<u64>,
     tx: broadcast::Sender<Arc<Published>>,
     published: watch::Sender<u64>,
+    healthy: watch::Sender<bool>,
     mut head: u64,
 ) {
     let mut states = HashMap::new();
@@ -142,9 +152,14 @@ async fn follow(
         }
         loop {
             let events = match store.events_after(head, READ_BATCH).await {
-                Ok(events) => events,
+                Ok(events) => {
+                    healthy.send_if_modified(|h| !std::mem::replace(h, true));
+                    events
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "hub cannot read events; retrying");
+                    if healthy.send_if_modified(|h| std::mem::replace(h, false)) {
+                        tracing::warn!(error = %e, "hub cannot read events; retrying");
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }

@@ -57,7 +57,7 @@ pub fn check_listen(addr: SocketAddr, dev_mode: bool, insecure: bool) -> Result<
 pub async fn build(config: &Config) -> Result<Arc<Witness>> {
     let auth = Auth::new(&config.principals).map_err(ServeError::Refused)?;
     let policies = Policies::new(&config.policies).map_err(|e| ServeError::Refused(e.message))?;
-    let store = store::open(&config.store.url).await?;
+    let store = store::open(&config.store.url, &config.store.pg_options()).await?;
     let hub = crate::hub::Hub::start(store.clone(), config.streams.ring);
     tokio::spawn(crate::timers::run(store.clone()));
     Ok(Arc::new(Witness {

@@ -138,10 +138,14 @@ async fn follow(hub: &Hub, filter: &Filter, mut cursor: u64, out: &Out) -> Resul
     // the ring; the second pass after subscribing closes the window.
     catch_up(hub, filter, &mut cursor, out).await?;
     let mut rx = hub.subscribe();
+    let mut health = hub.health();
     catch_up(hub, filter, &mut cursor, out).await?;
     loop {
         let received = tokio::select! {
             _ = out.closed() => return Err(End::Gone),
+            _ = health.wait_for(|ok| !ok) => return Err(End::Status(Status::unavailable(format!(
+                "store unavailable; reconnect with after_sequence = {cursor}"
+            )))),
             r = rx.recv() => r,
         };
         match received {
@@ -193,6 +197,7 @@ pub async fn watch_decision(
 ) -> Result<mpsc::Receiver<Result<proto::DecisionEvent, Status>>, Status> {
     let hub = w.hub.clone();
     let mut rx = hub.subscribe();
+    let mut health = hub.health();
     let current = w.get(&who, &id).await?;
     Ok(spawn(w.streams.subscriber_buffer, move |out| async move {
         send(&out, state_event(&current)).await?;
@@ -214,6 +219,9 @@ pub async fn watch_decision(
             }
             let received = tokio::select! {
                 _ = out.closed() => return Err(End::Gone),
+                _ = health.wait_for(|ok| !ok) => {
+                    return Err(End::Status(Status::unavailable("store unavailable; watch again")))
+                }
                 r = rx.recv() => r,
             };
             match received {

@@ -292,7 +292,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
         }
         Command::Migrate { config } => {
             let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            crate::store::open(&config.store.url)
+            crate::store::open(&config.store.url, &config.store.pg_options())
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -305,7 +305,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             command: AuditCommand::Verify { config },
         } => {
             let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let store = crate::store::open(&config.store.url)
+            let store = crate::store::open(&config.store.url, &config.store.pg_options())
                 .await
                 .map_err(|e| e.to_string())?;
             let report = crate::audit::verify(store.as_ref())

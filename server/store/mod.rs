@@ -4,6 +4,7 @@
 //! [`plan`]: it runs the pure core, numbers and hash-chains the events, and
 //! yields exactly the rows to write, so both backends write the same thing.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::core::{
@@ -266,14 +267,17 @@ pub trait Store: Send + Sync + 'static {
     fn commits(&self) -> watch::Receiver<u64>;
 }
 
-/// Opens the store a URL names (`sqlite://PATH`).
-pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+/// Opens the store a URL names: `sqlite://PATH` or `postgres://…`.
+pub async fn open(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return Ok(Arc::new(sqlite::SqliteStore::open(path).await?));
     }
-    Err(StoreError::Unavailable(format!(
-        "store.url: unsupported store {url:?} (expected sqlite://PATH)"
-    )))
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PostgresStore::open(url, pg).await?));
+    }
+    Err(StoreError::Unavailable(
+        "store.url: unsupported store (expected sqlite://PATH or postgres://...)".into(),
+    ))
 }
 
 /// Unix time now, in microseconds: the store stamps events with it.

@@ -2,6 +2,8 @@
 //! config and database directory, and connects real gRPC clients to it.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,9 +28,18 @@ impl Server {
     /// Starts a server with `extra` TOML appended to a config that points
     /// the store at a fresh directory.
     pub fn start(extra: &str) -> Server {
+        Server::start_on("", extra)
+    }
+
+    /// Starts a server on the store at `url` (empty: a fresh SQLite file).
+    pub fn start_on(url: &str, extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("witness.db");
-        let config = format!("[store]\nurl = \"sqlite://{}\"\n{extra}", db.display());
+        let url = if url.is_empty() {
+            format!("sqlite://{}", dir.path().join("witness.db").display())
+        } else {
+            url.to_string()
+        };
+        let config = format!("[store]\nurl = \"{url}\"\n{extra}");
         std::fs::write(dir.path().join("witness.toml"), config).expect("write config");
         let mut s = Server {
             stderr_log: dir.path().join("stderr.log"),

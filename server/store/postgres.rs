@@ -1,0 +1,558 @@
+//! The PostgreSQL store, for production and several replicas on one
+//! database.
+//!
+//! Writes: one writer task per process batches concurrent commands into one
+//! transaction (group commit). Every write transaction first locks the
+//! single `chain` row, which orders writers across replicas, keeps sequences
+//! gap-free and the hash chain linear. Each command runs in a savepoint so a
+//! refusal affects only that command. The commit notifies
+//! `witness_events`; every replica LISTENs and wakes its hub, which then
+//! reads events by sequence (a missed notification is caught up by the
+//! hub's periodic read).
+
+use super::{
+    plan, replay_request, Applied, Chain, Command, DueTimer, PageQuery, RawEvent, RequestRow,
+    Result, Store, StoreError, TimerKind,
+};
+use crate::core::{Decision, Event, Outcome, Status};
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// Versioned migrations, recorded in `schema_migrations`.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+/// Serialises migrations when several replicas start at once.
+const MIGRATION_LOCK: i64 = 0x0077_6974_6e65_7373; // "witness"
+const CHANNEL: &str = "witness_events";
+const MAX_BATCH: usize = 512;
+/// How long a replica owns the timers it claimed.
+const TIMER_LEASE_US: i64 = 5_000_000;
+
+/// Connection settings of the Postgres store.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Applied>>;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: Pool,
+    writer: mpsc::Sender<(Command, Reply)>,
+    commits: watch::Receiver<u64>,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let retryable = match e.code() {
+            None => true, // I/O, closed connection, timeout
+            Some(code) => {
+                let c = code.code();
+                c.starts_with("08") // connection exceptions
+                    || c.starts_with("53") // insufficient resources
+                    || c.starts_with("57") // operator intervention (shutdown, cancel, timeout)
+                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *code == SqlState::T_R_DEADLOCK_DETECTED
+            }
+        };
+        if retryable {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Corrupt(e.to_string())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(format!("database: {e}"))
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(corrupt)
+}
+
+impl PostgresStore {
+    /// Connects, migrates, and starts the writer and the listener.
+    pub async fn open(url: &str, opts: &PgOptions) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+        config.connect_timeout(opts.connect_timeout);
+        config.options(format!(
+            "-c statement_timeout={}",
+            opts.statement_timeout.as_millis()
+        ));
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size.max(2))
+            .wait_timeout(Some(opts.connect_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        migrate(&pool).await?;
+        let head = head(&pool.get().await?).await?;
+        let (commit_tx, commits) = watch::channel(head);
+        let (writer, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write_loop(pool.clone(), rx, commit_tx.clone()));
+        tokio::spawn(listen_loop(config, commit_tx));
+        Ok(PostgresStore {
+            pool,
+            writer,
+            commits,
+        })
+    }
+}
+
+async fn head(c: &impl GenericClient) -> Result<u64> {
+    let row = c.query_one("SELECT sequence FROM chain", &[]).await?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// Applies pending migrations under an advisory lock.
+async fn migrate(pool: &Pool) -> Result<()> {
+    let mut client = pool.get().await?;
+    client
+        .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .await?;
+    let result = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await?;
+        let current: i32 = client
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .await?
+            .get(0);
+        if current as usize > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {current} is newer than this witness ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = client.transaction().await?;
+            tx.batch_execute(sql).await?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+    .await;
+    client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .await?;
+    result
+}
+
+/// Wakes the hub on every commit of any replica.
+async fn listen_loop(config: tokio_postgres::Config, commits: watch::Sender<u64>) {
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(Ok(msg)) = messages.next().await {
+                        if let AsyncMessage::Notification(n) = msg {
+                            let _ = tx.send(n.payload().parse::<u64>().unwrap_or(0));
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    // Reconnected: something may have been missed.
+                    commits.send_modify(|_| {});
+                    while let Some(seq) = rx.recv().await {
+                        commits.send_if_modified(|head| {
+                            let newer = seq > *head;
+                            *head = (*head).max(seq);
+                            newer
+                        });
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot LISTEN for events; retrying"),
+        }
+        if commits.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn write_loop(
+    pool: Pool,
+    mut rx: mpsc::Receiver<(Command, Reply)>,
+    commits: watch::Sender<u64>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let cmds: Vec<Command> = batch.iter().map(|(c, _)| c.clone()).collect();
+        let results = match write_batch(&pool, cmds).await {
+            Ok((results, head)) => {
+                commits.send_if_modified(|h| {
+                    let newer = head > *h;
+                    *h = (*h).max(head);
+                    newer
+                });
+                results
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                batch
+                    .iter()
+                    .map(|_| Err(StoreError::Unavailable(msg.clone())))
+                    .collect()
+            }
+        };
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Whether an error is the command's own (the batch goes on without it).
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Refused(_) | StoreError::NotFound(_) | StoreError::AlreadyExists(_)
+    )
+}
+
+async fn write_batch(pool: &Pool, cmds: Vec<Command>) -> Result<(Vec<Result<Applied>>, u64)> {
+    let mut client = pool.get().await?;
+    let mut tx = client.transaction().await?;
+    let row = tx
+        .query_one("SELECT sequence, hash FROM chain FOR UPDATE", &[])
+        .await?;
+    let start = Chain {
+        sequence: row.get::<_, i64>(0) as u64,
+        hash: row.get(1),
+    };
+    let mut chain = start.clone();
+    let now = super::now_micros();
+    let mut results = Vec::with_capacity(cmds.len());
+    for cmd in cmds {
+        let before = chain.clone();
+        let sp = tx.savepoint("command").await?;
+        match execute_one(&sp, cmd, &mut chain, now).await {
+            Ok(applied) => {
+                sp.commit().await?;
+                results.push(Ok(applied));
+            }
+            Err(e) if is_refusal(&e) => {
+                sp.rollback().await?;
+                chain = before;
+                results.push(Err(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if chain != start {
+        tx.execute(
+            "UPDATE chain SET sequence = $1, hash = $2",
+            &[&(chain.sequence as i64), &chain.hash],
+        )
+        .await?;
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &chain.sequence.to_string()],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((results, chain.sequence))
+}
+
+async fn load_decision(c: &impl GenericClient, id: &str) -> Result<Option<Decision>> {
+    let row = c
+        .query_opt("SELECT body FROM decisions WHERE id = $1", &[&id])
+        .await?;
+    row.map(|r| parse(r.get::<_, &str>(0))).transpose()
+}
+
+async fn execute_one(
+    c: &impl GenericClient,
+    cmd: Command,
+    chain: &mut Chain,
+    now: i64,
+) -> Result<Applied> {
+    if let Some(idem) = cmd.idem() {
+        let row = c
+            .query_opt(
+                "SELECT fingerprint, decision_id, outcome FROM requests WHERE scope = $1 AND request_id = $2",
+                &[&idem.scope, &idem.request_id],
+            )
+            .await?;
+        if let Some(row) = row {
+            let outcome: Outcome = parse(row.get::<_, &str>(2))?;
+            let decision_id: String = row.get(1);
+            let decision = load_decision(c, &decision_id).await?;
+            let stored = RequestRow {
+                fingerprint: row.get(0),
+                decision_id,
+                outcome,
+            };
+            return replay_request(idem, stored, decision);
+        }
+    }
+    let current = match &cmd {
+        Command::Act { decision_id, .. } => load_decision(c, decision_id).await?,
+        Command::Create { .. } => None,
+    };
+    let plan = plan(cmd, current, chain, now)?;
+    if !plan.events.is_empty() {
+        let insert = c
+            .prepare_cached(
+                "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await?;
+        for e in &plan.events {
+            c.execute(
+                &insert,
+                &[
+                    &(e.sequence as i64),
+                    &e.decision_id,
+                    &e.event_type,
+                    &e.at,
+                    &e.body,
+                    &e.prev_hash,
+                    &e.hash,
+                ],
+            )
+            .await?;
+        }
+        let d = &plan.decision;
+        let body = serde_json::to_string(d).map_err(corrupt)?;
+        let expires_at = d.expires_at.filter(|_| d.status == Status::Open);
+        let changed = c
+            .execute(
+                "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
+                                        expires_at, fallback_at, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version,
+                     last_sequence = excluded.last_sequence, expires_at = excluded.expires_at,
+                     fallback_at = excluded.fallback_at, timer_lease = NULL, body = excluded.body
+                 WHERE decisions.version = excluded.version - $11",
+                &[
+                    &d.id,
+                    &d.kind,
+                    &d.status.as_str(),
+                    &d.asked_by,
+                    &d.created_at,
+                    &(d.version as i64),
+                    &(d.last_sequence as i64),
+                    &expires_at,
+                    &d.fallback_due_at(),
+                    &body,
+                    &(plan.events.len() as i64),
+                ],
+            )
+            .await?;
+        if changed != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "decision {} changed underneath its writer",
+                d.id
+            )));
+        }
+    }
+    if let Some((idem, outcome)) = &plan.request {
+        let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
+        c.execute(
+            "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome) VALUES ($1, $2, $3, $4, $5)",
+            &[&idem.scope, &idem.request_id, &idem.fingerprint, &plan.decision.id, &outcome],
+        )
+        .await?;
+    }
+    Ok(plan.applied)
+}
+
+fn raw_event(r: &tokio_postgres::Row) -> RawEvent {
+    RawEvent {
+        sequence: r.get::<_, i64>(0) as u64,
+        decision_id: r.get(1),
+        event_type: r.get(2),
+        at: r.get(3),
+        body: r.get(4),
+        prev_hash: r.get(5),
+        hash: r.get(6),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn execute(&self, cmd: Command) -> Result<Applied> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((cmd, tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Decision>> {
+        load_decision(&self.pool.get().await?, id).await
+    }
+
+    async fn page(&self, q: &PageQuery) -> Result<Vec<Decision>> {
+        let statuses: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT body FROM decisions
+                 WHERE id > $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+                 ORDER BY id LIMIT $3",
+                &[
+                    &q.after_id.clone().unwrap_or_default(),
+                    &statuses,
+                    &(q.limit as i64),
+                ],
+            )
+            .await?;
+        rows.iter().map(|r| parse(r.get::<_, &str>(0))).collect()
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT body FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+                &[&(after as i64), &(limit as i64)],
+            )
+            .await?;
+        rows.iter().map(|r| parse(r.get::<_, &str>(0))).collect()
+    }
+
+    async fn decision_events(&self, id: &str) -> Result<Vec<Event>> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT body FROM events WHERE decision_id = $1 ORDER BY sequence",
+                &[&id],
+            )
+            .await?;
+        rows.iter().map(|r| parse(r.get::<_, &str>(0))).collect()
+    }
+
+    async fn open_snapshot(&self) -> Result<(Vec<Decision>, u64)> {
+        let mut client = self.pool.get().await?;
+        // One snapshot for the rows and the head.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let head = head(&tx).await?;
+        let rows = tx
+            .query(
+                "SELECT body FROM decisions WHERE status = 'OPEN' ORDER BY id",
+                &[],
+            )
+            .await?;
+        tx.commit().await?;
+        let open = rows
+            .iter()
+            .map(|r| parse(r.get::<_, &str>(0)))
+            .collect::<Result<_>>()?;
+        Ok((open, head))
+    }
+
+    async fn raw_events(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT sequence, decision_id, type, at, body, prev_hash, hash FROM events
+                 WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+                &[&(after as i64), &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(raw_event).collect())
+    }
+
+    /// Claims due timers for a short lease with `FOR UPDATE SKIP LOCKED`,
+    /// so replicas share the work and no two fire the same timer at once.
+    async fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<DueTimer>> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "UPDATE decisions SET timer_lease = $1 + $3
+                 WHERE id IN (
+                     SELECT id FROM decisions
+                     WHERE (expires_at <= $1 OR fallback_at <= $1)
+                       AND (timer_lease IS NULL OR timer_lease < $1)
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, expires_at <= $1",
+                &[&now, &(limit as i64), &TIMER_LEASE_US],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DueTimer {
+                decision_id: r.get(0),
+                kind: if r.get::<_, Option<bool>>(1).unwrap_or(false) {
+                    TimerKind::Expire
+                } else {
+                    TimerKind::Fallback
+                },
+            })
+            .collect())
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+}

@@ -1,0 +1,313 @@
+//! One conformance suite for every `Store` backend: the embedded SQLite
+//! store on a temporary file and PostgreSQL on a private real server.
+
+mod common;
+
+use common::pg::PgCluster;
+use serde_json::json;
+use std::sync::Arc;
+use witness::core::{Action, Actor, NewDecision, Outcome, Policy, Status, Verdict};
+use witness::store::{Command, Idempotency, PageQuery, Store, StoreError, TimerKind};
+
+type S = Arc<dyn Store>;
+
+fn new_decision(kind: &str, approvals: u32) -> NewDecision {
+    NewDecision {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: kind.into(),
+        input: json!({"n": 1}),
+        response_schema: None,
+        authorized_roles: vec!["sre".into()],
+        surfaces: vec!["console".into()],
+        required_approvals: approvals,
+        context_hash: (approvals > 1).then(|| "h".repeat(64)),
+        timeout_us: None,
+        asked_by: "svc".into(),
+    }
+}
+
+fn create(new: NewDecision, idem: Option<Idempotency>) -> Command {
+    Command::Create {
+        idem,
+        new,
+        policy: Policy::default(),
+    }
+}
+
+fn idem(request_id: &str, fingerprint: &str) -> Option<Idempotency> {
+    Some(Idempotency {
+        scope: "svc".into(),
+        request_id: request_id.into(),
+        fingerprint: fingerprint.into(),
+    })
+}
+
+fn approve(id: &str, who: &str) -> Command {
+    Command::Act {
+        decision_id: id.into(),
+        idem: None,
+        action: Action::Answer {
+            actor: Actor::new(who, vec!["sre".into()]),
+            verdict: Verdict::Approve,
+            answer: json!(null),
+            rationale: "ok".into(),
+            current_context_hash: None,
+        },
+    }
+}
+
+async fn ask(s: &S, kind: &str) -> witness::core::Decision {
+    s.execute(create(new_decision(kind, 1), None))
+        .await
+        .unwrap()
+        .decision
+}
+
+async fn create_get_and_read_events(s: S) {
+    let applied = s
+        .execute(create(new_decision("deploy.prod", 1), None))
+        .await
+        .unwrap();
+    assert!(applied.fresh);
+    assert_eq!(applied.events.len(), 1);
+    let d = applied.decision;
+    assert_eq!((d.version, d.last_sequence, d.status), (1, 1, Status::Open));
+    assert_eq!(s.get(&d.id).await.unwrap(), Some(d.clone()));
+    assert_eq!(s.get("missing").await.unwrap(), None);
+    let events = s.events_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].decision_id, d.id);
+    assert_eq!(s.decision_events(&d.id).await.unwrap(), events);
+    assert_eq!(*s.commits().borrow(), 1);
+}
+
+async fn idempotent_creates_and_conflicts(s: S) {
+    let first = s
+        .execute(create(new_decision("deploy.prod", 1), idem("r1", "f1")))
+        .await
+        .unwrap();
+    let again = s
+        .execute(create(new_decision("deploy.prod", 1), idem("r1", "f1")))
+        .await
+        .unwrap();
+    assert!(first.fresh && !again.fresh);
+    assert_eq!(first.decision.id, again.decision.id);
+    let err = s
+        .execute(create(new_decision("deploy.prod", 1), idem("r1", "other")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
+    assert_eq!(
+        s.events_after(0, 10).await.unwrap().len(),
+        1,
+        "retries and conflicts write nothing"
+    );
+}
+
+async fn refusals_write_nothing_and_answers_close(s: S) {
+    let d = ask(&s, "deploy.prod").await;
+    let err = s.execute(approve(&d.id, "svc")).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Refused(_)),
+        "self-approval refused: {err}"
+    );
+    let err = s.execute(approve("nope", "alice")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+    assert_eq!(s.events_after(0, 10).await.unwrap().len(), 1);
+    let applied = s.execute(approve(&d.id, "alice")).await.unwrap();
+    assert_eq!(applied.outcome, Outcome::Closed);
+    assert_eq!(applied.decision.status, Status::Approved);
+    assert_eq!(
+        applied
+            .events
+            .iter()
+            .map(|e| e.sequence)
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert_eq!(s.get(&d.id).await.unwrap().unwrap(), applied.decision);
+}
+
+async fn idempotent_answers_return_the_first_result(s: S) {
+    let d = s
+        .execute(create(new_decision("scram.x", 2), None))
+        .await
+        .unwrap()
+        .decision;
+    let mut cmd = approve(&d.id, "alice");
+    if let Command::Act { idem: i, .. } = &mut cmd {
+        *i = Some(Idempotency {
+            scope: "alice".into(),
+            request_id: "a1".into(),
+            fingerprint: "fa".into(),
+        });
+    }
+    let first = s.execute(cmd.clone()).await.unwrap();
+    let again = s.execute(cmd).await.unwrap();
+    assert_eq!(first.outcome, Outcome::AwaitingApprovals);
+    assert_eq!(again.outcome, Outcome::AwaitingApprovals);
+    assert!(!again.fresh);
+    assert_eq!(s.get(&d.id).await.unwrap().unwrap().answers.len(), 1);
+}
+
+async fn pages_filter_by_status_in_id_order(s: S) {
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(ask(&s, "deploy.prod").await.id);
+    }
+    s.execute(approve(&ids[3], "alice")).await.unwrap();
+    let page = |after: Option<String>, statuses: Vec<Status>, limit| PageQuery {
+        after_id: after,
+        statuses,
+        limit,
+    };
+    let first = s.page(&page(None, vec![], 4)).await.unwrap();
+    assert_eq!(
+        first.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        ids[..4]
+    );
+    let rest = s
+        .page(&page(Some(ids[3].clone()), vec![], 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        ids[4..]
+    );
+    let approved = s
+        .page(&page(None, vec![Status::Approved], 10))
+        .await
+        .unwrap();
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0].id, ids[3]);
+    let open = s
+        .page(&page(None, vec![Status::Open, Status::Rejected], 10))
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 6);
+}
+
+async fn snapshot_is_the_open_set_at_the_head(s: S) {
+    let a = ask(&s, "a").await;
+    let b = ask(&s, "b").await;
+    s.execute(approve(&a.id, "alice")).await.unwrap();
+    let (open, head) = s.open_snapshot().await.unwrap();
+    assert_eq!(
+        open.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        [b.id]
+    );
+    assert_eq!(head, 4);
+}
+
+async fn the_chain_is_valid_and_gap_free_under_concurrency(s: S) {
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let d = s
+                    .execute(create(new_decision("deploy.prod", 1), None))
+                    .await
+                    .unwrap()
+                    .decision;
+                if i % 2 == 0 {
+                    s.execute(approve(&d.id, "alice")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let raw = s.raw_events(0, 1000).await.unwrap();
+    assert_eq!(
+        raw.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=80).collect::<Vec<u64>>()
+    );
+    let report = witness::audit::verify(s.as_ref()).await.unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!((report.events, report.decisions), (80, 40));
+}
+
+async fn due_timers_fire_once(s: S) {
+    let mut new = new_decision("expiring.x", 1);
+    new.timeout_us = Some(1);
+    let policy = Policy {
+        ack_window_us: 1,
+        ..Policy::default()
+    };
+    let d = s
+        .execute(Command::Create {
+            idem: None,
+            new,
+            policy,
+        })
+        .await
+        .unwrap()
+        .decision;
+    let later = d.created_at + 10;
+    let mut due = s.due_timers(later, 10).await.unwrap();
+    due.sort_by_key(|t| t.kind == TimerKind::Fallback);
+    assert_eq!(
+        due.first().map(|t| (t.decision_id.clone(), t.kind)),
+        Some((d.id.clone(), TimerKind::Expire))
+    );
+    let cmd = Command::Act {
+        decision_id: d.id.clone(),
+        idem: None,
+        action: Action::Expire,
+    };
+    assert_eq!(
+        s.execute(cmd.clone()).await.unwrap().decision.status,
+        Status::Expired
+    );
+    let again = s.execute(cmd).await.unwrap();
+    assert!(again.events.is_empty(), "a fired timer does not fire again");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(s
+        .due_timers(witness::store::now_micros() + 10_000_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            async fn store() -> (S, tempfile::TempDir) {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("w.db");
+                let s = witness::store::sqlite::SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+                (Arc::new(s), dir)
+            }
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (s, _dir) = store().await;
+                super::$name(s).await;
+            })*
+        }
+        mod postgres {
+            use super::*;
+            async fn store() -> S {
+                let url = PgCluster::shared().fresh_database().await;
+                let opts = witness::store::postgres::PgOptions::default();
+                Arc::new(witness::store::postgres::PostgresStore::open(&url, &opts).await.unwrap())
+            }
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(store().await).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    create_get_and_read_events,
+    idempotent_creates_and_conflicts,
+    refusals_write_nothing_and_answers_close,
+    idempotent_answers_return_the_first_result,
+    pages_filter_by_status_in_id_order,
+    snapshot_is_the_open_set_at_the_head,
+    the_chain_is_valid_and_gap_free_under_concurrency,
+    due_timers_fire_once,
+);
