@@ -1,29 +1,38 @@
-//! `witness bench`: throughput and latency of the real server over real
-//! gRPC on loopback, with the health RPC on the same server as the ceiling.
+//! `witness bench`: figures for the README, measured against real server
+//! processes (this binary's `serve`) over real gRPC on loopback:
+//! Ask throughput against the health RPC as the ceiling, Ask → event
+//! latency with many subscribers, and server memory per idle subscriber.
 
-use crate::client::{self, Credentials};
-use crate::config::Config;
+use crate::client::{self, Client, Credentials};
 use crate::proto;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 
 /// Options of `witness bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Seconds per measurement.
+    /// Seconds per throughput figure.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
     /// Concurrent requests in flight.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// HTTP/2 connections the requests share.
+    /// HTTP/2 connections the requests share (per replica).
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
     /// Store URL (default: a fresh SQLite file in a temporary directory).
     #[arg(long)]
     pub store: Option<String>,
+    /// Server processes sharing the store (Postgres only for more than 1).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Also measure stream latency and memory with 1, 100, 1000 subscribers.
+    #[arg(long)]
+    pub streams: bool,
 }
 
 /// One measured operation.
@@ -40,6 +49,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         return Duration::ZERO;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn summarise(mut lat: Vec<Duration>, elapsed: f64) -> Measurement {
+    lat.sort();
+    Measurement {
+        ops: lat.len() as u64,
+        per_second: lat.len() as f64 / elapsed,
+        p50: percentile(&lat, 0.50),
+        p99: percentile(&lat, 0.99),
+    }
 }
 
 /// Runs `op` from `concurrency` tasks for `seconds` and measures it.
@@ -64,80 +83,80 @@ where
             lat
         })
     });
-    let mut all: Vec<Duration> = futures::future::join_all(tasks)
+    let all: Vec<Duration> = futures::future::join_all(tasks)
         .await
         .into_iter()
         .flatten()
         .flatten()
         .collect();
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort();
-    Measurement {
-        ops: all.len() as u64,
-        per_second: all.len() as f64 / elapsed,
-        p50: percentile(&all, 0.50),
-        p99: percentile(&all, 0.99),
-    }
+    summarise(all, start.elapsed().as_secs_f64())
 }
 
-/// A server started in this process for the benchmark.
-pub struct BenchServer {
-    pub addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: Option<TempDir>,
+/// Server processes started for the benchmark; killed on drop.
+pub struct Servers {
+    pub addrs: Vec<String>,
+    children: Vec<Child>,
+    dir: std::path::PathBuf,
 }
 
-impl Drop for BenchServer {
+impl Drop for Servers {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// A directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Servers {
+    /// Resident memory of the first server, in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.children.first()?.id()))
+                .ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 }
 
-/// Starts a dev-mode server on 127.0.0.1:0 over `store` (or a temp SQLite).
-pub async fn start_server(store: Option<String>) -> Result<BenchServer, String> {
-    let (url, dir) = match store {
-        Some(url) => (url, None),
-        None => {
-            let dir = std::env::temp_dir().join(format!("witness-bench-{}", uuid::Uuid::now_v7()));
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            (
-                format!("sqlite://{}", dir.join("bench.db").display()),
-                Some(TempDir(dir)),
-            )
-        }
+/// Starts `replicas` dev-mode server processes on `store` (or a temp SQLite).
+pub fn start_servers(store: Option<&str>, replicas: usize) -> Result<Servers, String> {
+    let dir = std::env::temp_dir().join(format!("witness-bench-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let url = store
+        .map(String::from)
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+    let config = dir.join("witness.toml");
+    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n")).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut servers = Servers {
+        addrs: Vec::new(),
+        children: Vec::new(),
+        dir,
     };
-    let mut config = Config::load(None).map_err(|e| e.to_string())?;
-    config.store.url = url;
-    let witness = crate::server::build(&config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::server::serve_on(listener, witness, async {
-        let _ = stopped.await;
-    }));
-    Ok(BenchServer {
-        addr,
-        stop: Some(stop),
-        _dir: dir,
-    })
+    for _ in 0..replicas.max(1) {
+        let mut child = Command::new(&exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("WITNESS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        servers.children.push(child);
+        let line = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("witness listening on "));
+        let addr = line
+            .ok_or("server did not start")?
+            .trim_start_matches("witness listening on ")
+            .to_string();
+        servers.addrs.push(addr);
+    }
+    Ok(servers)
 }
 
 fn ask_request(i: usize) -> proto::AskRequest {
@@ -153,40 +172,53 @@ fn ask_request(i: usize) -> proto::AskRequest {
     }
 }
 
-/// Runs the benchmark and prints its figures.
-pub async fn run(args: BenchArgs) -> Result<(), String> {
-    let server = start_server(args.store.clone()).await?;
-    let creds = Credentials {
+fn creds() -> Credentials {
+    Credentials {
         principal: Some("bench".into()),
         roles: vec!["sre".into()],
         ..Default::default()
-    };
-    let mut clients = Vec::new();
-    let mut health = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        let c = client::connect(&server.addr, &creds)
-            .await
-            .map_err(|e| e.to_string())?;
-        let channel = tonic::transport::Endpoint::from_shared(client::server_url(&server.addr))
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
-        health.push(tonic_health::pb::health_client::HealthClient::new(channel));
-        clients.push(c);
     }
+}
+
+async fn clients(servers: &Servers, per_server: usize) -> Result<Vec<Client>, String> {
+    let mut out = Vec::new();
+    for addr in &servers.addrs {
+        for _ in 0..per_server.max(1) {
+            out.push(
+                client::connect(addr, &creds())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    let servers = start_servers(args.store.as_deref(), args.replicas)?;
+    let store = args.store.as_deref().map(crate::server::redact_url);
     println!(
-        "witness bench: {}s per figure, {} in flight over {} connections, store {}",
+        "witness bench: {}s per figure, {} in flight over {} connection(s) to each of {} server process(es), store {}",
         args.seconds,
         args.concurrency,
-        clients.len(),
-        args.store
-            .as_deref()
-            .unwrap_or("sqlite (temp file, WAL, synchronous=FULL)")
+        args.connections,
+        servers.addrs.len(),
+        store.as_deref().unwrap_or("sqlite (temp file, WAL, synchronous=FULL)")
     );
-    let h = health.clone();
+    let mut health = Vec::new();
+    for addr in &servers.addrs {
+        for _ in 0..args.connections.max(1) {
+            let channel = tonic::transport::Endpoint::from_shared(client::server_url(addr))
+                .map_err(|e| e.to_string())?
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            health.push(tonic_health::pb::health_client::HealthClient::new(channel));
+        }
+    }
     let ceiling = measure(args.seconds, args.concurrency, move |i| {
-        let mut c = h[i % h.len()].clone();
+        let mut c = health[i % health.len()].clone();
         async move {
             c.check(tonic_health::pb::HealthCheckRequest {
                 service: String::new(),
@@ -197,7 +229,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     })
     .await;
     report("health Check (ceiling)", &ceiling);
-    let cs = clients.clone();
+    let cs = clients(&servers, args.connections).await?;
     let asks = measure(args.seconds, args.concurrency, move |i| {
         let mut c = cs[i % cs.len()].clone();
         async move { c.ask(ask_request(i)).await.is_ok() }
@@ -207,6 +239,92 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     println!(
         "Ask / health ratio: {:.2}",
         asks.per_second / ceiling.per_second.max(1.0)
+    );
+    if args.streams {
+        for n in [1, 100, 1000] {
+            stream_latency(n).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Ask → CREATED-received latency with `n` subscribers on a fresh server,
+/// and the server's memory per idle subscriber.
+async fn stream_latency(n: usize) -> Result<(), String> {
+    let servers = start_servers(None, 1)?;
+    let conns = clients(&servers, n.div_ceil(100)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = servers.rss_kib();
+    let received: Arc<Mutex<Vec<(String, Instant)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(n * 100)));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n);
+    for i in 0..n {
+        let mut c = conns[i % conns.len()].clone();
+        let (received, ready) = (received.clone(), ready_tx.clone());
+        tokio::spawn(async move {
+            let Ok(resp) = c
+                .stream_decisions(proto::StreamDecisionsRequest::default())
+                .await
+            else {
+                return;
+            };
+            let _ = ready.send(()).await;
+            let mut st = resp.into_inner();
+            while let Ok(Some(r)) = st.message().await {
+                if let Some(d) = r.event.and_then(|e| e.decision) {
+                    if let Ok(mut v) = received.lock() {
+                        v.push((d.id, Instant::now()));
+                    }
+                }
+            }
+        });
+    }
+    for _ in 0..n {
+        ready_rx.recv().await.ok_or("subscriber failed")?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = servers.rss_kib();
+    let mut asker = client::connect(&servers.addrs[0], &creds())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut sent = HashMap::new();
+    const ASKS: usize = 100;
+    for i in 0..ASKS {
+        let t = Instant::now();
+        let d = asker
+            .ask(ask_request(i))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        sent.insert(d.decision.map(|d| d.id).unwrap_or_default(), t);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.lock().map(|v| v.len()).unwrap_or(0) < n * ASKS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let samples: Vec<Duration> = received
+        .lock()
+        .map(|v| {
+            v.iter()
+                .filter_map(|(id, at)| sent.get(id).map(|t| at.duration_since(*t)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let m = summarise(samples, 1.0);
+    let per_sub = match (before, after) {
+        (Some(b), Some(a)) if n >= 100 => format!(
+            "   server memory per idle subscriber {:.1} KiB",
+            a.saturating_sub(b) as f64 / n as f64
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "Ask → event, {n:>4} subscribers: p50 {:>6.2} ms   p99 {:>6.2} ms   ({} deliveries of {}){per_sub}",
+        m.p50.as_secs_f64() * 1e3,
+        m.p99.as_secs_f64() * 1e3,
+        m.ops,
+        n * ASKS
     );
     Ok(())
 }
