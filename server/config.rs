@@ -37,6 +37,8 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub streams: StreamsConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
 }
 
 /// `[streams]`: bounds on server streams.
@@ -145,7 +147,52 @@ fn everything() -> Vec<String> {
 pub struct WebhookConfig {
     pub name: String,
     pub url: String,
+    /// HMAC-SHA256 key for `X-Witness-Signature` (never logged).
     pub secret: String,
+    /// Payload shape: `witness` (the plain event), `pagerduty` (Events v2)
+    /// or `slack` (an incoming-webhook message).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// PagerDuty integration key (format `pagerduty`).
+    #[serde(default)]
+    pub routing_key: String,
+}
+
+/// Payload shape of a webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Witness,
+    Pagerduty,
+    Slack,
+}
+
+/// `[outbox]`: webhook delivery retries.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Tries before a delivery is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per try, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff: std::time::Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: std::time::Duration,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: std::time::Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_attempts: 8,
+            backoff: std::time::Duration::from_secs(1),
+            max_backoff: std::time::Duration::from_secs(300),
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 impl Config {
@@ -192,6 +239,24 @@ impl Config {
             }
         }
         let hooks: Vec<&str> = self.webhooks.iter().map(|w| w.name.as_str()).collect();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if hooks.iter().filter(|h| **h == w.name).count() > 1 {
+                return Err(ConfigError(format!(
+                    "webhooks[{i}].name: {:?} appears twice",
+                    w.name
+                )));
+            }
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "webhooks[{i}].url: must be an http(s) URL"
+                )));
+            }
+            if w.secret.is_empty() {
+                return Err(ConfigError(format!(
+                    "webhooks[{i}].secret: must not be empty"
+                )));
+            }
+        }
         for (i, rule) in self.policies.iter().enumerate() {
             if let Some(missing) = rule.fallback.iter().find(|f| !hooks.contains(&f.as_str())) {
                 return Err(ConfigError(format!(

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod core;
 pub mod hub;
+pub mod outbox;
 pub mod server;
 pub mod service;
 pub mod store;

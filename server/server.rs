@@ -60,12 +60,18 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
     let store = store::open(&config.store.url, &config.store.pg_options()).await?;
     let hub = crate::hub::Hub::start(store.clone(), config.streams.ring);
     tokio::spawn(crate::timers::run(store.clone()));
+    tokio::spawn(crate::outbox::run(
+        store.clone(),
+        config.webhooks.clone(),
+        config.outbox,
+    ));
     Ok(Arc::new(Witness {
         store,
         hub,
         streams: config.streams,
         auth,
         policies,
+        webhooks: config.webhooks.iter().map(|w| w.name.clone()).collect(),
         limits: config.limits,
     }))
 }

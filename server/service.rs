@@ -71,6 +71,8 @@ pub struct Witness {
     pub streams: crate::config::StreamsConfig,
     pub auth: Auth,
     pub policies: Policies,
+    /// Names of the configured webhooks (surfaces notified through the outbox).
+    pub webhooks: Vec<String>,
     pub limits: Limits,
 }
 
@@ -140,7 +142,13 @@ impl Witness {
                    "required_approvals": a.required_approvals, "context_hash": context_hash,
                    "timeout_us": a.timeout_us}),
         )?;
-        let policy = self.policies.effective(&a.kind);
+        let mut policy = self.policies.effective(&a.kind);
+        policy.webhook_surfaces = a
+            .surfaces
+            .iter()
+            .filter(|s| self.webhooks.contains(*s))
+            .cloned()
+            .collect();
         let new = NewDecision {
             id: uuid::Uuid::now_v7().to_string(),
             kind: a.kind,

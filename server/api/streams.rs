@@ -160,7 +160,7 @@ async fn follow(hub: &Hub, filter: &Filter, mut cursor: u64, out: &Out) -> Resul
             Ok(_) => catch_up(hub, filter, &mut cursor, out).await?,
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 return Err(End::Status(Status::resource_exhausted(format!(
-                    "stream consumer too slow: it fell {} events behind; reconnect with after_sequence = {cursor}",
+                    "stream consumer too slow: it fell more than {} events behind; reconnect with after_sequence = {cursor}",
                     hub.ring()
                 ))))
             }

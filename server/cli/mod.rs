@@ -1,5 +1,6 @@
 //! The `witness` command line: the server, local tools, and a gRPC client.
 
+mod local;
 mod output;
 
 use crate::client::{self, Client, Credentials};
@@ -48,6 +49,11 @@ pub enum Command {
     Migrate {
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// See and re-drive webhook deliveries (reads the store directly).
+    Outbox {
+        #[command(subcommand)]
+        command: local::OutboxCommand,
     },
     /// Audit the event log.
     Audit {
@@ -313,6 +319,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                 .map_err(|e| e.to_string())?;
             Ok(output::audit(&report))
         }
+        Command::Outbox { command } => local::outbox(command).await,
         Command::Bench(args) => {
             crate::bench::run(args).await?;
             Ok(exit::OK)

@@ -4,6 +4,7 @@
 pub mod canonical;
 pub mod machine;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod schema;
 

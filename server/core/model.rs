@@ -92,6 +92,10 @@ pub struct Policy {
     pub fallback: Vec<String>,
     pub context_max_age_us: i64,
     pub allow_self_approval: bool,
+    /// The decision's surfaces that are configured webhooks: they get the
+    /// CREATED notification through the outbox.
+    #[serde(default)]
+    pub webhook_surfaces: Vec<String>,
 }
 
 impl Default for Policy {
@@ -106,6 +110,7 @@ impl Default for Policy {
             fallback: Vec::new(),
             context_max_age_us: 60_000_000,
             allow_self_approval: false,
+            webhook_surfaces: Vec::new(),
         }
     }
 }

@@ -122,6 +122,7 @@ impl Policies {
                 .map(micros)
                 .unwrap_or(defaults.context_max_age_us),
             allow_self_approval: rule.allow_self_approval,
+            webhook_surfaces: Vec::new(),
         }
     }
 

@@ -119,6 +119,8 @@ pub struct RawEvent {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub events: Vec<RawEvent>,
+    /// Webhook deliveries the events cause, for the outbox.
+    pub outbox: Vec<core::notify::Notification>,
     /// The decision's new state (unchanged when no events).
     pub decision: Decision,
     pub request: Option<(Idempotency, Outcome)>,
@@ -152,6 +154,7 @@ pub fn plan(
     };
     let mut events = Vec::with_capacity(kinds.len());
     let mut raw = Vec::with_capacity(kinds.len());
+    let mut outbox = Vec::new();
     for kind in kinds {
         let decision_id = match (&kind, &state) {
             (core::EventKind::Created { decision }, _) => decision.id.clone(),
@@ -171,7 +174,9 @@ pub fn plan(
         let event: Event =
             serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let hash = chain_hash(&chain.hash, &body);
-        state = Some(apply(state, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        let after = apply(state, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        outbox.extend(core::notify::notifications(&event, &after));
+        state = Some(after);
         raw.push(RawEvent {
             sequence,
             decision_id: event.decision_id.clone(),
@@ -188,6 +193,7 @@ pub fn plan(
         state.ok_or_else(|| StoreError::Corrupt("command produced no decision".into()))?;
     Ok(Plan {
         events: raw,
+        outbox,
         decision: decision.clone(),
         request: idem.map(|i| (i, outcome)),
         applied: Applied {
@@ -245,6 +251,59 @@ pub struct DueTimer {
     pub kind: TimerKind,
 }
 
+/// Where a webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    /// Gave up after the configured number of tries (see `witness outbox`).
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxStatus> {
+        [
+            OutboxStatus::Pending,
+            OutboxStatus::Delivered,
+            OutboxStatus::Dead,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub webhook: String,
+    pub decision_id: String,
+    pub sequence: u64,
+    pub event_type: String,
+    pub body: String,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Micros,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Micros>,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered { at: Micros },
+    Retry { at: Micros, error: String },
+    Dead { error: String },
+}
+
 /// Durable storage of the event log and its projection.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -263,6 +322,25 @@ pub trait Store: Send + Sync + 'static {
     /// Timers due at `now` (open decisions past `expires_at`, or past their
     /// ack window without an ACK), at most `limit`.
     async fn due_timers(&self, now: Micros, limit: usize) -> Result<Vec<DueTimer>>;
+    /// Claims up to `limit` pending deliveries that are due, for `lease_us`
+    /// (another process will not take them meanwhile).
+    async fn outbox_claim(
+        &self,
+        now: Micros,
+        lease_us: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>>;
+    /// Records the result of an attempt on a claimed delivery.
+    async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()>;
+    /// Deliveries, newest first, optionally of one status.
+    async fn outbox_list(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>>;
+    /// Puts a dead (or pending) delivery back in line now: one id, or every
+    /// dead one. Returns how many.
+    async fn outbox_retry(&self, id: Option<i64>, now: Micros) -> Result<u64>;
     /// The sequence of the latest committed event; changes wake streams.
     fn commits(&self) -> watch::Receiver<u64>;
 }

@@ -11,8 +11,8 @@
 //! hub's periodic read).
 
 use super::{
-    plan, replay_request, Applied, Chain, Command, DueTimer, PageQuery, RawEvent, RequestRow,
-    Result, Store, StoreError, TimerKind,
+    plan, replay_request, Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus,
+    PageQuery, RawEvent, RequestRow, Result, Store, StoreError, TimerKind,
 };
 use crate::core::{Decision, Event, Outcome, Status};
 use async_trait::async_trait;
@@ -23,7 +23,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 /// Versioned migrations, recorded in `schema_migrations`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_init.sql"),
+    include_str!("migrations/postgres/0002_outbox.sql"),
+];
 /// Serialises migrations when several replicas start at once.
 const MIGRATION_LOCK: i64 = 0x0077_6974_6e65_7373; // "witness"
 const CHANNEL: &str = "witness_events";
@@ -398,6 +401,21 @@ async fn execute_one(
             )));
         }
     }
+    for n in &plan.outbox {
+        c.execute(
+            "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &n.webhook,
+                &n.decision_id,
+                &(n.sequence as i64),
+                &n.event_type,
+                &n.body,
+                &now,
+            ],
+        )
+        .await?;
+    }
     if let Some((idem, outcome)) = &plan.request {
         let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
         c.execute(
@@ -407,6 +425,25 @@ async fn execute_one(
         .await?;
     }
     Ok(plan.applied)
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
+
+fn outbox_item(r: &tokio_postgres::Row) -> OutboxItem {
+    OutboxItem {
+        id: r.get(0),
+        webhook: r.get(1),
+        decision_id: r.get(2),
+        sequence: r.get::<_, i64>(3) as u64,
+        event_type: r.get(4),
+        body: r.get(5),
+        status: OutboxStatus::parse(r.get(6)).unwrap_or(OutboxStatus::Pending),
+        attempts: r.get::<_, i32>(7) as u32,
+        next_attempt_at: r.get(8),
+        last_error: r.get(9),
+        delivered_at: r.get(10),
+    }
 }
 
 fn raw_event(r: &tokio_postgres::Row) -> RawEvent {
@@ -550,6 +587,85 @@ impl Store for PostgresStore {
                 },
             })
             .collect())
+    }
+
+    async fn outbox_claim(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+        let sql = format!(
+            "UPDATE outbox SET lease = $1 + $2 WHERE id IN (
+                 SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
+                   AND (lease IS NULL OR lease < $1) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING {OUTBOX_COLUMNS}"
+        );
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(&sql, &[&now, &lease_us, &(limit as i64)])
+            .await?;
+        Ok(rows.iter().map(outbox_item).collect())
+    }
+
+    async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()> {
+        let c = self.pool.get().await?;
+        match result {
+            Delivery::Delivered { at } => {
+                c.execute(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2,
+                         lease = NULL, last_error = NULL WHERE id = $1",
+                    &[&id, &at],
+                )
+                .await?
+            }
+            Delivery::Retry { at, error } => {
+                c.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,
+                         lease = NULL WHERE id = $1",
+                    &[&id, &at, &error],
+                )
+                .await?
+            }
+            Delivery::Dead { error } => {
+                c.execute(
+                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $2,
+                         lease = NULL WHERE id = $1",
+                    &[&id, &error],
+                )
+                .await?
+            }
+        };
+        Ok(())
+    }
+
+    async fn outbox_list(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"
+        );
+        let status = status.map(|s| s.as_str());
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(&sql, &[&status, &(limit as i64)])
+            .await?;
+        Ok(rows.iter().map(outbox_item).collect())
+    }
+
+    async fn outbox_retry(&self, id: Option<i64>, now: i64) -> Result<u64> {
+        let n = self
+            .pool
+            .get()
+            .await?
+            .execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, lease = NULL
+                 WHERE status != 'delivered' AND (($1::bigint IS NULL AND status = 'dead') OR id = $1)",
+                &[&id, &now],
+            )
+            .await?;
+        Ok(n)
     }
 
     fn commits(&self) -> watch::Receiver<u64> {

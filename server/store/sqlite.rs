@@ -7,8 +7,8 @@
 //! read-only connections.
 
 use super::{
-    plan, replay_request, Applied, Chain, Command, DueTimer, PageQuery, RawEvent, RequestRow,
-    Result, Store, StoreError, TimerKind,
+    plan, replay_request, Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus,
+    PageQuery, RawEvent, RequestRow, Result, Store, StoreError, TimerKind,
 };
 use crate::core::{Decision, Event, Outcome};
 use async_trait::async_trait;
@@ -19,15 +19,26 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Versioned migrations; `PRAGMA user_version` records the last applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_init.sql"),
+    include_str!("migrations/sqlite/0002_outbox.sql"),
+];
 const READERS: usize = 4;
 const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<Applied>>;
 
+/// Work for the writer thread: a command (batched with others) or a
+/// closure that needs the write connection (outbox bookkeeping).
+#[allow(clippy::large_enum_variant)] // commands are the common case; boxing them costs an allocation each
+enum Job {
+    Command(Command, Reply),
+    Exec(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
 /// The embedded SQLite store.
 pub struct SqliteStore {
-    writer: mpsc::Sender<(Command, Reply)>,
+    writer: mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
     commits: watch::Receiver<u64>,
@@ -147,6 +158,46 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs `f` on the writer thread's connection, in order with commands.
+    async fn on_writer<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Exec(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
+
+fn outbox_item(r: &rusqlite::Row) -> rusqlite::Result<OutboxItem> {
+    let status: String = r.get(6)?;
+    Ok(OutboxItem {
+        id: r.get(0)?,
+        webhook: r.get(1)?,
+        decision_id: r.get(2)?,
+        sequence: r.get::<_, i64>(3)? as u64,
+        event_type: r.get(4)?,
+        body: r.get(5)?,
+        status: OutboxStatus::parse(&status).unwrap_or(OutboxStatus::Pending),
+        attempts: r.get(7)?,
+        next_attempt_at: r.get(8)?,
+        last_error: r.get(9)?,
+        delivered_at: r.get(10)?,
+    })
+}
+
 fn read_chain(conn: &Connection) -> Result<Chain> {
     let head = conn
         .query_row(
@@ -187,12 +238,25 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<(Command, Reply)>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut next = None;
+        while let Some(first) = next.take().or_else(|| rx.blocking_recv()) {
+            let (cmd, reply) = match first {
+                Job::Command(cmd, reply) => (cmd, reply),
+                Job::Exec(f) => {
+                    f(&mut self.conn);
+                    continue;
+                }
+            };
+            let mut batch = vec![(cmd, reply)];
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(Job::Command(cmd, reply)) => batch.push((cmd, reply)),
+                    Ok(exec) => {
+                        // Runs after this batch, keeping the order of jobs.
+                        next = Some(exec);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
@@ -330,6 +394,20 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
             StoreError::Corrupt(format!("decision {} changed underneath its writer", d.id))
         })?;
     }
+    for n in &plan.outbox {
+        conn.prepare_cached(
+            "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            n.webhook,
+            n.decision_id,
+            n.sequence as i64,
+            n.event_type,
+            n.body,
+            now
+        ])?;
+    }
     if let Some((idem, outcome)) = &plan.request {
         let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
         conn.prepare_cached(
@@ -345,7 +423,7 @@ impl Store for SqliteStore {
     async fn execute(&self, cmd: Command) -> Result<Applied> {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((cmd, tx))
+            .send(Job::Command(cmd, tx))
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         rx.await
@@ -481,6 +559,73 @@ impl Store for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn outbox_claim(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.on_writer(move |c| {
+            let sql = format!(
+                "UPDATE outbox SET lease = ?1 + ?2 WHERE id IN (
+                     SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
+                       AND (lease IS NULL OR lease < ?1) ORDER BY id LIMIT ?3)
+                 RETURNING {OUTBOX_COLUMNS}"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![now, lease_us, limit as i64], outbox_item)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()> {
+        self.on_writer(move |c| {
+            match result {
+                Delivery::Delivered { at } => c.execute(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2,
+                         lease = NULL, last_error = NULL WHERE id = ?1",
+                    params![id, at],
+                )?,
+                Delivery::Retry { at, error } => c.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3,
+                         lease = NULL WHERE id = ?1",
+                    params![id, at, error],
+                )?,
+                Delivery::Dead { error } => c.execute(
+                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2,
+                         lease = NULL WHERE id = ?1",
+                    params![id, error],
+                )?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_list(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit as i64], outbox_item)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn outbox_retry(&self, id: Option<i64>, now: i64) -> Result<u64> {
+        self.on_writer(move |c| {
+            let n = c.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, lease = NULL
+                 WHERE status != 'delivered' AND ((?1 IS NULL AND status = 'dead') OR id = ?1)",
+                params![id, now],
+            )?;
+            Ok(n as u64)
         })
         .await
     }
