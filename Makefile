@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres test lint tools pg bench clean
+.PHONY: run run-postgres stop-postgres test test-rust test-sdks lint tools pg proto bench clean
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -46,12 +46,25 @@ lint: tools
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(BUF) lint
 
-test: lint pg
+test: lint pg test-rust test-sdks
+
+test-rust: tools pg
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --all-targets
+
+## The SDKs' own tests, against the server binary cargo built.
+test-sdks:
+	$(CARGO) build --bin witness
+	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-python/run-tests.sh
+	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-ts/run-tests.sh
+
+## Regenerate the checked-in SDK stubs from proto/ (Rust's come from build.rs).
+proto:
+	sdk-python/generate.sh
+	cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error && npm run generate
 
 bench:
 	$(CARGO) run --release --bin witness -- bench $(ARGS)
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) tools/node_modules
+	rm -rf $(VENV) tools/node_modules sdk-python/.venv sdk-ts/node_modules sdk-ts/dist

@@ -1,0 +1,318 @@
+"""What the sync and asyncio clients share: connection settings, request
+building, retry back-off and the stream resume bookkeeping."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
+
+import grpc
+from google.protobuf import duration_pb2
+
+from ._json import optional_value, to_value
+from ._proto.witness.v1 import witness_pb2 as pb
+from ._types import Decision, DecisionEvent, EventType, Status, Verdict
+
+#: A context snapshot, or a function returning the current one. ``AsyncClient``
+#: also accepts an ``async`` function.
+ContextProvider = Union[Callable[[], Any], Any]
+
+Metadata = Tuple[Tuple[str, str], ...]
+
+#: Codes on which a stream is resumed rather than ended.
+RESUMABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+#: Channel options: reconnect quickly after the server comes back (the gRPC
+#: default back-off grows to two minutes) and notice dead connections.
+CHANNEL_OPTIONS: List[Tuple[str, Any]] = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+]
+
+
+class Settings:
+    """Connection settings parsed from the client constructor's arguments."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: Optional[str],
+        principal: Optional[str],
+        roles: Union[None, str, Sequence[str]],
+        tls: bool,
+        root_certificates: Optional[bytes],
+        call_timeout: Optional[float],
+        retry_timeout: float,
+        reconnect_timeout: Optional[float],
+        max_backoff: float,
+        options: Optional[Sequence[Tuple[str, Any]]],
+    ) -> None:
+        if target.startswith("https://"):
+            target, tls = target[len("https://") :], True
+        elif target.startswith("http://"):
+            target = target[len("http://") :]
+        self.target = target.rstrip("/")
+        self.tls = tls or root_certificates is not None
+        self.root_certificates = root_certificates
+        self.call_timeout = call_timeout
+        self.retry_timeout = retry_timeout
+        self.reconnect_timeout = reconnect_timeout
+        self.max_backoff = max_backoff
+        merged = dict(CHANNEL_OPTIONS)
+        merged.update(dict(options or ()))
+        self.options = list(merged.items())
+        md: List[Tuple[str, str]] = []
+        if token:
+            md.append(("authorization", f"Bearer {token}"))
+        if principal:
+            md.append(("x-witness-principal", principal))
+        if roles:
+            role_list = roles.split(",") if isinstance(roles, str) else list(roles)
+            joined = ",".join(r.strip() for r in role_list if r.strip())
+            if joined:
+                md.append(("x-witness-roles", joined))
+        self.metadata: Metadata = tuple(md)
+
+    def credentials(self) -> Optional[grpc.ChannelCredentials]:
+        """TLS channel credentials, or ``None`` for a plaintext channel."""
+        if not self.tls:
+            return None
+        return grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
+
+
+class Backoff:
+    """Exponential back-off with jitter: 50 ms doubling up to ``cap`` seconds."""
+
+    def __init__(self, cap: float, initial: float = 0.05) -> None:
+        self.cap = cap
+        self.initial = initial
+        self.delay = initial
+
+    def next(self) -> float:
+        """The next delay to wait (and doubles the one after)."""
+        d = min(self.delay, self.cap)
+        self.delay = min(self.delay * 2, self.cap)
+        return d * (0.5 + random.random() / 2)
+
+    def reset(self) -> None:
+        """Back to the initial delay (call after a success)."""
+        self.delay = self.initial
+
+
+def new_request_id() -> str:
+    """A fresh idempotency key (UUIDv4 text)."""
+    return str(uuid.uuid4())
+
+
+def duration(value: Union[None, float, int, timedelta]) -> Optional[duration_pb2.Duration]:
+    """Seconds (or a ``timedelta``) as a ``Duration``; ``None`` stays unset."""
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        value = timedelta(seconds=value)
+    d = duration_pb2.Duration()
+    d.FromTimedelta(value)
+    return d
+
+
+def _strings(name: str, values: Union[str, Iterable[str]]) -> List[str]:
+    if isinstance(values, str):
+        return [values]
+    out = list(values)
+    for v in out:
+        if not isinstance(v, str):
+            raise TypeError(f"{name}: expected strings, got {type(v).__name__}")
+    return out
+
+
+def is_provider(context: Any) -> bool:
+    """True when ``context`` is a function to call rather than a snapshot."""
+    return callable(context)
+
+
+def ask_request(
+    kind: str,
+    input: Any,
+    *,
+    authorized_roles: Union[str, Iterable[str]],
+    surfaces: Union[str, Iterable[str]],
+    response_schema: Any,
+    required_approvals: int,
+    context_snapshot: Any,
+    has_context: bool,
+    timeout: Union[None, float, int, timedelta],
+    request_id: Optional[str],
+) -> pb.AskRequest:
+    """Builds an ``AskRequest`` (with a generated ``request_id`` when none is given)."""
+    req = pb.AskRequest(
+        request_id=request_id or new_request_id(),
+        kind=kind,
+        input=to_value(input),
+        authorized_roles=_strings("authorized_roles", authorized_roles),
+        surfaces=_strings("surfaces", surfaces),
+        required_approvals=required_approvals,
+    )
+    if response_schema is not None:
+        req.response_schema.CopyFrom(to_value(response_schema))
+    if has_context:
+        req.context_snapshot.CopyFrom(to_value(context_snapshot))
+    ttl = duration(timeout)
+    if ttl is not None:
+        req.timeout.CopyFrom(ttl)
+    return req
+
+
+def answer_request(
+    decision_id: str,
+    verdict: Union[Verdict, str, int],
+    rationale: str,
+    *,
+    answer: Any,
+    current_context: Any,
+    on_behalf_of: str,
+    request_id: Optional[str],
+) -> pb.AnswerRequest:
+    """Builds an ``AnswerRequest`` (with a generated ``request_id`` when none is given)."""
+    req = pb.AnswerRequest(
+        decision_id=decision_id,
+        request_id=request_id or new_request_id(),
+        verdict=cast(Any, int(Verdict.parse(verdict))),
+        rationale=rationale,
+        on_behalf_of=on_behalf_of,
+    )
+    value = optional_value(answer)
+    if value is not None:
+        req.answer.CopyFrom(value)
+    ctx = optional_value(current_context)
+    if ctx is not None:
+        req.current_context.CopyFrom(ctx)
+    return req
+
+
+def list_request(
+    statuses: Union[None, Status, str, Iterable[Union[Status, str, int]]],
+    kinds: Union[str, Iterable[str]],
+    page_size: int,
+) -> pb.ListDecisionsRequest:
+    """Builds the first ``ListDecisionsRequest`` of a listing."""
+    if statuses is None:
+        items: List[Any] = []
+    elif isinstance(statuses, (str, Status)):
+        items = [statuses]
+    else:
+        items = list(statuses)
+    return pb.ListDecisionsRequest(
+        statuses=cast(Any, [int(Status.parse(s)) for s in items]),
+        kinds=_strings("kinds", kinds),
+        page_size=page_size,
+    )
+
+
+def context_interval(default: float, decision: Optional[Decision]) -> float:
+    """How often to re-confirm the context: ``default`` seconds, but at most
+    a third of the decision's ``context_max_age`` so a confirmation is
+    always fresh when the last approval arrives."""
+    interval = default
+    if decision is not None and decision.policy is not None:
+        max_age = decision.policy.context_max_age
+        if max_age is not None and max_age.total_seconds() > 0:
+            interval = min(interval, max_age.total_seconds() / 3)
+    return max(interval, 0.05)
+
+
+def wants_report(event: DecisionEvent) -> bool:
+    """Whether ``wait()`` should re-confirm the context after this event:
+    after every change of an open decision except its own confirmations."""
+    d = event.decision
+    return d is not None and d.is_open and event.type != EventType.CONTEXT_CONFIRMED
+
+
+class StreamState:
+    """Resume bookkeeping for ``stream()``: which request to (re)send and
+    which received events to pass on, so that reconnects neither lose nor
+    repeat events.
+
+    The first connection always asks for the snapshot, even when the caller
+    did not: ``SNAPSHOT_END`` carries the log position, which is what makes
+    a reconnect before the first live event gap-free. Snapshot events are
+    passed on only when the caller asked for them. Live events are passed on
+    only when their sequence is above the last one passed on, and reconnects
+    resume with ``after_sequence`` = that sequence.
+    """
+
+    def __init__(
+        self,
+        include_open: bool,
+        kinds: Union[str, Iterable[str]],
+        surfaces: Union[str, Iterable[str]],
+        after_sequence: int,
+    ) -> None:
+        self.include_open = include_open
+        self.kinds = _strings("kinds", kinds)
+        self.surfaces = _strings("surfaces", surfaces)
+        self.cursor = after_sequence
+        self.live = after_sequence > 0
+        self.end_sent = False
+        self.snapshot_seen: Set[Tuple[str, int]] = set()
+
+    def request(self) -> pb.StreamDecisionsRequest:
+        """The request for the next (re)connection."""
+        if self.live and self.cursor > 0:
+            return pb.StreamDecisionsRequest(
+                kinds=self.kinds, surfaces=self.surfaces, after_sequence=self.cursor
+            )
+        # No position to resume from yet (or an empty log): snapshot again.
+        return pb.StreamDecisionsRequest(
+            include_open=True, kinds=self.kinds, surfaces=self.surfaces
+        )
+
+    def accept(self, m: pb.DecisionEvent) -> Optional[DecisionEvent]:
+        """The event to yield for a received message, or ``None`` to skip it."""
+        if m.type == pb.EVENT_TYPE_SNAPSHOT_END:
+            first = not self.live
+            self.live = True
+            self.cursor = max(self.cursor, m.sequence)
+            if self.include_open and not self.end_sent and first:
+                self.end_sent = True
+                return DecisionEvent.from_proto(m)
+            return None
+        if m.snapshot:
+            key = (m.decision.id, m.sequence)
+            if key in self.snapshot_seen:
+                return None
+            self.snapshot_seen.add(key)
+            # A re-snapshot while live (the log was empty at subscription)
+            # stands in for live events missed: always pass it on.
+            if self.include_open or self.live:
+                return DecisionEvent.from_proto(m)
+            return None
+        if m.sequence <= self.cursor:
+            return None
+        self.cursor = m.sequence
+        self.live = True
+        return DecisionEvent.from_proto(m)
+
+
+class WatchState:
+    """Bookkeeping for ``watch()``: after a reconnect the server resends the
+    current state; pass it on only if the decision changed meanwhile."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.done = False
+
+    def accept(self, m: pb.DecisionEvent) -> Optional[DecisionEvent]:
+        """The event to yield for a received message, or ``None`` to skip it."""
+        if not m.HasField("decision") or m.decision.version <= self.version:
+            return None
+        self.version = m.decision.version
+        event = DecisionEvent.from_proto(m)
+        if event.decision is not None and event.decision.is_closed:
+            self.done = True
+        return event
