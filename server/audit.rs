@@ -3,7 +3,7 @@
 
 use crate::core::{apply, chain_hash, Decision, Event, GENESIS_HASH};
 use crate::store::{PageQuery, Result, Store};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The first thing found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,7 @@ pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
         problem: None,
     };
     let mut replayed: BTreeMap<String, Decision> = BTreeMap::new();
+    let mut closing_hash: HashMap<u64, String> = HashMap::new();
     let mut after = 0u64;
     loop {
         let rows = store.raw_events(after, PAGE).await?;
@@ -76,6 +77,9 @@ pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
                         let state = replayed.remove(&ev.decision_id);
                         match apply(state, &ev) {
                             Ok(d) => {
+                                if d.status.is_terminal() && d.last_sequence == ev.sequence {
+                                    closing_hash.insert(ev.sequence, row.hash.clone());
+                                }
                                 replayed.insert(d.id.clone(), d);
                                 None
                             }
@@ -100,8 +104,59 @@ pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
         }
     }
     report.problem = compare_projection(store, &mut replayed, report.events).await?;
+    if report.problem.is_none() {
+        report.problem = compare_receipts(store, &replayed, &closing_hash).await?;
+    }
     report.decisions = replayed.len();
     Ok(report)
+}
+
+/// Every closed decision has a stored receipt, and each equals the receipt
+/// rebuilt from the replayed decision and its closing event's chain hash.
+async fn compare_receipts(
+    store: &dyn Store,
+    replayed: &BTreeMap<String, Decision>,
+    closing_hash: &HashMap<u64, String>,
+) -> Result<Option<Problem>> {
+    let mut stored = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let page = store.receipts(&after, PAGE).await?;
+        let done = page.len() < PAGE;
+        if let Some((id, _)) = page.last() {
+            after = id.clone();
+        }
+        stored.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mut first: Option<Problem> = None;
+    for d in replayed.values().filter(|d| d.status.is_terminal()) {
+        let expected = closing_hash
+            .get(&d.last_sequence)
+            .map(|h| crate::core::receipt::body(d, h));
+        let reason = match (stored.remove(&d.id), expected) {
+            (Some(body), Some(exp)) if body == exp => continue,
+            (None, _) => format!("decision {} is closed but has no receipt", d.id),
+            _ => format!("decision {}: receipt does not match the chain", d.id),
+        };
+        if first.as_ref().is_none_or(|p| d.last_sequence < p.sequence) {
+            first = Some(Problem {
+                sequence: d.last_sequence,
+                reason,
+            });
+        }
+    }
+    if first.is_none() {
+        if let Some(id) = stored.keys().next() {
+            first = Some(Problem {
+                sequence: 0,
+                reason: format!("receipt for {id}, which is not closed in the log"),
+            });
+        }
+    }
+    Ok(first)
 }
 
 /// Every decision row must equal its replay, and every replay must have a row.

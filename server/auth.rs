@@ -71,6 +71,7 @@ struct Entry {
 pub struct Auth {
     /// Empty means dev mode.
     entries: Vec<Entry>,
+    roles: Option<std::sync::Arc<std::collections::BTreeMap<String, Vec<String>>>>,
 }
 
 fn principal_from(p: &PrincipalConfig) -> std::result::Result<Principal, String> {
@@ -98,8 +99,16 @@ impl Auth {
                     principal: principal_from(p)?,
                 })
             })
-            .collect::<std::result::Result<_, String>>()?;
-        Ok(Auth { entries })
+            .collect::<std::result::Result<Vec<Entry>, String>>()?;
+        let roles = (!entries.is_empty()).then(|| {
+            std::sync::Arc::new(
+                entries
+                    .iter()
+                    .map(|e| (e.principal.name.clone(), e.principal.roles.clone()))
+                    .collect(),
+            )
+        });
+        Ok(Auth { entries, roles })
     }
 
     pub fn dev_mode(&self) -> bool {
@@ -172,13 +181,12 @@ impl Auth {
         })
     }
 
-    /// The current roles of a configured principal (None in dev mode or for
-    /// unknown names).
-    pub fn roles_of(&self, name: &str) -> Option<&[String]> {
-        self.entries
-            .iter()
-            .find(|e| e.principal.name == name)
-            .map(|e| e.principal.roles.as_slice())
+    /// Every configured principal's roles (None in dev mode, where roles
+    /// come with each request and cannot be re-checked).
+    pub fn current_roles(
+        &self,
+    ) -> Option<std::sync::Arc<std::collections::BTreeMap<String, Vec<String>>>> {
+        self.roles.clone()
     }
 }
 

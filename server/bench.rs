@@ -128,7 +128,7 @@ pub fn start_servers(store: Option<&str>, replicas: usize) -> Result<Servers, St
         .map(String::from)
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
     let config = dir.join("witness.toml");
-    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n")).map_err(|e| e.to_string())?;
+    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n[limits]\nrequests_per_second = 0\nmax_streams_per_principal = 2000\n")).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut servers = Servers {
         addrs: Vec::new(),

@@ -32,6 +32,17 @@ pub struct Credentials {
     /// Dev mode: principal name and roles sent as metadata.
     pub principal: Option<String>,
     pub roles: Vec<String>,
+    /// TLS settings for `https://` servers.
+    pub tls: TlsOptions,
+}
+
+/// PEM files for TLS: the CA that signed the server's certificate (else the
+/// system's roots), and a client certificate when the server asks for one.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub client_cert: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 /// Adds the credentials to every request.
@@ -86,8 +97,13 @@ pub fn server_url(server: &str) -> String {
 /// Connects to `server` with `creds`.
 pub async fn connect(server: &str, creds: &Credentials) -> Result<Client> {
     let url = server_url(server);
-    let endpoint =
+    let mut endpoint =
         Endpoint::from_shared(url.clone()).map_err(|e| ClientError::BadServer(e.to_string()))?;
+    if url.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(client_tls(&creds.tls)?)
+            .map_err(|e| ClientError::BadServer(e.to_string()))?;
+    }
     let channel = endpoint
         .connect()
         .await
@@ -100,6 +116,31 @@ pub async fn connect(server: &str, creds: &Credentials) -> Result<Client> {
         WitnessServiceClient::with_interceptor(channel, AuthInterceptor::new(creds)?)
             .max_decoding_message_size(max),
     )
+}
+
+fn client_tls(t: &TlsOptions) -> Result<tonic::transport::ClientTlsConfig> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| ClientError::BadCredentials(format!("{}: {e}", p.display())))
+    };
+    let mut tls = tonic::transport::ClientTlsConfig::new();
+    if let Some(ca) = &t.ca_cert {
+        tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    match (&t.client_cert, &t.client_key) {
+        (Some(cert), Some(key)) => {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(cert)?,
+                read(key)?,
+            ))
+        }
+        (None, None) => {}
+        _ => {
+            return Err(ClientError::BadCredentials(
+                "--client-cert and --client-key go together".into(),
+            ))
+        }
+    }
+    Ok(tls)
 }
 
 /// Whether a failed call may be retried: the server or the network was

@@ -39,6 +39,44 @@ pub struct Config {
     pub streams: StreamsConfig,
     #[serde(default)]
     pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub receipts: ReceiptsConfig,
+    /// TLS for the gRPC listener (rustls).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[receipts]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsConfig {
+    /// The Ed25519 seed (hex); created on first start when missing. Default:
+    /// `witness-receipt.key` beside a SQLite database, else in the working
+    /// directory. Replicas must share one.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key.
+    pub key: std::path::PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl Config {
+    /// The receipt key file in effect.
+    pub fn receipt_key_file(&self) -> std::path::PathBuf {
+        self.receipts
+            .key_file
+            .clone()
+            .unwrap_or_else(|| crate::receipts::default_key_file(&self.store.url))
+    }
 }
 
 /// `[streams]`: bounds on server streams.

@@ -33,7 +33,7 @@ pub enum ServeError {
 pub type Result<T, E = ServeError> = std::result::Result<T, E>;
 
 /// Refuses listen addresses that would expose an unauthenticated server.
-pub fn check_listen(addr: SocketAddr, dev_mode: bool, insecure: bool) -> Result<()> {
+pub fn check_listen(addr: SocketAddr, dev_mode: bool, tls: bool, insecure: bool) -> Result<()> {
     if addr.ip().is_loopback() {
         return Ok(());
     }
@@ -44,10 +44,11 @@ pub fn check_listen(addr: SocketAddr, dev_mode: bool, insecure: bool) -> Result<
              `witness token new NAME --roles ROLE` makes one) or listen on 127.0.0.1."
         )));
     }
-    if !insecure {
+    if !tls && !insecure {
         return Err(ServeError::Refused(format!(
             "refusing to serve plaintext on non-loopback {addr}: bearer tokens would cross the network \
-             unencrypted. Pass --insecure to do it anyway (e.g. behind a TLS-terminating proxy)."
+             unencrypted. Configure [tls] (cert, key), or pass --insecure to do it anyway (e.g. behind a \
+             TLS-terminating proxy)."
         )));
     }
     Ok(())
@@ -72,6 +73,13 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         auth,
         policies,
         webhooks: config.webhooks.iter().map(|w| w.name.clone()).collect(),
+        limiter: crate::limits::Limiter::new(
+            config.limits.requests_per_second,
+            config.limits.burst,
+            config.limits.max_streams_per_principal,
+        ),
+        receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())
+            .map_err(|e| ServeError::Refused(e.to_string()))?,
         limits: config.limits,
     }))
 }
@@ -87,7 +95,8 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
             ServeError::Refused(format!("listen: cannot resolve {:?}", config.listen))
         })?;
     let dev_mode = config.principals.is_empty();
-    check_listen(addr, dev_mode, insecure)?;
+    check_listen(addr, dev_mode, config.tls.is_some(), insecure)?;
+    let tls = config.tls.as_ref().map(tls_config).transpose()?;
     if dev_mode {
         tracing::warn!(
             "dev mode: no principals configured; identity is taken from x-witness-principal / \
@@ -99,7 +108,21 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
     let local = listener.local_addr().map_err(ServeError::Listen)?;
     println!("witness listening on {local}");
     tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
-    serve_on(listener, witness, shutdown_signal()).await
+    serve_on(listener, witness, tls, shutdown_signal()).await
+}
+
+/// The rustls server configuration from `[tls]`.
+fn tls_config(t: &crate::config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| ServeError::Refused(format!("tls: {}: {e}", path.display())))
+    };
+    let identity = tonic::transport::Identity::from_pem(read(&t.cert)?, read(&t.key)?);
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &t.client_ca {
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(tls)
 }
 
 /// Serves gRPC (witness, health, reflection v1 and v1alpha) on a bound
@@ -107,6 +130,7 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
 pub async fn serve_on(
     listener: TcpListener,
     witness: Arc<Witness>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -120,9 +144,15 @@ pub async fn serve_on(
         |e: tonic_reflection::server::Error| ServeError::Refused(format!("reflection: {e}"));
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
     let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
-    let api =
-        WitnessServiceServer::new(GrpcApi::new(witness)).max_decoding_message_size(4 * 1024 * 1024);
-    tonic::transport::Server::builder()
+    let api = WitnessServiceServer::new(GrpcApi::new(witness.clone()))
+        .max_decoding_message_size(witness.limits.max_message_bytes);
+    let mut builder = tonic::transport::Server::builder().layer(
+        tower::util::MapResponseLayer::new(oversized_is_resource_exhausted),
+    );
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -133,6 +163,23 @@ pub async fn serve_on(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// tonic answers a request over `max_message_bytes` with OUT_OF_RANGE; a
+/// limit is RESOURCE_EXHAUSTED everywhere else in witness (and in gRPC's
+/// own conventions), so say so here, in one place.
+fn oversized_is_resource_exhausted<B>(mut res: http::Response<B>) -> http::Response<B> {
+    let headers = res.headers();
+    let oversized = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
+    if oversized {
+        res.headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    res
 }
 
 /// Hides a password in a store URL before it is logged.
@@ -170,12 +217,18 @@ mod tests {
     fn dev_mode_refuses_non_loopback() {
         let any: SocketAddr = "0.0.0.0:50051".parse().unwrap();
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        assert!(check_listen(lo, true, false).is_ok());
-        let e = check_listen(any, true, false).unwrap_err().to_string();
+        assert!(check_listen(lo, true, false, false).is_ok());
+        let e = check_listen(any, true, true, true).unwrap_err().to_string();
         assert!(e.contains("dev mode") && e.contains("principals"), "{e}");
-        let e = check_listen(any, false, false).unwrap_err().to_string();
+        let e = check_listen(any, false, false, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--insecure"), "{e}");
-        assert!(check_listen(any, false, true).is_ok());
+        assert!(check_listen(any, false, false, true).is_ok());
+        assert!(
+            check_listen(any, false, true, false).is_ok(),
+            "TLS needs no --insecure"
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum ServiceError {
     Refused(#[from] Refusal),
     #[error("decision_id: decision {0} not found")]
     NotFound(String),
+    #[error(transparent)]
+    Exhausted(#[from] crate::limits::Exhausted),
 }
 
 /// Result alias for the service.
@@ -73,6 +75,8 @@ pub struct Witness {
     pub policies: Policies,
     /// Names of the configured webhooks (surfaces notified through the outbox).
     pub webhooks: Vec<String>,
+    pub limiter: crate::limits::Limiter,
+    pub receipts: crate::receipts::ReceiptKey,
     pub limits: Limits,
 }
 
@@ -198,6 +202,7 @@ impl Witness {
             answer: a.answer,
             rationale: a.rationale,
             current_context_hash,
+            current_roles: self.auth.current_roles(),
         };
         self.act(a.decision_id, idem, action).await
     }
@@ -274,6 +279,22 @@ impl Witness {
                 action,
             })
             .await?)
+    }
+
+    /// The signed receipt of a closed decision (None while open).
+    pub async fn receipt(&self, d: &Decision) -> Result<Option<crate::proto::Receipt>> {
+        if !d.status.is_terminal() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .receipt(&d.id)
+            .await?
+            .map(|body| crate::proto::Receipt {
+                signature: self.receipts.sign(&body),
+                key_id: self.receipts.key_id(),
+                body,
+            }))
     }
 
     /// Reads a decision the caller may see; NOT_FOUND otherwise.

@@ -52,6 +52,7 @@ fn approve(id: &str, who: &str) -> Command {
             answer: json!(null),
             rationale: "ok".into(),
             current_context_hash: None,
+            current_roles: None,
         },
     }
 }

@@ -242,7 +242,7 @@ async fn a_slow_consumer_is_ended_with_resource_exhausted_while_a_fast_one_keeps
     let creds = witness::client::Credentials {
         principal: Some("slow".into()),
         roles: vec!["sre".into()],
-        token: None,
+        ..Default::default()
     };
     let mut slow = witness::proto::witness_service_client::WitnessServiceClient::with_interceptor(
         channel,

@@ -20,6 +20,7 @@ impl From<ServiceError> for Status {
         match e {
             ServiceError::Refused(r) => refusal(r),
             ServiceError::NotFound(_) => Status::not_found(e.to_string()),
+            ServiceError::Exhausted(x) => Status::resource_exhausted(x.0),
             ServiceError::Auth(AuthError::Unauthenticated(m)) => Status::unauthenticated(m),
             ServiceError::Auth(AuthError::Denied(m)) => Status::permission_denied(m),
             ServiceError::Store(s) => match s {

@@ -30,11 +30,18 @@ impl GrpcApi {
         GrpcApi { w }
     }
 
+    /// Authenticates the caller and takes one request from its rate budget.
     fn who<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        self.w
+        let who = self
+            .w
             .auth
             .authenticate(req.metadata())
-            .map_err(|e| ServiceError::from(e).into())
+            .map_err(ServiceError::from)?;
+        self.w
+            .limiter
+            .request(&who.name)
+            .map_err(ServiceError::from)?;
+        Ok(who)
     }
 }
 
@@ -155,7 +162,7 @@ impl WitnessService for GrpcApi {
         let d = self.w.get(&who, &req.get_ref().decision_id).await?;
         Ok(Response::new(proto::GetDecisionResponse {
             decision: Some(decision(&d)),
-            receipt: None,
+            receipt: self.w.receipt(&d).await?,
         }))
     }
 

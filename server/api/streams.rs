@@ -100,6 +100,10 @@ pub fn stream_decisions(
     req: proto::StreamDecisionsRequest,
 ) -> Result<mpsc::Receiver<Result<proto::DecisionEvent, Status>>, Status> {
     let kinds = KindGlobs::new("kinds", &req.kinds)?;
+    let slot = w
+        .limiter
+        .open_stream(&who.name)
+        .map_err(ServiceError::from)?;
     let filter = Filter {
         who,
         kinds,
@@ -109,6 +113,7 @@ pub fn stream_decisions(
     // "From now on" means from this call, not from when the task first runs.
     let live_from = hub.published();
     Ok(spawn(w.streams.subscriber_buffer, move |out| async move {
+        let _slot = slot; // held until the stream ends
         let cursor = if req.after_sequence > 0 {
             req.after_sequence
         } else if req.include_open {
@@ -199,7 +204,12 @@ pub async fn watch_decision(
     let mut rx = hub.subscribe();
     let mut health = hub.health();
     let current = w.get(&who, &id).await?;
+    let slot = w
+        .limiter
+        .open_stream(&who.name)
+        .map_err(ServiceError::from)?;
     Ok(spawn(w.streams.subscriber_buffer, move |out| async move {
+        let _slot = slot; // held until the stream ends
         send(&out, state_event(&current)).await?;
         if current.status.is_terminal() {
             return Ok(());

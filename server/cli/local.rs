@@ -117,3 +117,120 @@ pub async fn outbox(cmd: OutboxCommand) -> Result<i32, String> {
         }
     }
 }
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a fresh random bearer token once, and the config entry with its hash.
+    New {
+        name: String,
+        /// Roles of the new principal (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+}
+
+/// Runs `witness token …`.
+pub fn token(cmd: TokenCommand) -> i32 {
+    let TokenCommand::New { name, roles } = cmd;
+    use base64::Engine;
+    let token = format!(
+        "wit_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    );
+    let roles: Vec<String> = roles.iter().map(|r| format!("{r:?}")).collect();
+    println!("# The token is shown only this once: give it to {name} and keep it secret.");
+    println!("# token: {token}");
+    println!("[[principals]]");
+    println!("name = {name:?}");
+    println!("token_sha256 = \"{}\"", crate::auth::token_sha256(&token));
+    println!("roles = [{}]", roles.join(", "));
+    0
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Fetch a closed decision's signed receipt and write it as one JSON file.
+    Get {
+        id: String,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: super::Conn,
+    },
+    /// Verify a receipt file offline; exit 0 when valid, 1 when not.
+    Verify {
+        file: PathBuf,
+        /// File holding the server's public key (as `receipt public-key` prints it).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Print the server's receipt public key (from its key file).
+    PublicKey {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs `witness receipt …`.
+pub async fn receipt(cmd: ReceiptCommand) -> Result<i32, String> {
+    use base64::Engine;
+    match cmd {
+        ReceiptCommand::Get { id, out, conn } => {
+            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let resp = c
+                .get_decision(crate::proto::GetDecisionRequest {
+                    decision_id: id.clone(),
+                })
+                .await
+                .map_err(super::rpc)?
+                .into_inner();
+            let r = resp
+                .receipt
+                .ok_or_else(|| format!("decision {id} has no receipt yet: it is still open"))?;
+            let file = crate::receipts::ReceiptFile {
+                body: r.body,
+                signature: base64::engine::general_purpose::STANDARD.encode(r.signature),
+                key_id: r.key_id,
+            };
+            let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())? + "\n";
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?
+                }
+                None => print!("{text}"),
+            }
+            Ok(0)
+        }
+        ReceiptCommand::Verify { file, public_key } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let key = std::fs::read_to_string(&public_key)
+                .map_err(|e| format!("{}: {e}", public_key.display()))?;
+            let receipt: crate::receipts::ReceiptFile = match serde_json::from_str(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("invalid: not a receipt file: {e}");
+                    return Ok(1);
+                }
+            };
+            match crate::receipts::verify(&receipt, &key) {
+                Ok(()) => {
+                    println!("valid: {}", receipt.body);
+                    Ok(0)
+                }
+                Err(e) => {
+                    println!("invalid: {e}");
+                    Ok(1)
+                }
+            }
+        }
+        ReceiptCommand::PublicKey { config } => {
+            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            let key = crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())
+                .map_err(|e| e.to_string())?;
+            println!("{}", key.public_key_hex());
+            Ok(0)
+        }
+    }
+}

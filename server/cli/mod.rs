@@ -50,6 +50,16 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Make bearer tokens for principals.
+    Token {
+        #[command(subcommand)]
+        command: local::TokenCommand,
+    },
+    /// Signed decision receipts.
+    Receipt {
+        #[command(subcommand)]
+        command: local::ReceiptCommand,
+    },
     /// See and re-drive webhook deliveries (reads the store directly).
     Outbox {
         #[command(subcommand)]
@@ -156,14 +166,28 @@ pub struct Conn {
     /// Print JSON for scripts.
     #[arg(long, global = true)]
     pub json: bool,
+    /// PEM CA certificate for an https:// server.
+    #[arg(long, env = "WITNESS_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate, when the server requires one.
+    #[arg(long, env = "WITNESS_CLIENT_CERT", global = true)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM key of the client certificate.
+    #[arg(long, env = "WITNESS_CLIENT_KEY", global = true)]
+    pub client_key: Option<PathBuf>,
 }
 
 impl Conn {
-    async fn client(&self) -> client::Result<Client> {
+    pub(crate) async fn client(&self) -> client::Result<Client> {
         let creds = Credentials {
             token: self.token.clone(),
             principal: self.principal.clone(),
             roles: self.roles.clone(),
+            tls: client::TlsOptions {
+                ca_cert: self.ca_cert.clone(),
+                client_cert: self.client_cert.clone(),
+                client_key: self.client_key.clone(),
+            },
         };
         client::connect(&self.server, &creds).await
     }
@@ -320,6 +344,8 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             Ok(output::audit(&report))
         }
         Command::Outbox { command } => local::outbox(command).await,
+        Command::Token { command } => Ok(local::token(command)),
+        Command::Receipt { command } => local::receipt(command).await,
         Command::Bench(args) => {
             crate::bench::run(args).await?;
             Ok(exit::OK)
@@ -496,7 +522,7 @@ async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i
     }
 }
 
-fn rpc(s: tonic::Status) -> String {
+pub(crate) fn rpc(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 

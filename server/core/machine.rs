@@ -59,6 +59,9 @@ pub enum Action {
         rationale: String,
         /// Hash of the operator's `current_context`, when sent.
         current_context_hash: Option<String>,
+        /// Every configured principal's current roles, to re-check earlier
+        /// approvers when a quorum completes (None in dev mode).
+        current_roles: Option<std::sync::Arc<std::collections::BTreeMap<String, Vec<String>>>>,
     },
     Ack {
         actor: Actor,
@@ -175,15 +178,18 @@ pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
             answer,
             rationale,
             current_context_hash,
-        } => decide_answer(
-            d,
-            actor,
-            *verdict,
-            answer,
-            rationale,
-            current_context_hash.as_deref(),
-            now,
-        ),
+            current_roles,
+        } => {
+            let args = AnswerArgs {
+                actor,
+                verdict: *verdict,
+                answer,
+                rationale,
+                current_context: current_context_hash.as_deref(),
+                current_roles: current_roles.as_deref(),
+            };
+            decide_answer(d, args, now)
+        }
         Action::Ack { actor, surface } => {
             if !d.visible_to(&actor.name, &actor.roles) {
                 return Err(Refusal::denied(format!(
@@ -280,15 +286,25 @@ fn require_open(d: &Decision) -> Result<()> {
     Ok(())
 }
 
-fn decide_answer(
-    d: &Decision,
-    actor: &Actor,
+/// The fields of an `Action::Answer`, borrowed.
+struct AnswerArgs<'a> {
+    actor: &'a Actor,
     verdict: Verdict,
-    answer: &Value,
-    rationale: &str,
-    current_context: Option<&str>,
-    now: Micros,
-) -> Result<Decided> {
+    answer: &'a Value,
+    rationale: &'a str,
+    current_context: Option<&'a str>,
+    current_roles: Option<&'a std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+fn decide_answer(d: &Decision, args: AnswerArgs<'_>, now: Micros) -> Result<Decided> {
+    let AnswerArgs {
+        actor,
+        verdict,
+        answer,
+        rationale,
+        current_context,
+        current_roles,
+    } = args;
     // Permission first: an operator who may not answer learns nothing about
     // the decision's state.
     if !d.holds_role(&actor.roles) {
@@ -352,13 +368,24 @@ fn decide_answer(
             Outcome::Closed,
         ));
     }
-    let approvals = d.approvals() + 1;
+    // Approvals count only while their operators still hold an authorized
+    // role in the current config.
+    let still_authorized = |op: &str| match current_roles {
+        Some(roles) => roles.get(op).is_some_and(|r| d.holds_role(r)),
+        None => true,
+    };
+    let approvals = d
+        .answers
+        .iter()
+        .filter(|a| a.verdict == Verdict::Approve && still_authorized(&a.operator))
+        .count()
+        + 1;
     if approvals < d.required_approvals as usize {
         return Ok(Decided::new(vec![recorded], Outcome::AwaitingApprovals));
     }
     if d.required_approvals >= 2 && !context_matched && !confirmed_in_window(d, now) {
         return Err(Refusal::precondition(format!(
-            "current_context: the context must be re-confirmed (ReportContext or this answer's \
+            "the context must be re-confirmed (ReportContext or this answer's \
              current_context) after the previous approval and within {}s before the approval \
              that completes the quorum",
             d.policy.context_max_age_us / 1_000_000

@@ -6,6 +6,7 @@ pub mod machine;
 pub mod model;
 pub mod notify;
 pub mod policy;
+pub mod receipt;
 pub mod schema;
 
 pub use machine::{apply, create, decide, Action, Actor, Decided, NewDecision, Outcome};

@@ -46,6 +46,15 @@ pub struct Limits {
     pub max_string_len: usize,
     /// Most entries in `authorized_roles` or `surfaces`.
     pub max_list_len: usize,
+    /// Largest gRPC request message, in bytes.
+    pub max_message_bytes: usize,
+    /// Most streams (StreamDecisions + WatchDecision) one principal may
+    /// hold open at once.
+    pub max_streams_per_principal: usize,
+    /// Sustained requests per second per principal (0: unlimited), with
+    /// bursts up to `burst`.
+    pub requests_per_second: u32,
+    pub burst: u32,
 }
 
 impl Default for Limits {
@@ -55,6 +64,10 @@ impl Default for Limits {
             max_json_depth: 32,
             max_string_len: 4096,
             max_list_len: 64,
+            max_message_bytes: 1024 * 1024,
+            max_streams_per_principal: 256,
+            requests_per_second: 1000,
+            burst: 2000,
         }
     }
 }

@@ -121,6 +121,8 @@ pub struct Plan {
     pub events: Vec<RawEvent>,
     /// Webhook deliveries the events cause, for the outbox.
     pub outbox: Vec<core::notify::Notification>,
+    /// The receipt body, when the command closed the decision.
+    pub receipt: Option<String>,
     /// The decision's new state (unchanged when no events).
     pub decision: Decision,
     pub request: Option<(Idempotency, Outcome)>,
@@ -155,6 +157,7 @@ pub fn plan(
     let mut events = Vec::with_capacity(kinds.len());
     let mut raw = Vec::with_capacity(kinds.len());
     let mut outbox = Vec::new();
+    let mut receipt = None;
     for kind in kinds {
         let decision_id = match (&kind, &state) {
             (core::EventKind::Created { decision }, _) => decision.id.clone(),
@@ -174,8 +177,12 @@ pub fn plan(
         let event: Event =
             serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let hash = chain_hash(&chain.hash, &body);
+        let was_open = state.as_ref().is_some_and(|d| !d.status.is_terminal());
         let after = apply(state, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         outbox.extend(core::notify::notifications(&event, &after));
+        if was_open && after.status.is_terminal() {
+            receipt = Some(core::receipt::body(&after, &hash));
+        }
         state = Some(after);
         raw.push(RawEvent {
             sequence,
@@ -194,6 +201,7 @@ pub fn plan(
     Ok(Plan {
         events: raw,
         outbox,
+        receipt,
         decision: decision.clone(),
         request: idem.map(|i| (i, outcome)),
         applied: Applied {
@@ -341,6 +349,11 @@ pub trait Store: Send + Sync + 'static {
     /// Puts a dead (or pending) delivery back in line now: one id, or every
     /// dead one. Returns how many.
     async fn outbox_retry(&self, id: Option<i64>, now: Micros) -> Result<u64>;
+    /// The stored receipt bodies of closed decisions with ids above
+    /// `after_id`, in id order.
+    async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>>;
+    /// The stored receipt body of one decision.
+    async fn receipt(&self, decision_id: &str) -> Result<Option<String>>;
     /// The sequence of the latest committed event; changes wake streams.
     fn commits(&self) -> watch::Receiver<u64>;
 }

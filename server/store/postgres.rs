@@ -26,6 +26,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_outbox.sql"),
+    include_str!("migrations/postgres/0003_receipts.sql"),
 ];
 /// Serialises migrations when several replicas start at once.
 const MIGRATION_LOCK: i64 = 0x0077_6974_6e65_7373; // "witness"
@@ -401,6 +402,13 @@ async fn execute_one(
             )));
         }
     }
+    if let Some(body) = &plan.receipt {
+        c.execute(
+            "INSERT INTO receipts (decision_id, body) VALUES ($1, $2)",
+            &[&plan.decision.id, body],
+        )
+        .await?;
+    }
     for n in &plan.outbox {
         c.execute(
             "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
@@ -587,6 +595,32 @@ impl Store for PostgresStore {
                 },
             })
             .collect())
+    }
+
+    async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT decision_id, body FROM receipts WHERE decision_id > $1 ORDER BY decision_id LIMIT $2",
+                &[&after_id, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn receipt(&self, decision_id: &str) -> Result<Option<String>> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_opt(
+                "SELECT body FROM receipts WHERE decision_id = $1",
+                &[&decision_id],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     async fn outbox_claim(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<OutboxItem>> {

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_init.sql"),
     include_str!("migrations/sqlite/0002_outbox.sql"),
+    include_str!("migrations/sqlite/0003_receipts.sql"),
 ];
 const READERS: usize = 4;
 const MAX_BATCH: usize = 512;
@@ -394,6 +395,10 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
             StoreError::Corrupt(format!("decision {} changed underneath its writer", d.id))
         })?;
     }
+    if let Some(body) = &plan.receipt {
+        conn.prepare_cached("INSERT INTO receipts (decision_id, body) VALUES (?1, ?2)")?
+            .execute(params![plan.decision.id, body])?;
+    }
     for n in &plan.outbox {
         conn.prepare_cached(
             "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
@@ -559,6 +564,30 @@ impl Store for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>> {
+        let after_id = after_id.to_string();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT decision_id, body FROM receipts WHERE decision_id > ?1 ORDER BY decision_id LIMIT ?2")?;
+            let rows = stmt.query_map(params![after_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn receipt(&self, decision_id: &str) -> Result<Option<String>> {
+        let id = decision_id.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT body FROM receipts WHERE decision_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }

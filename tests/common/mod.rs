@@ -116,6 +116,7 @@ impl Server {
             token: None,
             principal: (!principal.is_empty()).then(|| principal.to_string()),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Credentials::default()
         };
         client::connect(&self.addr, &creds).await.expect("connect")
     }

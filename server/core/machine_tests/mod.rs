@@ -72,6 +72,7 @@ fn answer(actor: Actor, verdict: Verdict, current_context_hash: Option<String>) 
         answer: json!({"ok": true}),
         rationale: "checked the dashboards".into(),
         current_context_hash,
+        current_roles: None,
     }
 }
 
@@ -83,6 +84,7 @@ fn approve_with(answer: Value, rationale: &str) -> Action {
         answer,
         rationale: rationale.into(),
         current_context_hash: None,
+        current_roles: None,
     }
 }
 
