@@ -3,7 +3,7 @@
 //! Ask throughput against the health RPC as the ceiling, Ask → event
 //! latency with many subscribers, and server memory per idle subscriber.
 
-use crate::client::{self, Client, Credentials};
+use crate::client::{self, Credentials, GrpcClient};
 use crate::proto;
 use std::collections::HashMap;
 use std::future::Future;
@@ -180,7 +180,7 @@ fn creds() -> Credentials {
     }
 }
 
-async fn clients(servers: &Servers, per_server: usize) -> Result<Vec<Client>, String> {
+async fn clients(servers: &Servers, per_server: usize) -> Result<Vec<GrpcClient>, String> {
     let mut out = Vec::new();
     for addr in &servers.addrs {
         for _ in 0..per_server.max(1) {

@@ -23,7 +23,10 @@ fn kind_of(e: &proto::DecisionEvent) -> proto::EventType {
     proto::EventType::try_from(e.r#type).unwrap()
 }
 
-async fn subscribe(c: &mut witness::client::Client, req: proto::StreamDecisionsRequest) -> Events {
+async fn subscribe(
+    c: &mut witness::client::GrpcClient,
+    req: proto::StreamDecisionsRequest,
+) -> Events {
     c.stream_decisions(req).await.unwrap().into_inner()
 }
 

@@ -3,7 +3,7 @@
 mod local;
 mod output;
 
-use crate::client::{self, Client, Credentials};
+use crate::client::{self, Credentials, GrpcClient};
 use crate::config::Config;
 use crate::proto;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -178,7 +178,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub(crate) async fn client(&self) -> client::Result<Client> {
+    pub(crate) async fn client(&self) -> client::Result<GrpcClient> {
         let creds = Credentials {
             token: self.token.clone(),
             principal: self.principal.clone(),
@@ -275,14 +275,18 @@ pub struct ListArgs {
 }
 
 /// Parses a JSON argument, reading `@FILE` when given.
-fn json_arg(flag: &str, raw: &str) -> Result<prost_types::Value, String> {
+fn json_value_arg(flag: &str, raw: &str) -> Result<serde_json::Value, String> {
     let text = match raw.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{flag}: {path}: {e}"))?,
         None => raw.to_string(),
     };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{flag}: not JSON: {e}"))?;
-    Ok(crate::api::convert::json_to_proto(&v))
+    serde_json::from_str(&text).map_err(|e| format!("{flag}: not JSON: {e}"))
+}
+
+fn json_arg(flag: &str, raw: &str) -> Result<prost_types::Value, String> {
+    Ok(crate::api::convert::json_to_proto(&json_value_arg(
+        flag, raw,
+    )?))
 }
 
 fn opt_json_arg(flag: &str, raw: &Option<String>) -> Result<Option<prost_types::Value>, String> {
@@ -352,32 +356,34 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
         }
         Command::Ask(a) => {
             let p = Printer::new(a.conn.json);
-            let req = proto::AskRequest {
-                request_id: a.request_id.clone().unwrap_or_else(fresh_id),
-                kind: a.kind.clone(),
-                input: Some(json_arg("--input", &a.input)?),
-                response_schema: opt_json_arg("--schema", &a.schema)?,
-                authorized_roles: a.authorized_roles.clone(),
+            let ask = client::Ask {
+                input: json_value_arg("--input", &a.input)?,
+                response_schema: a
+                    .schema
+                    .as_deref()
+                    .map(|s| json_value_arg("--schema", s))
+                    .transpose()?,
                 surfaces: a.surfaces.clone(),
                 required_approvals: a.approvals,
-                context_snapshot: opt_json_arg("--context", &a.context)?,
-                timeout: a
-                    .timeout
-                    .map(|t| crate::api::convert::duration(t.as_micros() as i64)),
+                context: match &a.context {
+                    Some(c) => client::Context::Snapshot(json_value_arg("--context", c)?),
+                    None => client::Context::None,
+                },
+                timeout: a.timeout.map(Into::into),
+                request_id: a.request_id.clone().unwrap_or_else(fresh_id),
+                authorized_roles: a.authorized_roles.clone(),
+                ..client::Ask::new(a.kind.clone(), serde_json::Value::Null, &[])
             };
-            let mut c = a.conn.client().await.map_err(|e| e.to_string())?;
-            let resp = c.ask(req).await.map_err(rpc)?.into_inner();
+            let mut c = client::Client::from(a.conn.client().await.map_err(|e| e.to_string())?);
             if !a.wait {
-                p.decision(resp.decision.as_ref());
+                let d = c.ask_nowait(&ask).await.map_err(|e| e.to_string())?;
+                p.decision(Some(&d));
                 return Ok(exit::OK);
             }
-            let id = resp.decision.map(|d| d.id).unwrap_or_default();
             if !a.conn.json {
-                eprintln!("waiting for a decision on {id} ...");
+                eprintln!("waiting for a human to decide {} ...", ask.kind);
             }
-            let closed = client::wait_closed(&mut c, &id, |_| {})
-                .await
-                .map_err(|e| e.to_string())?;
+            let closed = c.ask(ask).await.map_err(|e| e.to_string())?;
             p.decision(Some(&closed));
             Ok(status_exit(closed.status))
         }

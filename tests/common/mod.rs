@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use witness::client::{self, Client, Credentials};
+use witness::client::{self, Credentials, GrpcClient};
 
 pub use witness::proto;
 
@@ -111,7 +111,7 @@ impl Server {
         self.spawn();
     }
 
-    pub async fn client(&self, principal: &str, roles: &[&str]) -> Client {
+    pub async fn client(&self, principal: &str, roles: &[&str]) -> GrpcClient {
         let creds = Credentials {
             token: None,
             principal: (!principal.is_empty()).then(|| principal.to_string()),
@@ -121,7 +121,7 @@ impl Server {
         client::connect(&self.addr, &creds).await.expect("connect")
     }
 
-    pub async fn client_with_token(&self, token: &str) -> Client {
+    pub async fn client_with_token(&self, token: &str) -> GrpcClient {
         let creds = Credentials {
             token: Some(token.to_string()),
             ..Credentials::default()

@@ -1,4 +1,9 @@
-//! A small Rust client over the generated gRPC stub, used by the CLI.
+//! The Rust client: the generated gRPC stub with credentials attached
+//! (`GrpcClient`), and `Client`, whose `ask()` blocks until a human decides.
+
+mod ask;
+
+pub use ask::{Ask, Client, Context};
 
 use crate::proto::witness_service_client::WitnessServiceClient;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -83,7 +88,7 @@ impl AuthInterceptor {
 }
 
 /// The generated client with credentials attached.
-pub type Client = WitnessServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type GrpcClient = WitnessServiceClient<InterceptedService<Channel, AuthInterceptor>>;
 
 /// Normalises `HOST:PORT` or `http(s)://HOST:PORT` to a URL.
 pub fn server_url(server: &str) -> String {
@@ -95,7 +100,7 @@ pub fn server_url(server: &str) -> String {
 }
 
 /// Connects to `server` with `creds`.
-pub async fn connect(server: &str, creds: &Credentials) -> Result<Client> {
+pub async fn connect(server: &str, creds: &Credentials) -> Result<GrpcClient> {
     let url = server_url(server);
     let mut endpoint =
         Endpoint::from_shared(url.clone()).map_err(|e| ClientError::BadServer(e.to_string()))?;
@@ -159,7 +164,7 @@ pub fn retryable(s: &tonic::Status) -> bool {
 /// `on_event` for every event. A dropped stream is re-opened (the first
 /// event of a watch is the current state, so nothing is missed).
 pub async fn wait_closed(
-    client: &mut Client,
+    client: &mut GrpcClient,
     id: &str,
     mut on_event: impl FnMut(&crate::proto::DecisionEvent),
 ) -> Result<crate::proto::Decision> {

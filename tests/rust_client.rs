@@ -1,0 +1,91 @@
+//! The Rust `Client`: ask() blocks until a human decides, re-confirming a
+//! context provider so a two-person rule completes without user code.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use witness::client::{Ask, Client, Context, Credentials};
+
+async fn client(s: &Server, who: &str) -> Client {
+    let creds = Credentials {
+        principal: Some(who.into()),
+        ..Credentials::default()
+    };
+    Client::connect(&s.addr, &creds).await.unwrap()
+}
+
+async fn open_decision(s: &Server) -> proto::Decision {
+    let mut alice = s.client("alice", &["sre"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = alice
+            .list_decisions(proto::ListDecisionsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(d) = page.decisions.into_iter().next() {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the decision was never asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_blocks_and_a_context_provider_completes_a_two_person_rule() {
+    let s = Server::start("");
+    let world = Arc::new(Mutex::new(json!({"replicas": 3})));
+    let seen = world.clone();
+    let provider = Context::Provider(Arc::new(move || seen.lock().unwrap().clone()));
+    let mut asker = client(&s, "svc").await;
+    let ask = Ask::new("scram.readonly", json!({"cluster": "a"}), &["sre"])
+        .approvals(2)
+        .context(provider);
+    let waiting = tokio::spawn(async move { asker.ask(ask).await });
+    let d = open_decision(&s).await;
+    let mut alice = s.client("alice", &["sre"]).await;
+    let bob = s.client("bob", &["sre"]).await;
+    alice.answer(approve(&d.id, "first")).await.unwrap();
+    // The provider re-confirms after alice's answer; bob retries until then.
+    eventually(
+        "bob's approval to be accepted",
+        Duration::from_secs(20),
+        || {
+            let mut b = bob.clone();
+            let id = d.id.clone();
+            async move { b.answer(approve(&id, "second")).await.is_ok() }
+        },
+    )
+    .await;
+    let closed = waiting.await.unwrap().unwrap();
+    assert_eq!(closed.status, proto::Status::Approved as i32);
+    assert_eq!(closed.answers.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_whose_world_changed_closes_the_decision_context_changed() {
+    let s = Server::start("");
+    let world = Arc::new(Mutex::new(json!({"leader": "db-1"})));
+    let seen = world.clone();
+    let provider = Context::Provider(Arc::new(move || seen.lock().unwrap().clone()));
+    let mut asker = client(&s, "svc").await;
+    let mut ask = Ask::new("scram.failover", json!({}), &["sre"])
+        .approvals(2)
+        .context(provider);
+    ask.context_interval = Duration::from_millis(200);
+    let waiting = tokio::spawn(async move { asker.ask(ask).await });
+    open_decision(&s).await;
+    *world.lock().unwrap() = json!({"leader": "db-2"});
+    let closed = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed.status, proto::Status::ContextChanged as i32);
+}
