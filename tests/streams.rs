@@ -179,6 +179,9 @@ async fn streams_never_show_decisions_the_caller_may_not_see() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resuming_after_dropped_connections_under_concurrent_writes_loses_and_repeats_nothing() {
     let s = Server::start("");
+    // Live from before the first write; every later connection resumes.
+    let mut console = s.client("console", &["sre"]).await;
+    let mut first = Some(subscribe(&mut console, proto::StreamDecisionsRequest::default()).await);
     let mut writers = Vec::new();
     for _ in 0..3 {
         let (mut asker, mut alice) = (
@@ -199,20 +202,21 @@ async fn resuming_after_dropped_connections_under_concurrent_writes_loses_and_re
             }
         }));
     }
-    let mut console = s.client("console", &["sre"]).await;
     let mut seen: Vec<u64> = Vec::new();
     let mut after = 0;
     // Read a few events per connection, then drop it and resume.
     let mut done = false;
     while !done {
-        let mut st = subscribe(
-            &mut console,
-            proto::StreamDecisionsRequest {
-                after_sequence: after,
-                ..Default::default()
-            },
-        )
-        .await;
+        let mut st = match first.take() {
+            Some(st) => st,
+            None => {
+                let req = proto::StreamDecisionsRequest {
+                    after_sequence: after,
+                    ..Default::default()
+                };
+                subscribe(&mut console, req).await
+            }
+        };
         for _ in 0..17 {
             let e = next(&mut st).await;
             seen.push(e.sequence);

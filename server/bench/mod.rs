@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod timers;
+
 /// Options of `witness bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -33,6 +35,10 @@ pub struct BenchArgs {
     /// Also measure stream latency and memory with 1, 100, 1000 subscribers.
     #[arg(long)]
     pub streams: bool,
+    /// Also measure timer lateness and webhook delivery with this many
+    /// decisions falling due at once (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub timers: usize,
 }
 
 /// One measured operation.
@@ -51,7 +57,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn summarise(mut lat: Vec<Duration>, elapsed: f64) -> Measurement {
+pub(crate) fn summarise(mut lat: Vec<Duration>, elapsed: f64) -> Measurement {
     lat.sort();
     Measurement {
         ops: lat.len() as u64,
@@ -122,13 +128,22 @@ impl Servers {
 
 /// Starts `replicas` dev-mode server processes on `store` (or a temp SQLite).
 pub fn start_servers(store: Option<&str>, replicas: usize) -> Result<Servers, String> {
+    start_servers_with(store, replicas, "")
+}
+
+/// Like [`start_servers`], with extra TOML in the config.
+pub fn start_servers_with(
+    store: Option<&str>,
+    replicas: usize,
+    extra: &str,
+) -> Result<Servers, String> {
     let dir = std::env::temp_dir().join(format!("witness-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let url = store
         .map(String::from)
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
     let config = dir.join("witness.toml");
-    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n[limits]\nrequests_per_second = 0\nmax_streams_per_principal = 2000\n")).map_err(|e| e.to_string())?;
+    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n[limits]\nrequests_per_second = 0\nmax_streams_per_principal = 2000\n{extra}")).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut servers = Servers {
         addrs: Vec::new(),
@@ -159,7 +174,7 @@ pub fn start_servers(store: Option<&str>, replicas: usize) -> Result<Servers, St
     Ok(servers)
 }
 
-fn ask_request(i: usize) -> proto::AskRequest {
+pub(crate) fn ask_request(i: usize) -> proto::AskRequest {
     proto::AskRequest {
         request_id: uuid::Uuid::now_v7().to_string(),
         kind: "bench.deploy".into(),
@@ -180,7 +195,10 @@ fn creds() -> Credentials {
     }
 }
 
-async fn clients(servers: &Servers, per_server: usize) -> Result<Vec<GrpcClient>, String> {
+pub(crate) async fn clients(
+    servers: &Servers,
+    per_server: usize,
+) -> Result<Vec<GrpcClient>, String> {
     let mut out = Vec::new();
     for addr in &servers.addrs {
         for _ in 0..per_server.max(1) {
@@ -244,6 +262,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         for n in [1, 100, 1000] {
             stream_latency(n).await?;
         }
+    }
+    if args.timers > 0 {
+        timers::run(args.store.as_deref(), args.replicas, args.timers).await?;
     }
     Ok(())
 }
