@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres test test-rust test-sdks lint tools pg proto bench clean
+.PHONY: run run-postgres stop-postgres test test-rust test-sdks lint tools pg proto bench bench-postgres clean
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -63,7 +63,12 @@ proto:
 	cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error && npm run generate
 
 bench:
-	$(CARGO) run --release --bin witness -- bench $(ARGS)
+	$(CARGO) build --release --bin witness
+	WITNESS_LOG=error target/release/witness bench --streams --timers 2000 $(ARGS)
+
+bench-postgres: pg
+	$(CARGO) build --release --bin witness
+	scripts/bench-postgres.sh
 
 clean:
 	$(CARGO) clean

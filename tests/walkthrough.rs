@@ -67,3 +67,30 @@ fn grpcurl_walkthrough_works_as_written() {
     assert!(out.contains("ANSWER_OUTCOME_CLOSED"), "{out}");
     assert!(out.contains("STATUS_APPROVED"), "{out}");
 }
+
+/// The fenced block of `lang` after `<!-- example:NAME -->` in `file`.
+fn example(file: &str, name: &str, lang: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let marker = format!("<!-- example:{name} -->\n```{lang}\n");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{file} lacks {marker}"))
+        + marker.len();
+    let end = text[start..].find("```").unwrap();
+    text[start..start + end].to_string()
+}
+
+#[test]
+fn the_readme_language_examples_are_the_tested_ones() {
+    // The Python example is run by sdk-python/tests/test_readme.py, the
+    // TypeScript one by sdk-ts/test/readme.test.ts; the Rust one is
+    // examples/ask.rs, which `cargo test --all-targets` compiles.
+    assert_eq!(
+        example("README.md", "python", "python"),
+        example("sdk-python/README.md", "quickstart", "python")
+    );
+    let rust =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ask.rs"))
+            .unwrap();
+    assert_eq!(example("README.md", "rust", "rust"), rust);
+}
