@@ -7,6 +7,7 @@ BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 WITNESS=target/release/witness
 SECONDS_PER=${SECONDS_PER:-5}
 dir=$(mktemp -d)
+chmod 755 "$dir" # the server may run as the postgres user
 url=$(scripts/pg-temp.sh start "$dir/pg" 0 $$)
 trap 'scripts/pg-temp.sh stop "$dir/pg" --remove; rm -rf "$dir"' EXIT
 base=${url%/*}

@@ -110,6 +110,7 @@ pub async fn connect(server: &str, creds: &Credentials) -> Result<GrpcClient> {
             .map_err(|e| ClientError::BadServer(e.to_string()))?;
     }
     let channel = endpoint
+        .tcp_nodelay(true)
         .connect()
         .await
         .map_err(|source| ClientError::Connect {
