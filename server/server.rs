@@ -160,7 +160,7 @@ pub async fn serve_on(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(api)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
 }
@@ -180,6 +180,21 @@ fn oversized_is_resource_exhausted<B>(mut res: http::Response<B>) -> http::Respo
             .insert("grpc-status", http::HeaderValue::from_static("8"));
     }
     res
+}
+
+/// Accepted connections with Nagle off: the builder's `tcp_nodelay` only
+/// applies to listeners tonic binds itself, and small stream frames would
+/// otherwise wait for delayed ACKs (~40 ms tails).
+fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    })
 }
 
 /// Hides a password in a store URL before it is logged.
