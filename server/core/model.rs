@@ -176,13 +176,6 @@ impl Decision {
         roles.iter().any(|r| self.authorized_roles.contains(r))
     }
 
-    pub fn approvals(&self) -> usize {
-        self.answers
-            .iter()
-            .filter(|a| a.verdict == Verdict::Approve)
-            .count()
-    }
-
     /// When the ack-window fallback is due, if it still can fire.
     pub fn fallback_due_at(&self) -> Option<Micros> {
         (self.status == Status::Open && self.delivered_at.is_none() && !self.fallback_fired)

@@ -125,13 +125,6 @@ impl Policies {
             webhook_surfaces: Vec::new(),
         }
     }
-
-    /// Names of every webhook the policies page, for config validation.
-    pub fn fallback_names(&self) -> impl Iterator<Item = &str> {
-        self.rules
-            .iter()
-            .flat_map(|(_, r)| r.fallback.iter().map(String::as_str))
-    }
 }
 
 #[cfg(test)]
