@@ -86,16 +86,11 @@ pub struct StreamsConfig {
     /// Events a subscriber may fall behind before it is ended with
     /// RESOURCE_EXHAUSTED (the hub's shared ring).
     pub ring: usize,
-    /// Events queued per subscriber for its connection.
-    pub subscriber_buffer: usize,
 }
 
 impl Default for StreamsConfig {
     fn default() -> Self {
-        StreamsConfig {
-            ring: 4096,
-            subscriber_buffer: 64,
-        }
+        StreamsConfig { ring: 4096 }
     }
 }
 

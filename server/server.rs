@@ -69,7 +69,6 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
     Ok(Arc::new(Witness {
         store,
         hub,
-        streams: config.streams,
         auth,
         policies,
         webhooks: config.webhooks.iter().map(|w| w.name.clone()).collect(),

@@ -70,7 +70,6 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 pub struct Witness {
     pub store: Arc<dyn Store>,
     pub hub: Arc<crate::hub::Hub>,
-    pub streams: crate::config::StreamsConfig,
     pub auth: Auth,
     pub policies: Policies,
     /// Names of the configured webhooks (surfaces notified through the outbox).

@@ -237,7 +237,7 @@ async fn resuming_after_dropped_connections_under_concurrent_writes_loses_and_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_consumer_is_ended_with_resource_exhausted_while_a_fast_one_keeps_up() {
-    let s = Server::start("[streams]\nring = 32\nsubscriber_buffer = 8\n");
+    let s = Server::start("[streams]\nring = 32\n");
     // The slow consumer's connection has a small window and is never read.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
         .unwrap()

@@ -145,7 +145,7 @@ def test_ask_survives_server_restart(fresh_server, kind):
 def test_slow_consumer_resumes_after_resource_exhausted(fresh_server, kind, caplog):
     caplog.set_level(logging.INFO, logger="witness")
     k = kind("slow")
-    srv = fresh_server("[streams]\nring = 4\nsubscriber_buffer = 1\n")
+    srv = fresh_server("[streams]\nring = 4\n")
     # No window growth: the unread stream fills the HTTP/2 window (~64 KiB)
     # after a dozen 4 KiB events, then the server's 4-event ring overflows.
     tiny = [("grpc.http2.bdp_probe", 0)]

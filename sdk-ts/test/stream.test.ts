@@ -130,7 +130,7 @@ test("watch yields the current state, then each change, and ends after the termi
 
 test("a consumer too slow for the server resumes by sequence (RESOURCE_EXHAUSTED)", async () => {
   // A tiny ring: a subscriber that does not read is cut off quickly.
-  const server = await WitnessServer.start({ extraToml: "[streams]\nring = 2\nsubscriber_buffer = 1\n" });
+  const server = await WitnessServer.start({ extraToml: "[streams]\nring = 2\n" });
   const deployer = server.client({ principal: "deployer" });
   const reader = server.client({ principal: "console", roles: ["sre"] });
   const ac = new AbortController();

@@ -12,7 +12,6 @@ use convert::{decision, json_from_proto, opt_json_from_proto};
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 type Res<T> = Result<Response<T>, Status>;
@@ -98,8 +97,7 @@ impl WitnessService for GrpcApi {
         req: Request<proto::StreamDecisionsRequest>,
     ) -> Res<Self::StreamDecisionsStream> {
         let who = self.who(&req)?;
-        let rx = streams::stream_decisions(&self.w, who, req.into_inner())?;
-        let out = ReceiverStream::new(rx)
+        let out = streams::stream_decisions(&self.w, who, req.into_inner())?
             .map(|r| r.map(|e| proto::StreamDecisionsResponse { event: Some(e) }));
         Ok(Response::new(Box::pin(out)))
     }
@@ -112,8 +110,8 @@ impl WitnessService for GrpcApi {
     ) -> Res<Self::WatchDecisionStream> {
         let who = self.who(&req)?;
         let id = req.into_inner().decision_id;
-        let rx = streams::watch_decision(&self.w, who, id).await?;
-        let out = ReceiverStream::new(rx)
+        let out = streams::watch_decision(&self.w, who, id)
+            .await?
             .map(|r| r.map(|e| proto::WatchDecisionResponse { event: Some(e) }));
         Ok(Response::new(Box::pin(out)))
     }

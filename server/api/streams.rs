@@ -3,6 +3,12 @@
 //! events; the cursor (the last sequence handled) makes the switch free of
 //! gaps and duplicates. A subscriber that falls behind the hub's ring is
 //! ended with RESOURCE_EXHAUSTED naming the sequence to resume after.
+//!
+//! A stream is polled by the connection's own task, with no task or queue
+//! of its own: an event reaches a subscriber with one wake-up, a subscriber
+//! that stops reading stops being polled (HTTP/2 flow control bounds what
+//! is queued for it), and a client that disconnects drops its subscription
+//! at once.
 
 use super::convert;
 use crate::auth::Principal;
@@ -11,12 +17,19 @@ use crate::core::Decision;
 use crate::hub::{Hub, Published};
 use crate::proto;
 use crate::service::{ServiceError, Witness};
+use async_stream::try_stream;
+use futures::Stream;
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, watch};
 use tonic::Status;
 
+/// A stream of decision events, ended by an error status when it fails.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<proto::DecisionEvent, Status>> + Send>>;
+
 /// What a subscriber sees.
-pub struct Filter {
+struct Filter {
     who: Principal,
     kinds: KindGlobs,
     surfaces: Vec<String>,
@@ -30,35 +43,15 @@ impl Filter {
     }
 }
 
-type Out = mpsc::Sender<Result<proto::DecisionEvent, Status>>;
-
-/// Why a stream ends early: the client left, or with a status to send.
-enum End {
-    Gone,
-    Status(Status),
-}
-
-impl From<ServiceError> for End {
-    fn from(e: ServiceError) -> End {
-        End::Status(e.into())
-    }
-}
-
-impl From<crate::store::StoreError> for End {
-    fn from(e: crate::store::StoreError) -> End {
-        ServiceError::from(e).into()
-    }
-}
-
 const CATCH_UP_BATCH: usize = 500;
 
-fn event(p: &Published, snapshot: bool) -> proto::DecisionEvent {
+fn event(p: &Published) -> proto::DecisionEvent {
     proto::DecisionEvent {
         sequence: p.event.sequence,
         r#type: convert::event_type(&p.event.kind) as i32,
         decision: Some(convert::decision(&p.decision)),
         at: Some(convert::timestamp(p.event.at)),
-        snapshot,
+        snapshot: false,
     }
 }
 
@@ -72,25 +65,106 @@ fn state_event(d: &Decision) -> proto::DecisionEvent {
     }
 }
 
-async fn send(out: &Out, e: proto::DecisionEvent) -> Result<(), End> {
-    out.send(Ok(e)).await.map_err(|_| End::Gone)
+fn snapshot_end(head: u64) -> proto::DecisionEvent {
+    proto::DecisionEvent {
+        sequence: head,
+        r#type: proto::EventType::SnapshotEnd as i32,
+        decision: None,
+        at: Some(convert::timestamp(crate::store::now_micros())),
+        snapshot: true,
+    }
 }
 
-fn spawn<F>(
-    buffer: usize,
-    work: impl FnOnce(Out) -> F,
-) -> mpsc::Receiver<Result<proto::DecisionEvent, Status>>
-where
-    F: std::future::Future<Output = Result<(), End>> + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel(buffer);
-    let fut = work(tx.clone());
-    tokio::spawn(async move {
-        if let Err(End::Status(status)) = fut.await {
-            let _ = tx.send(Err(status)).await;
+fn unavailable(e: crate::store::StoreError) -> Status {
+    ServiceError::from(e).into()
+}
+
+/// Follows the log from a cursor: from the store while behind, then from
+/// the hub's ring; back to the store whenever the ring shows a hole.
+struct Follower {
+    hub: Arc<Hub>,
+    cursor: u64,
+    backlog: VecDeque<Arc<Published>>,
+    /// None until the first catch-up is done; subscribing only then keeps a
+    /// long backlog from overrunning the ring.
+    live: Option<broadcast::Receiver<Arc<Published>>>,
+    /// Still reading the log (also after subscribing, to close the window).
+    reading: bool,
+    health: watch::Receiver<bool>,
+}
+
+impl Follower {
+    fn new(hub: Arc<Hub>, cursor: u64) -> Follower {
+        let health = hub.health();
+        Follower {
+            hub,
+            cursor,
+            backlog: VecDeque::new(),
+            live: None,
+            reading: true,
+            health,
         }
-    });
-    rx
+    }
+
+    /// The next event after the cursor, in sequence order.
+    async fn next(&mut self) -> Result<Arc<Published>, Status> {
+        loop {
+            if let Some(p) = self.backlog.pop_front() {
+                self.cursor = p.event.sequence;
+                return Ok(p);
+            }
+            if self.reading {
+                self.read_log().await?;
+                continue;
+            }
+            let Some(live) = self.live.as_mut() else {
+                self.reading = true;
+                continue;
+            };
+            let cursor = self.cursor;
+            let received = tokio::select! {
+                _ = self.health.wait_for(|ok| !ok) => return Err(Status::unavailable(format!(
+                    "store unavailable; reconnect with after_sequence = {cursor}"
+                ))),
+                r = live.recv() => r,
+            };
+            match received {
+                Ok(p) if p.event.sequence <= cursor => {}
+                Ok(p) if p.event.sequence == cursor + 1 => self.backlog.push_back(p),
+                // A hole can only mean this receiver missed something: the log has it.
+                Ok(_) => self.reading = true,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Err(Status::resource_exhausted(format!(
+                        "stream consumer too slow: it fell more than {} events behind; reconnect with after_sequence = {cursor}",
+                        self.hub.ring()
+                    )))
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(Status::unavailable(format!(
+                        "server shutting down; reconnect with after_sequence = {cursor}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Reads the next batch after the cursor from the store; once the store
+    /// has nothing more, subscribes (first time) or switches to live.
+    async fn read_log(&mut self) -> Result<(), Status> {
+        let batch = self
+            .hub
+            .read_after(self.cursor, CATCH_UP_BATCH)
+            .await
+            .map_err(unavailable)?;
+        if batch.len() < CATCH_UP_BATCH {
+            match self.live {
+                None => self.live = Some(self.hub.subscribe()),
+                Some(_) => self.reading = false,
+            }
+        }
+        self.backlog.extend(batch.into_iter().map(Arc::new));
+        Ok(())
+    }
 }
 
 /// Starts a `StreamDecisions` subscription.
@@ -98,7 +172,7 @@ pub fn stream_decisions(
     w: &Arc<Witness>,
     who: Principal,
     req: proto::StreamDecisionsRequest,
-) -> Result<mpsc::Receiver<Result<proto::DecisionEvent, Status>>, Status> {
+) -> Result<EventStream, Status> {
     let kinds = KindGlobs::new("kinds", &req.kinds)?;
     let slot = w
         .limiter
@@ -109,88 +183,31 @@ pub fn stream_decisions(
         kinds,
         surfaces: req.surfaces,
     };
-    let (w, hub) = (w.clone(), w.hub.clone());
-    // "From now on" means from this call, not from when the task first runs.
-    let live_from = hub.published();
-    Ok(spawn(w.streams.subscriber_buffer, move |out| async move {
-        let _slot = slot; // held until the stream ends
+    let w = w.clone();
+    // "From now on" means from this call, not from when the stream is first polled.
+    let live_from = w.hub.published();
+    Ok(Box::pin(try_stream! {
+        let _slot = slot; // held until the stream is dropped
         let cursor = if req.after_sequence > 0 {
             req.after_sequence
         } else if req.include_open {
-            let (open, head) = w.store.open_snapshot().await?;
+            let (open, head) = w.store.open_snapshot().await.map_err(unavailable)?;
             for d in open.iter().filter(|d| filter.allows(d)) {
-                send(&out, state_event(d)).await?;
+                yield state_event(d);
             }
-            let end = proto::DecisionEvent {
-                sequence: head,
-                r#type: proto::EventType::SnapshotEnd as i32,
-                decision: None,
-                at: Some(convert::timestamp(crate::store::now_micros())),
-                snapshot: true,
-            };
-            send(&out, end).await?;
+            yield snapshot_end(head);
             head
         } else {
             live_from
         };
-        follow(&hub, &filter, cursor, &out).await
-    }))
-}
-
-/// Sends events after `cursor` from the log, then live ones, forever.
-async fn follow(hub: &Hub, filter: &Filter, mut cursor: u64, out: &Out) -> Result<(), End> {
-    // Bulk catch-up before subscribing keeps a long backlog from overrunning
-    // the ring; the second pass after subscribing closes the window.
-    catch_up(hub, filter, &mut cursor, out).await?;
-    let mut rx = hub.subscribe();
-    let mut health = hub.health();
-    catch_up(hub, filter, &mut cursor, out).await?;
-    loop {
-        let received = tokio::select! {
-            _ = out.closed() => return Err(End::Gone),
-            _ = health.wait_for(|ok| !ok) => return Err(End::Status(Status::unavailable(format!(
-                "store unavailable; reconnect with after_sequence = {cursor}"
-            )))),
-            r = rx.recv() => r,
-        };
-        match received {
-            Ok(p) if p.event.sequence <= cursor => {}
-            Ok(p) if p.event.sequence == cursor + 1 => {
-                cursor = p.event.sequence;
-                if filter.allows(&p.decision) {
-                    send(out, event(&p, false)).await?;
-                }
-            }
-            // A hole can only mean this receiver missed something: the log has it.
-            Ok(_) => catch_up(hub, filter, &mut cursor, out).await?,
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                return Err(End::Status(Status::resource_exhausted(format!(
-                    "stream consumer too slow: it fell more than {} events behind; reconnect with after_sequence = {cursor}",
-                    hub.ring()
-                ))))
-            }
-            Err(broadcast::error::RecvError::Closed) => {
-                return Err(End::Status(Status::unavailable(format!(
-                    "server shutting down; reconnect with after_sequence = {cursor}"
-                ))))
-            }
-        }
-    }
-}
-
-async fn catch_up(hub: &Hub, filter: &Filter, cursor: &mut u64, out: &Out) -> Result<(), End> {
-    loop {
-        let batch = hub.read_after(*cursor, CATCH_UP_BATCH).await?;
-        for p in &batch {
-            *cursor = p.event.sequence;
+        let mut follower = Follower::new(w.hub.clone(), cursor);
+        loop {
+            let p = follower.next().await?;
             if filter.allows(&p.decision) {
-                send(out, event(p, false)).await?;
+                yield event(&p);
             }
         }
-        if batch.len() < CATCH_UP_BATCH {
-            return Ok(());
-        }
-    }
+    }))
 }
 
 /// Starts a `WatchDecision` stream: current state, each change, and the end
@@ -199,53 +216,49 @@ pub async fn watch_decision(
     w: &Arc<Witness>,
     who: Principal,
     id: String,
-) -> Result<mpsc::Receiver<Result<proto::DecisionEvent, Status>>, Status> {
-    let hub = w.hub.clone();
-    let mut rx = hub.subscribe();
-    let mut health = hub.health();
+) -> Result<EventStream, Status> {
+    // Subscribed before reading the state, so no change falls between.
+    let mut live = w.hub.subscribe();
+    let mut health = w.hub.health();
     let current = w.get(&who, &id).await?;
     let slot = w
         .limiter
         .open_stream(&who.name)
         .map_err(ServiceError::from)?;
-    Ok(spawn(w.streams.subscriber_buffer, move |out| async move {
-        let _slot = slot; // held until the stream ends
-        send(&out, state_event(&current)).await?;
-        if current.status.is_terminal() {
-            return Ok(());
-        }
+    let hub = w.hub.clone();
+    Ok(Box::pin(try_stream! {
+        let _slot = slot; // held until the stream is dropped
+        yield state_event(&current);
         let mut cursor = current.last_sequence;
-        let mut backlog = hub.decision_after(&id, cursor).await?;
-        loop {
-            for p in backlog.drain(..) {
-                if p.event.sequence <= cursor {
-                    continue;
+        let mut terminal = current.status.is_terminal();
+        let mut backlog = VecDeque::new();
+        if !terminal {
+            backlog.extend(hub.decision_after(&id, cursor).await.map_err(unavailable)?);
+        }
+        while !terminal {
+            if let Some(p) = backlog.pop_front() {
+                if p.event.sequence > cursor {
+                    cursor = p.event.sequence;
+                    terminal = p.decision.status.is_terminal();
+                    yield event(&p);
                 }
-                cursor = p.event.sequence;
-                send(&out, event(&p, false)).await?;
-                if p.decision.status.is_terminal() {
-                    return Ok(());
-                }
+                continue;
             }
             let received = tokio::select! {
-                _ = out.closed() => return Err(End::Gone),
-                _ = health.wait_for(|ok| !ok) => {
-                    return Err(End::Status(Status::unavailable("store unavailable; watch again")))
-                }
-                r = rx.recv() => r,
+                _ = health.wait_for(|ok| !ok) => None,
+                r = live.recv() => Some(r),
             };
             match received {
-                Ok(p) if p.event.decision_id == id => backlog.push((*p).clone()),
-                Ok(_) => {}
+                Some(Ok(p)) if p.event.decision_id == id => backlog.push_back((*p).clone()),
+                Some(Ok(_)) => {}
                 // Watching one decision never makes a consumer slow: re-read it.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    backlog = hub.decision_after(&id, cursor).await?
+                Some(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    backlog = VecDeque::from(hub.decision_after(&id, cursor).await.map_err(unavailable)?)
                 }
-                Err(broadcast::error::RecvError::Closed) => {
-                    return Err(End::Status(Status::unavailable(
-                        "server shutting down; watch again",
-                    )))
+                Some(Err(broadcast::error::RecvError::Closed)) => {
+                    Err(Status::unavailable("server shutting down; watch again"))?
                 }
+                None => Err(Status::unavailable("store unavailable; watch again"))?,
             }
         }
     }))

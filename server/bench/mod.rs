@@ -35,6 +35,12 @@ pub struct BenchArgs {
     /// Also measure stream latency and memory with 1, 100, 1000 subscribers.
     #[arg(long)]
     pub streams: bool,
+    /// Subscriber counts for the stream figures.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
+    pub subscribers: Vec<usize>,
+    /// Only the stream figures (skip the Ask throughput ones).
+    #[arg(long)]
+    pub streams_only: bool,
     /// Also measure timer lateness and webhook delivery with this many
     /// decisions falling due at once (0: skip).
     #[arg(long, default_value_t = 0)]
@@ -214,6 +220,12 @@ pub(crate) async fn clients(
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.streams_only {
+        for &n in &args.subscribers {
+            stream_latency(n).await?;
+        }
+        return Ok(());
+    }
     let servers = start_servers(args.store.as_deref(), args.replicas)?;
     let store = args.store.as_deref().map(crate::server::redact_url);
     println!(
@@ -259,7 +271,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         asks.per_second / ceiling.per_second.max(1.0)
     );
     if args.streams {
-        for n in [1, 100, 1000] {
+        for &n in &args.subscribers {
             stream_latency(n).await?;
         }
     }
@@ -309,6 +321,7 @@ async fn stream_latency(n: usize) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut sent = HashMap::new();
+    let mut answered = Vec::new();
     const ASKS: usize = 100;
     for i in 0..ASKS {
         let t = Instant::now();
@@ -317,6 +330,7 @@ async fn stream_latency(n: usize) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?
             .into_inner();
+        answered.push(t.elapsed());
         sent.insert(d.decision.map(|d| d.id).unwrap_or_default(), t);
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
@@ -333,6 +347,7 @@ async fn stream_latency(n: usize) -> Result<(), String> {
         })
         .unwrap_or_default();
     let m = summarise(samples, 1.0);
+    let ask = summarise(answered, 1.0);
     let per_sub = match (before, after) {
         (Some(b), Some(a)) if n >= 100 => format!(
             "   server memory per idle subscriber {:.1} KiB",
@@ -341,9 +356,10 @@ async fn stream_latency(n: usize) -> Result<(), String> {
         _ => String::new(),
     };
     println!(
-        "Ask → event, {n:>4} subscribers: p50 {:>6.2} ms   p99 {:>6.2} ms   ({} deliveries of {}){per_sub}",
+        "Ask → event, {n:>4} subscribers: p50 {:>6.2} ms   p99 {:>6.2} ms   (Ask reply p50 {:.2} ms; {} deliveries of {}){per_sub}",
         m.p50.as_secs_f64() * 1e3,
         m.p99.as_secs_f64() * 1e3,
+        ask.p50.as_secs_f64() * 1e3,
         m.ops,
         n * ASKS
     );
