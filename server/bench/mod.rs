@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Subscriber counts for the stream figures.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 1000])]
     pub subscribers: Vec<usize>,
+    /// HTTP/2 connections the subscribers share (default: one per 100).
+    #[arg(long)]
+    pub subscriber_connections: Option<usize>,
     /// Only the stream figures (skip the Ask throughput ones).
     #[arg(long)]
     pub streams_only: bool,
@@ -222,7 +225,7 @@ pub(crate) async fn clients(
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.streams_only {
         for &n in &args.subscribers {
-            stream_latency(n).await?;
+            stream_latency(n, args.subscriber_connections).await?;
         }
         return Ok(());
     }
@@ -272,7 +275,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     );
     if args.streams {
         for &n in &args.subscribers {
-            stream_latency(n).await?;
+            stream_latency(n, args.subscriber_connections).await?;
         }
     }
     if args.timers > 0 {
@@ -283,9 +286,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 
 /// Ask → CREATED-received latency with `n` subscribers on a fresh server,
 /// and the server's memory per idle subscriber.
-async fn stream_latency(n: usize) -> Result<(), String> {
+async fn stream_latency(n: usize, connections: Option<usize>) -> Result<(), String> {
     let servers = start_servers(None, 1)?;
-    let conns = clients(&servers, n.div_ceil(100)).await?;
+    let connections = connections.unwrap_or(n.div_ceil(100)).clamp(1, n.max(1));
+    let conns = clients(&servers, connections).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = servers.rss_kib();
     let received: Arc<Mutex<Vec<(String, Instant)>>> =
@@ -356,7 +360,7 @@ async fn stream_latency(n: usize) -> Result<(), String> {
         _ => String::new(),
     };
     println!(
-        "Ask → event, {n:>4} subscribers: p50 {:>6.2} ms   p99 {:>6.2} ms   (Ask reply p50 {:.2} ms; {} deliveries of {}){per_sub}",
+        "Ask → event, {n:>4} subscribers on {connections:>4} connection(s): p50 {:>6.2} ms   p99 {:>6.2} ms   (Ask reply p50 {:.2} ms; {} deliveries of {}){per_sub}",
         m.p50.as_secs_f64() * 1e3,
         m.p99.as_secs_f64() * 1e3,
         ask.p50.as_secs_f64() * 1e3,
