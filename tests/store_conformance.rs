@@ -229,6 +229,58 @@ async fn the_chain_is_valid_and_gap_free_under_concurrency(s: S) {
     assert_eq!((report.events, report.decisions), (80, 40));
 }
 
+/// Both backends commit concurrent commands in batches; a refused command
+/// in a batch writes nothing and leaves the others whole.
+async fn refusals_inside_a_concurrent_burst_leave_the_others_whole(s: S) {
+    let open = ask(&s, "deploy.prod").await;
+    let taken = s
+        .execute(create(new_decision("deploy.prod", 1), idem("r-1", "f-1")))
+        .await
+        .unwrap()
+        .decision;
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (s, open) = (s.clone(), open.id.clone());
+            tokio::spawn(async move {
+                let cmd = match i % 4 {
+                    0 => create(new_decision("deploy.prod", 1), None),
+                    1 => approve(&open, "svc"), // self-approval: refused
+                    2 => approve("missing", "bob"), // no such decision
+                    _ => create(new_decision("deploy.prod", 1), idem("r-1", "other")), // key reused
+                };
+                (i % 4, s.execute(cmd).await)
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (0, Ok(applied)) => {
+                assert_eq!(applied.events.len(), 1);
+                created += 1;
+            }
+            (1, Err(StoreError::Refused(_))) => {}
+            (2, Err(StoreError::NotFound(_))) => {}
+            (3, Err(StoreError::AlreadyExists(_))) => {}
+            (kind, other) => panic!("command kind {kind}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 15);
+    let raw = s.raw_events(0, 1000).await.unwrap();
+    assert_eq!(
+        raw.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=17).collect::<Vec<u64>>(),
+        "only the accepted commands wrote, without gaps"
+    );
+    let report = witness::audit::verify(s.as_ref()).await.unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(
+        s.get(&open.id).await.unwrap().unwrap().version,
+        open.version
+    );
+    assert_eq!(s.get(&taken.id).await.unwrap().unwrap(), taken);
+}
+
 async fn due_timers_fire_once(s: S) {
     let mut new = new_decision("expiring.x", 1);
     new.timeout_us = Some(1);
@@ -306,6 +358,7 @@ conformance!(
     create_get_and_read_events,
     idempotent_creates_and_conflicts,
     refusals_write_nothing_and_answers_close,
+    refusals_inside_a_concurrent_burst_leave_the_others_whole,
     idempotent_answers_return_the_first_result,
     pages_filter_by_status_in_id_order,
     snapshot_is_the_open_set_at_the_head,

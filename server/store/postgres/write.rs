@@ -54,10 +54,11 @@ fn is_refusal(e: &StoreError) -> bool {
 
 async fn write_batch(pool: &Pool, cmds: Vec<Command>) -> Result<(Vec<Result<Applied>>, u64)> {
     let mut client = pool.get().await?;
-    let mut tx = client.transaction().await?;
-    let row = tx
-        .query_one("SELECT sequence, hash FROM chain FOR UPDATE", &[])
+    let tx = client.transaction().await?;
+    let lock = tx
+        .prepare_cached("SELECT sequence, hash FROM chain FOR UPDATE")
         .await?;
+    let row = tx.query_one(&lock, &[]).await?;
     let start = Chain {
         sequence: row.get::<_, i64>(0) as u64,
         hash: row.get(1),
@@ -67,14 +68,11 @@ async fn write_batch(pool: &Pool, cmds: Vec<Command>) -> Result<(Vec<Result<Appl
     let mut results = Vec::with_capacity(cmds.len());
     for cmd in cmds {
         let before = chain.clone();
-        let sp = tx.savepoint("command").await?;
-        match execute_one(&sp, cmd, &mut chain, now).await {
-            Ok(applied) => {
-                sp.commit().await?;
-                results.push(Ok(applied));
-            }
+        // No savepoint per command: a refusal is decided before the command
+        // writes anything, and any database error fails the whole batch.
+        match execute_one(&tx, cmd, &mut chain, now).await {
+            Ok(applied) => results.push(Ok(applied)),
             Err(e) if is_refusal(&e) => {
-                sp.rollback().await?;
                 chain = before;
                 results.push(Err(e));
             }
@@ -82,25 +80,29 @@ async fn write_batch(pool: &Pool, cmds: Vec<Command>) -> Result<(Vec<Result<Appl
         }
     }
     if chain != start {
-        tx.execute(
-            "UPDATE chain SET sequence = $1, hash = $2",
-            &[&(chain.sequence as i64), &chain.hash],
-        )
-        .await?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&CHANNEL, &chain.sequence.to_string()],
-        )
-        .await?;
+        let update = tx
+            .prepare_cached("UPDATE chain SET sequence = $1, hash = $2")
+            .await?;
+        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        let (sequence, head) = (chain.sequence as i64, chain.sequence.to_string());
+        let (update_params, notify_params) = (
+            [&sequence as _, &chain.hash as _],
+            [&CHANNEL as _, &head as _],
+        );
+        tokio::try_join!(
+            tx.execute(&update, &update_params),
+            tx.execute(&notify, &notify_params),
+        )?;
     }
     tx.commit().await?;
     Ok((results, chain.sequence))
 }
 
 pub(super) async fn load_decision(c: &impl GenericClient, id: &str) -> Result<Option<Decision>> {
-    let row = c
-        .query_opt("SELECT body FROM decisions WHERE id = $1", &[&id])
+    let select = c
+        .prepare_cached("SELECT body FROM decisions WHERE id = $1")
         .await?;
+    let row = c.query_opt(&select, &[&id]).await?;
     row.map(|r| parse(r.get::<_, &str>(0))).transpose()
 }
 
@@ -111,11 +113,13 @@ async fn execute_one(
     now: i64,
 ) -> Result<Applied> {
     if let Some(idem) = cmd.idem() {
-        let row = c
-            .query_opt(
+        let select = c
+            .prepare_cached(
                 "SELECT fingerprint, decision_id, outcome FROM requests WHERE scope = $1 AND request_id = $2",
-                &[&idem.scope, &idem.request_id],
             )
+            .await?;
+        let row = c
+            .query_opt(&select, &[&idem.scope, &idem.request_id])
             .await?;
         if let Some(row) = row {
             let outcome: Outcome = parse(row.get::<_, &str>(2))?;
@@ -134,6 +138,24 @@ async fn execute_one(
         Command::Create { .. } => None,
     };
     let plan = plan(cmd, current, chain, now)?;
+    write_plan(c, &plan, now).await?;
+    Ok(plan.applied)
+}
+
+type Pending<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = std::result::Result<u64, tokio_postgres::Error>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// Writes a command's rows. The statements are issued together, so
+/// tokio-postgres pipelines them (in order) in one round trip instead of
+/// one each; the first failure fails the batch.
+async fn write_plan(c: &impl GenericClient, plan: &super::super::Plan, now: i64) -> Result<()> {
+    let mut writes: Vec<Pending<'_>> = Vec::new();
+    let mut decision_write = None;
     if !plan.events.is_empty() {
         let insert = c
             .prepare_cached(
@@ -142,25 +164,34 @@ async fn execute_one(
             )
             .await?;
         for e in &plan.events {
-            c.execute(
-                &insert,
-                &[
-                    &(e.sequence as i64),
-                    &e.decision_id,
-                    &e.event_type,
-                    &e.at,
-                    &e.body,
-                    &e.prev_hash,
-                    &e.hash,
-                ],
-            )
-            .await?;
+            let insert = insert.clone();
+            writes.push(Box::pin(async move {
+                c.execute(
+                    &insert,
+                    &[
+                        &(e.sequence as i64),
+                        &e.decision_id,
+                        &e.event_type,
+                        &e.at,
+                        &e.body,
+                        &e.prev_hash,
+                        &e.hash,
+                    ],
+                )
+                .await
+            }));
         }
         let d = &plan.decision;
         let body = serde_json::to_string(d).map_err(corrupt)?;
         let expires_at = d.expires_at.filter(|_| d.status == Status::Open);
-        let changed = c
-            .execute(
+        let fallback_at = d.fallback_due_at();
+        let (version, last, events) = (
+            d.version as i64,
+            d.last_sequence as i64,
+            plan.events.len() as i64,
+        );
+        let upsert = c
+            .prepare_cached(
                 "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
                                         expires_at, fallback_at, body)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -168,57 +199,89 @@ async fn execute_one(
                      last_sequence = excluded.last_sequence, expires_at = excluded.expires_at,
                      fallback_at = excluded.fallback_at, timer_lease = NULL, body = excluded.body
                  WHERE decisions.version = excluded.version - $11",
+            )
+            .await?;
+        decision_write = Some(writes.len());
+        writes.push(Box::pin(async move {
+            c.execute(
+                &upsert,
                 &[
                     &d.id,
                     &d.kind,
                     &d.status.as_str(),
                     &d.asked_by,
                     &d.created_at,
-                    &(d.version as i64),
-                    &(d.last_sequence as i64),
+                    &version,
+                    &last,
                     &expires_at,
-                    &d.fallback_due_at(),
+                    &fallback_at,
                     &body,
-                    &(plan.events.len() as i64),
+                    &events,
                 ],
             )
-            .await?;
-        if changed != 1 {
-            return Err(StoreError::Corrupt(format!(
-                "decision {} changed underneath its writer",
-                d.id
-            )));
-        }
+            .await
+        }));
     }
     if let Some(body) = &plan.receipt {
-        c.execute(
-            "INSERT INTO receipts (decision_id, body) VALUES ($1, $2)",
-            &[&plan.decision.id, body],
-        )
-        .await?;
+        let insert = c
+            .prepare_cached("INSERT INTO receipts (decision_id, body) VALUES ($1, $2)")
+            .await?;
+        writes.push(Box::pin(async move {
+            c.execute(&insert, &[&plan.decision.id, body]).await
+        }));
     }
     for n in &plan.outbox {
-        c.execute(
-            "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &n.webhook,
-                &n.decision_id,
-                &(n.sequence as i64),
-                &n.event_type,
-                &n.body,
-                &now,
-            ],
-        )
-        .await?;
+        let sequence = n.sequence as i64;
+        let insert = c
+            .prepare_cached(
+                "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await?;
+        writes.push(Box::pin(async move {
+            c.execute(
+                &insert,
+                &[
+                    &n.webhook,
+                    &n.decision_id,
+                    &sequence,
+                    &n.event_type,
+                    &n.body,
+                    &now,
+                ],
+            )
+            .await
+        }));
     }
     if let Some((idem, outcome)) = &plan.request {
         let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
-        c.execute(
-            "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome) VALUES ($1, $2, $3, $4, $5)",
-            &[&idem.scope, &idem.request_id, &idem.fingerprint, &plan.decision.id, &outcome],
-        )
-        .await?;
+        let insert = c
+            .prepare_cached(
+                "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await?;
+        writes.push(Box::pin(async move {
+            c.execute(
+                &insert,
+                &[
+                    &idem.scope,
+                    &idem.request_id,
+                    &idem.fingerprint,
+                    &plan.decision.id,
+                    &outcome,
+                ],
+            )
+            .await
+        }));
     }
-    Ok(plan.applied)
+    let counts = futures::future::try_join_all(writes).await?;
+    if let Some(i) = decision_write {
+        if counts.get(i) != Some(&1) {
+            return Err(StoreError::Corrupt(format!(
+                "decision {} changed underneath its writer",
+                plan.decision.id
+            )));
+        }
+    }
+    Ok(())
 }
