@@ -550,18 +550,7 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
         ),
     ];
     for (field, req) in cases {
-        let err = asker.ask(req).await.unwrap_err();
-        assert_eq!(
-            err.code(),
-            Code::InvalidArgument,
-            "{field}: {}",
-            err.message()
-        );
-        assert!(
-            err.message().starts_with(field),
-            "expected {field}: got {}",
-            err.message()
-        );
+        assert_names_field(field, asker.ask(req).await.unwrap_err());
     }
     assert_eq!(count_events(&s.db_path()), 0, "refused asks write nothing");
 
@@ -598,22 +587,26 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
         ("decision_id", approve("", "ok")),
     ];
     for (field, req) in answers {
-        let err = alice.answer(req).await.unwrap_err();
-        assert_eq!(
-            err.code(),
-            Code::InvalidArgument,
-            "{field}: {}",
-            err.message()
-        );
-        assert!(
-            err.message().starts_with(field),
-            "expected {field}: got {}",
-            err.message()
-        );
+        assert_names_field(field, alice.answer(req).await.unwrap_err());
     }
     assert_eq!(
         count_events(&s.db_path()),
         1,
         "refused answers write nothing"
+    );
+}
+
+/// Bad input is INVALID_ARGUMENT with a message that starts with the field.
+fn assert_names_field(field: &str, err: tonic::Status) {
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "{field}: {}",
+        err.message()
+    );
+    assert!(
+        err.message().starts_with(field),
+        "expected {field}: got {}",
+        err.message()
     );
 }
