@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod outbox;

@@ -145,9 +145,19 @@ pub async fn serve_on(
     let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
     let api = WitnessServiceServer::new(GrpcApi::new(witness.clone()))
         .max_decoding_message_size(witness.limits.max_message_bytes);
-    let mut builder = tonic::transport::Server::builder().layer(
-        tower::util::MapResponseLayer::new(oversized_is_resource_exhausted),
-    );
+    let grpc = tonic::service::Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api);
+    // One port: gRPC over HTTP/2, everything else over HTTP/1.1 or HTTP/2.
+    let routes = grpc
+        .into_axum_router()
+        .merge(crate::http::router(witness.clone()));
+    let mut builder = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted,
+        ));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -155,10 +165,7 @@ pub async fn serve_on(
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(api)
+        .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
