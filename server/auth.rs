@@ -115,6 +115,12 @@ impl Auth {
         self.entries.is_empty()
     }
 
+    /// Identifies the caller of a plain HTTP request: the same rules as
+    /// gRPC metadata (bearer token, or the dev-mode headers).
+    pub fn authenticate_headers(&self, headers: &http::HeaderMap) -> Result<Principal> {
+        self.authenticate(&MetadataMap::from_headers(headers.clone()))
+    }
+
     /// Identifies the caller of a request.
     pub fn authenticate(&self, md: &MetadataMap) -> Result<Principal> {
         if self.dev_mode() {
@@ -207,12 +213,27 @@ fn dev_principal(md: &MetadataMap) -> Principal {
                 .collect()
         })
         .unwrap_or_default();
-    Principal {
-        name: name.unwrap_or(ANONYMOUS).to_string(),
-        roles,
-        can_ask: KindGlobs::new("can_ask", &["*".to_string()]).unwrap_or_default(),
-        can_act_for: Vec::new(),
-        anonymous: name.is_none(),
+    match name {
+        Some(name) => Principal::dev(name, roles),
+        None => Principal {
+            anonymous: true,
+            ..Principal::dev(ANONYMOUS, roles)
+        },
+    }
+}
+
+impl Principal {
+    /// A dev-mode principal: any name, the given roles, may ask any kind.
+    /// Only for dev mode, where the listener is loopback-only and every
+    /// caller may claim any identity anyway.
+    pub fn dev(name: &str, roles: Vec<String>) -> Principal {
+        Principal {
+            name: name.to_string(),
+            roles,
+            can_ask: KindGlobs::new("can_ask", &["*".to_string()]).unwrap_or_default(),
+            can_act_for: Vec::new(),
+            anonymous: false,
+        }
     }
 }
 
