@@ -43,6 +43,8 @@ pub fn router() -> Router<Arc<Witness>> {
         .route("/v1/decisions/{id}/answer", post(answer))
         .route("/v1/decisions/{id}/ack", post(ack))
         .route("/v1/decisions/{id}/cancel", post(cancel))
+        .route("/v1", any(not_found))
+        .route("/v1/", any(not_found))
         .route("/v1/{*rest}", any(not_found))
 }
 
@@ -77,13 +79,29 @@ fn caller(w: &Witness, headers: &HeaderMap, route: Route) -> Result<Principal, V
 
 /// Reads a body up to the gRPC message limit and parses it as an object.
 async fn read_body(w: &Witness, body: axum::body::Body) -> Result<Body, V01Error> {
+    use futures::StreamExt;
     let limit = w.limits.max_message_bytes;
-    // Errors other than the limit are a client gone away; nobody reads
-    // the answer to those.
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| V01Error::TooLarge(limit))?;
-    Body::parse(&bytes)
+    // An oversized body is read on (and dropped) up to a bound, so an
+    // HTTP/1.1 client still sending it receives the 413 instead of a reset
+    // connection; past the bound the connection is simply closed.
+    let drain_limit = limit.saturating_mul(8);
+    let mut data = Vec::new();
+    let mut seen = 0usize;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk =
+            chunk.map_err(|e| V01Error::InvalidJson(format!("body: could not be read: {e}")))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            data.extend_from_slice(&chunk);
+        } else if seen > drain_limit {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(V01Error::TooLarge(limit));
+    }
+    Body::parse(&data)
 }
 
 /// Dev mode only: v0.1.1 let every caller read every decision.
@@ -220,7 +238,7 @@ async fn list(
         page_token = next;
     }
     found.truncate(MAX_LIST);
-    found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    found.sort_by_key(|d| std::cmp::Reverse(d.created_at));
     let decisions: Vec<Value> = found.iter().map(json::decision).collect();
     Ok(Json(json!({ "decisions": decisions })))
 }
