@@ -17,7 +17,7 @@ mod json;
 use crate::auth::Principal;
 use crate::core::{Decision, Outcome, Status};
 use crate::service::{AnswerInput, AskInput, ListInput, ServiceError, Witness};
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -104,6 +104,16 @@ async fn read_body(w: &Witness, body: axum::body::Body) -> Result<Body, V01Error
     Body::parse(&data)
 }
 
+/// The decision id from the path. Ids are at most 128 characters and never
+/// hold NUL (which PostgreSQL text refuses), so any other path segment,
+/// undecodable ones included, names no decision: 404 without a store read.
+fn decision_id(path: Result<Path<String>, PathRejection>) -> Result<String, V01Error> {
+    match path {
+        Ok(Path(id)) if !id.is_empty() && id.len() <= 128 && !id.contains('\0') => Ok(id),
+        _ => Err(V01Error::NotFound),
+    }
+}
+
 /// Dev mode only: v0.1.1 let every caller read every decision.
 async fn read_any(w: &Witness, id: &str, route: Route) -> Result<Decision, V01Error> {
     w.store
@@ -182,9 +192,14 @@ async fn ask(
 }
 
 /// `GET /v1/decisions/:id`: the decision, 404 for any unknown id.
-async fn get_decision(State(w): W, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+async fn get_decision(
+    State(w): W,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Reply {
     let route = Route::Get;
     let who = caller(&w, &headers, route)?;
+    let id = decision_id(id)?;
     let d = if w.auth.dev_mode() {
         read_any(&w, &id, route).await?
     } else {
@@ -248,11 +263,12 @@ async fn list(
 async fn answer(
     State(w): W,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: axum::body::Body,
 ) -> Reply {
     let route = Route::Answer;
     let who = caller(&w, &headers, route)?;
+    let id = decision_id(id)?;
     let b = read_body(&w, body).await?;
     let operator = b.non_empty_str("operator")?;
     let rationale = b.non_empty_str("rationale")?;
@@ -279,11 +295,12 @@ async fn answer(
 async fn ack(
     State(w): W,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: axum::body::Body,
 ) -> Reply {
     let route = Route::Ack;
     let who = caller(&w, &headers, route)?;
+    let id = decision_id(id)?;
     let b = read_body(&w, body).await?;
     let surface = b.non_empty_str("surface")?;
     let operator = b.opt_str(route, "operator")?.filter(|o| !o.is_empty());
@@ -303,11 +320,12 @@ async fn ack(
 async fn cancel(
     State(w): W,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: axum::body::Body,
 ) -> Reply {
     let route = Route::Cancel;
     let who = caller(&w, &headers, route)?;
+    let id = decision_id(id)?;
     let b = read_body(&w, body).await?;
     let operator = b.non_empty_str("operator")?;
     let reason = b.non_empty_str("reason")?;
