@@ -28,6 +28,14 @@ async fn dev_mode_round_trip_as_the_python_client_sends_it() {
     let (status, d) = c.get(&format!("/v1/decisions/{id}")).await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["id"], json!(id));
+    // Every key of v0.1.1's `Decision` (its Python client validates them).
+    let keys = "id kind input responseShape authorizedRoles surfaces requiresTwoPerson \
+                contextHash timeoutAt firstOperator firstAt firstRationale firstAnswer \
+                secondOperator secondAt secondRationale secondAnswer status closedReason \
+                createdAt closedAt";
+    for key in keys.split_whitespace() {
+        assert!(d.get(key).is_some(), "{key} missing: {d}");
+    }
     assert_eq!(d["kind"], json!("reeve.action.review"));
     assert_eq!(d["status"], json!("open"));
     assert_eq!(d["input"]["to"], json!("a@example.com"));
@@ -322,13 +330,25 @@ async fn fetch_style_requests_and_request_id_retries_work() {
         (409, &json!("ask_failed"), &json!("requestId")),
         "{got}"
     );
+    let retry = json!({"operator": "op-1", "answer": {}, "rationale": "ok", "requestId": "ans-1"});
+    let path = format!("/v1/decisions/{first}/answer");
+    let (code, once) = c.post(&path, retry.clone()).await;
+    assert_eq!((code, &once["status"]), (200, &json!("closed")), "{once}");
+    assert_eq!(
+        c.post(&path, retry).await,
+        (200, once),
+        "a retry returns the first result"
+    );
+    let id = c
+        .ask("k.retry", &["r"], json!({"requestId": "req-2"}))
+        .await;
     let (_, list) = c.get("/v1/decisions?authorized=r").await;
     assert_eq!(
         list["decisions"].as_array().unwrap().len(),
         2,
         "newest first: {list}"
     );
-    assert_eq!(list["decisions"][0]["id"], json!(first));
+    assert_eq!(list["decisions"][0]["id"], json!(id));
 }
 
 #[tokio::test]
