@@ -213,6 +213,25 @@ async fn bad_input_on_every_route_names_the_field_and_writes_nothing() {
             "{q}"
         );
     }
+    let many = vec!["r"; 65].join(",");
+    let (code, got) = c.get(&format!("/v1/decisions?authorized={many}")).await;
+    assert_eq!(
+        (code, &got["error"], &got["field"]),
+        (400, &json!("list_failed"), &json!("authorized")),
+        "{got}"
+    );
+    for (method, path) in [
+        ("DELETE", format!("/v1/decisions/{id}")),
+        ("GET", answer.clone()),
+        ("PUT", "/v1/decisions".into()),
+    ] {
+        let (code, got) = c.send(method, &path, None).await;
+        assert_eq!(
+            (code, got),
+            (404, json!({"error": "not_found"})),
+            "{method} {path}"
+        );
+    }
     assert_eq!(
         count_events(&s.db_path()),
         before,

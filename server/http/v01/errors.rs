@@ -183,6 +183,7 @@ const FIELD_NAMES: &[(&str, &str)] = &[
     ("on_behalf_of", "operator"),
     ("surface", "surface"),
     ("reason", "reason"),
+    ("authorized", "authorized"),
 ];
 
 /// Service messages start with the field they are about (`authorized_roles:

@@ -37,12 +37,19 @@ const MAX_LIST: usize = 10_000;
 /// The `/v1/` routes.
 pub fn router() -> Router<Arc<Witness>> {
     Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/decisions", post(ask).get(list))
-        .route("/v1/decisions/{id}", get(get_decision))
-        .route("/v1/decisions/{id}/answer", post(answer))
-        .route("/v1/decisions/{id}/ack", post(ack))
-        .route("/v1/decisions/{id}/cancel", post(cancel))
+        // A method a route does not serve is 404 `not_found`, as in v0.1.1.
+        .route("/v1/health", get(health).fallback(not_found))
+        .route("/v1/decisions", post(ask).get(list).fallback(not_found))
+        .route("/v1/decisions/{id}", get(get_decision).fallback(not_found))
+        .route(
+            "/v1/decisions/{id}/answer",
+            post(answer).fallback(not_found),
+        )
+        .route("/v1/decisions/{id}/ack", post(ack).fallback(not_found))
+        .route(
+            "/v1/decisions/{id}/cancel",
+            post(cancel).fallback(not_found),
+        )
         .route("/v1", any(not_found))
         .route("/v1/", any(not_found))
         .route("/v1/{*rest}", any(not_found))
@@ -66,14 +73,14 @@ async fn health(State(w): W) -> (StatusCode, Json<Value>) {
 /// Authenticates the caller (bearer token, or dev-mode headers) and takes
 /// one request from its rate budget, as every gRPC call does.
 fn caller(w: &Witness, headers: &HeaderMap, route: Route) -> Result<Principal, V01Error> {
-    let err = V01Error::service(route);
+    let refused = |e: ServiceError| V01Error::Service { route, err: e };
     let who = w
         .auth
         .authenticate_headers(headers)
-        .map_err(|e| err(e.into()))?;
+        .map_err(|e| refused(e.into()))?;
     w.limiter
         .request(&who.name)
-        .map_err(|e| V01Error::service(route)(e.into()))?;
+        .map_err(|e| refused(e.into()))?;
     Ok(who)
 }
 
@@ -229,6 +236,12 @@ async fn list(
         .filter(|r| !r.is_empty())
         .map(String::from)
         .collect();
+    w.limits
+        .check_list("authorized", &roles)
+        .map_err(|e| V01Error::Service {
+            route,
+            err: e.into(),
+        })?;
     // Dev mode: the roles asked for are the reader's; token mode: the
     // token's principal sees what it may, filtered by the roles asked for.
     let reader = if w.auth.dev_mode() {
