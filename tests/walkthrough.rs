@@ -94,3 +94,18 @@ fn the_readme_language_examples_are_the_tested_ones() {
             .unwrap();
     assert_eq!(example("README.md", "rust", "rust"), rust);
 }
+
+#[test]
+fn v01_walkthrough_works_as_written() {
+    let found = std::process::Command::new("curl").arg("--version").output();
+    assert!(
+        found.is_ok(),
+        "curl is not on PATH: run `make test`, which installs it"
+    );
+    let s = Server::start("");
+    let out = run(&s, &block("v01"));
+    assert!(out.contains(r#""service":"witness""#), "{out}");
+    assert!(out.contains(r#""kind":"reeve.action.review""#), "{out}");
+    assert!(out.contains(r#""status":"closed""#), "{out}");
+    assert!(out.contains(r#""status":"approved""#), "{out}");
+}
