@@ -133,8 +133,11 @@ impl Witness {
             }
             None => None,
         };
-        if matches!(a.timeout_us, Some(t) if t <= 0) {
-            return Err(Refusal::invalid("timeout: must be positive").into());
+        if let Some(t) = a.timeout_us {
+            if t <= 0 {
+                return Err(Refusal::invalid("timeout: must be positive").into());
+            }
+            l.check_timeout("timeout", t)?;
         }
         who.check_can_ask(&a.kind)?;
         let idem = self.idem(

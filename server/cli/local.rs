@@ -227,7 +227,7 @@ pub async fn receipt(cmd: ReceiptCommand) -> Result<i32, String> {
         }
         ReceiptCommand::PublicKey { config } => {
             let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let key = crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())
+            let key = crate::receipts::ReceiptKey::load(&config.receipt_key_file())
                 .map_err(|e| e.to_string())?;
             println!("{}", key.public_key_hex());
             Ok(0)

@@ -154,7 +154,8 @@ pub struct Conn {
         global = true
     )]
     pub server: String,
-    /// Bearer token.
+    /// Bearer token. Prefer the WITNESS_TOKEN environment variable: a
+    /// command-line argument is visible to every local user in `ps`.
     #[arg(long, env = "WITNESS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Dev mode: act as this principal.
@@ -339,7 +340,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             command: AuditCommand::Verify { config },
         } => {
             let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let store = crate::store::open(&config.store.url, &config.store.pg_options())
+            let store = crate::store::open_existing(&config.store.url, &config.store.pg_options())
                 .await
                 .map_err(|e| e.to_string())?;
             let report = crate::audit::verify(store.as_ref())

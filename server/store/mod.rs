@@ -371,6 +371,19 @@ pub async fn open(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>>
     ))
 }
 
+/// Opens the store at `url` for a read-only tool: a SQLite file that does
+/// not exist is an error, never a new empty database.
+pub async fn open_existing(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if !std::path::Path::new(path).is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "store.url: no SQLite database at {path} (nothing to read)"
+            )));
+        }
+    }
+    open(url, pg).await
+}
+
 /// Unix time now, in microseconds: the store stamps events with it.
 pub fn now_micros() -> Micros {
     let since = std::time::SystemTime::now()
