@@ -32,8 +32,7 @@ pub enum OutboxCommand {
 }
 
 fn micros_text(us: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
-    humantime::format_rfc3339_millis(at).to_string()
+    super::output::rfc3339(us)
 }
 
 fn item_json(i: &OutboxItem) -> serde_json::Value {
