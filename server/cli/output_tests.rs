@@ -15,10 +15,9 @@ fn timestamp() -> impl Strategy<Value = Option<prost_types::Timestamp>> {
         0..4_000_000_000i64,
     ];
     let nanos = prop_oneof![any::<i32>(), 0..1_000_000_000i32];
-    proptest::option::of((seconds, nanos).prop_map(|(seconds, nanos)| prost_types::Timestamp {
-        seconds,
-        nanos,
-    }))
+    proptest::option::of(
+        (seconds, nanos).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
+    )
 }
 
 fn value() -> impl Strategy<Value = Option<prost_types::Value>> {
@@ -50,24 +49,39 @@ fn value() -> impl Strategy<Value = Option<prost_types::Value>> {
 }
 
 fn answer() -> impl Strategy<Value = proto::Answer> {
-    (any::<i32>(), value(), ".*", ".*", ".*", timestamp(), any::<u64>()).prop_map(
-        |(verdict, answer, rationale, operator, submitted_by, answered_at, sequence)| {
-            proto::Answer {
-                verdict,
-                answer,
-                rationale,
-                operator,
-                submitted_by,
-                answered_at,
-                sequence,
-            }
-        },
+    (
+        any::<i32>(),
+        value(),
+        ".*",
+        ".*",
+        ".*",
+        timestamp(),
+        any::<u64>(),
     )
+        .prop_map(
+            |(verdict, answer, rationale, operator, submitted_by, answered_at, sequence)| {
+                proto::Answer {
+                    verdict,
+                    answer,
+                    rationale,
+                    operator,
+                    submitted_by,
+                    answered_at,
+                    sequence,
+                }
+            },
+        )
 }
 
 fn decision() -> impl Strategy<Value = proto::Decision> {
     let strings = (".*", ".*", ".*", ".*", ".*", ".*", ".*");
-    let times = (timestamp(), timestamp(), timestamp(), timestamp(), timestamp());
+    let times = (
+        timestamp(),
+        timestamp(),
+        timestamp(),
+        timestamp(),
+        timestamp(),
+    );
     let rest = (
         any::<i32>(),
         any::<u32>(),

@@ -2,7 +2,7 @@
 //! match wins, the default policy otherwise), and kind-glob sets in general.
 
 use super::model::{OnTimeout, Policy};
-use super::{Refusal, Result};
+use super::{cut, Refusal, Result};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,7 +24,11 @@ impl KindGlobs {
             .map(|p| {
                 Glob::new(p)
                     .map(|g| (p.clone(), g.compile_matcher()))
-                    .map_err(|e| Refusal::invalid(format!("{field}: bad glob {p:?}: {e}")))
+                    .map_err(|e| {
+                        // The error's kind, not its Display: that quotes the
+                        // whole pattern, which may be huge.
+                        Refusal::invalid(format!("{field}: bad glob {:?}: {}", cut(p), e.kind()))
+                    })
             })
             .collect::<Result<_>>()?;
         Ok(KindGlobs { globs })

@@ -18,9 +18,9 @@ use tokio::sync::watch;
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("decision_id: decision {0} not found")]
+    #[error("{}", crate::core::not_found_message(.0))]
     NotFound(String),
-    #[error("request_id: {0:?} was already used for a different request")]
+    #[error("request_id: {:?} was already used for a different request", crate::core::cut(.0))]
     AlreadyExists(String),
     #[error(transparent)]
     Refused(#[from] Refusal),
