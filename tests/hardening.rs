@@ -328,3 +328,89 @@ async fn unchanged_context_reports_are_coalesced_in_the_log() {
         .into_inner();
     assert_eq!(r.decision.unwrap().status, proto::Status::Approved as i32);
 }
+
+fn audit_verify(s: &Server) -> (i32, String) {
+    let out = std::process::Command::new(bin())
+        .args(["audit", "verify", "--config"])
+        .arg(s.config_path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn audit_verify_names_every_edited_projection_column() {
+    let mut s = Server::start("");
+    let mut svc = s.client("svc", &[]).await;
+    let req = proto::AskRequest {
+        timeout: Some(prost_types::Duration {
+            seconds: 3600,
+            nanos: 0,
+        }),
+        ..ask("deploy.prod", &["sre"], 1, None)
+    };
+    let d = svc.ask(req).await.unwrap().into_inner().decision.unwrap();
+    s.client("alice", &["sre"])
+        .await
+        .ack_delivery(proto::AckDeliveryRequest {
+            decision_id: d.id.clone(),
+            surface: "console".into(),
+        })
+        .await
+        .unwrap();
+    // A second, unacknowledged decision, so fallback_at is set somewhere.
+    let d2 = svc
+        .ask(ask("deploy.prod", &["sre"], 1, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    s.kill9();
+    let (code, text) = audit_verify(&s);
+    assert_eq!(code, 0, "{text}");
+    let db = open_db(&s.db_path());
+    let edits = [
+        (&d.id, "status", "'APPROVED'"),
+        (&d.id, "expires_at", "NULL"),
+        (&d.id, "expires_at", "expires_at + 86400000000"),
+        (&d2.id, "fallback_at", "NULL"),
+        (&d2.id, "fallback_at", "fallback_at + 1"),
+        (&d.id, "fallback_at", "1"),
+        (&d.id, "kind", "'other.kind'"),
+        (&d.id, "asked_by", "'mallory'"),
+        (&d.id, "created_at", "created_at - 1"),
+        (&d.id, "version", "version + 1"),
+        (&d.id, "last_sequence", "last_sequence - 1"),
+        (&d.id, "body", "json_set(body, '$.kind', 'other.kind')"),
+    ];
+    for (id, column, value) in edits {
+        let original: rusqlite::types::Value = db
+            .query_row(
+                &format!("SELECT {column} FROM decisions WHERE id = ?1"),
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        db.execute(
+            &format!("UPDATE decisions SET {column} = {value} WHERE id = ?1"),
+            [id],
+        )
+        .unwrap();
+        let (code, text) = audit_verify(&s);
+        assert_eq!(code, 1, "{column} = {value} passed verify: {text}");
+        assert!(
+            text.contains(&format!("column {column}")),
+            "{column}: {text}"
+        );
+        db.execute(
+            &format!("UPDATE decisions SET {column} = ?2 WHERE id = ?1"),
+            rusqlite::params![id, original],
+        )
+        .unwrap();
+        let (code, text) = audit_verify(&s);
+        assert_eq!(code, 0, "restoring {column}: {text}");
+    }
+}
