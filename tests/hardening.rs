@@ -414,3 +414,72 @@ async fn audit_verify_names_every_edited_projection_column() {
         assert_eq!(code, 0, "restoring {column}: {text}");
     }
 }
+
+async fn first_events(
+    c: &mut witness::client::GrpcClient,
+    req: proto::StreamDecisionsRequest,
+    n: usize,
+) -> Vec<proto::DecisionEvent> {
+    let mut st = c.stream_decisions(req).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), st.message())
+            .await
+            .expect("an event within 10 s");
+        out.push(next.unwrap().unwrap().event.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn after_sequence_is_optional_and_never_wraps() {
+    let s = Server::start("");
+    let mut svc = s.client("svc", &["sre"]).await;
+    for _ in 0..3 {
+        svc.ask(ask("deploy.prod", &["sre"], 1, None))
+            .await
+            .unwrap();
+    }
+    let head = count_events(&s.db_path()) as u64;
+    assert_eq!(head, 3);
+    // Set to 0: from the first event, no snapshot.
+    let req = |after: Option<u64>| proto::StreamDecisionsRequest {
+        after_sequence: after,
+        include_open: true,
+        ..Default::default()
+    };
+    let from_zero = first_events(&mut svc, req(Some(0)), 3).await;
+    let seqs: Vec<u64> = from_zero.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(from_zero.iter().all(|e| !e.snapshot));
+    // Set to N: strictly after N.
+    let after_two = first_events(&mut svc, req(Some(2)), 1).await;
+    assert_eq!(after_two[0].sequence, 3);
+    // Exactly the head: live events only.
+    let mut st = svc
+        .stream_decisions(req(Some(head)))
+        .await
+        .unwrap()
+        .into_inner();
+    svc.ask(ask("deploy.prod", &["sre"], 1, None))
+        .await
+        .unwrap();
+    let live = st.message().await.unwrap().unwrap().event.unwrap();
+    assert_eq!(live.sequence, head + 1);
+    // Unset with include_open: a snapshot, then SNAPSHOT_END at the head.
+    let snap = first_events(&mut svc, req(None), 5).await;
+    assert!(snap[..4].iter().all(|e| e.snapshot));
+    assert_eq!(snap[4].r#type, proto::EventType::SnapshotEnd as i32);
+    assert_eq!(snap[4].sequence, head + 1);
+    // Beyond the head (including values that used to wrap): OUT_OF_RANGE.
+    for after in [head + 2, head + 3, 1 << 63, u64::MAX] {
+        let err = svc.stream_decisions(req(Some(after))).await.unwrap_err();
+        assert_eq!(err.code(), Code::OutOfRange, "{after}: {}", err.message());
+        assert!(
+            err.message()
+                .contains(&format!("beyond the log head {}", head + 1)),
+            "{}",
+            err.message()
+        );
+    }
+}

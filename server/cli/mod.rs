@@ -117,9 +117,9 @@ pub enum Command {
         /// Only decisions for these surfaces (comma-separated).
         #[arg(long, value_delimiter = ',')]
         surface: Vec<String>,
-        /// Resume after this event sequence.
-        #[arg(long, default_value_t = 0)]
-        after: u64,
+        /// Resume after this event sequence (0: from the first event).
+        #[arg(long)]
+        after: Option<u64>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -505,8 +505,13 @@ async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i
             while let Some(resp) = s.message().await? {
                 if let Some(e) = resp.event {
                     p.event(&e);
-                    req.after_sequence = e.sequence;
-                    req.include_open = false;
+                    // Snapshot events carry each decision's own sequence;
+                    // only live events and SNAPSHOT_END mark a log position.
+                    let end = e.r#type == proto::EventType::SnapshotEnd as i32;
+                    if !e.snapshot || end {
+                        req.after_sequence = Some(e.sequence);
+                        req.include_open = false;
+                    }
                 }
             }
             Ok::<(), tonic::Status>(())
@@ -517,15 +522,22 @@ async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i
             Err(s) => eprintln!(
                 "witness: stream interrupted ({}); resuming after {}",
                 s.message(),
-                req.after_sequence
+                resume_point(&req)
             ),
             Ok(()) => eprintln!(
                 "witness: stream ended; resuming after {}",
-                req.after_sequence
+                resume_point(&req)
             ),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+fn resume_point(req: &proto::StreamDecisionsRequest) -> String {
+    match req.after_sequence {
+        Some(n) => format!("event {n}"),
+        None => "a new snapshot".to_string(),
     }
 }
 

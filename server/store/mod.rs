@@ -407,6 +407,8 @@ pub trait Store: Send + Sync + 'static {
     async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>>;
     /// The stored receipt body of one decision.
     async fn receipt(&self, decision_id: &str) -> Result<Option<String>>;
+    /// The sequence of the latest event in the log (0 when empty).
+    async fn head(&self) -> Result<u64>;
     /// Decision rows with ids above `after_id`, every column as stored, in
     /// id order (for `witness audit verify`).
     async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>>;

@@ -384,6 +384,19 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn head(&self) -> Result<u64> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_one("SELECT COALESCE(MAX(sequence), 0)::BIGINT FROM events", &[])
+            .await?;
+        let head: i64 = row
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(format!("events head: {e}")))?;
+        Ok(u64::try_from(head).unwrap_or(0))
+    }
+
     async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>> {
         let rows = self
             .pool

@@ -379,6 +379,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn head(&self) -> Result<u64> {
+        self.read(|c| {
+            let head: i64 = c
+                .prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            Ok(u64::try_from(head).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>> {
         let after_id = after_id.to_string();
         self.read(move |c| {
