@@ -65,7 +65,7 @@ proto:
 
 bench:
 	$(CARGO) build --release --bin witness
-	WITNESS_LOG=error target/release/witness bench --streams --timers 2000 $(ARGS)
+	WITNESS_LOG=error target/release/witness bench --streams --timers 2000 --confirmations 100 $(ARGS)
 
 bench-postgres: pg
 	$(CARGO) build --release --bin witness

@@ -2,7 +2,7 @@
 //! replays the whole log through the core and compares every decision row.
 
 use crate::core::{apply, chain_hash, Decision, Event, GENESIS_HASH};
-use crate::store::{PageQuery, Result, Store};
+use crate::store::{ProjectionRow, Result, Store};
 use std::collections::{BTreeMap, HashMap};
 
 /// The first thing found wrong.
@@ -159,7 +159,9 @@ async fn compare_receipts(
     Ok(first)
 }
 
-/// Every decision row must equal its replay, and every replay must have a row.
+/// Every decision row must equal its replay, column by column (the
+/// indexed columns drive listing, snapshots and the timers, so an edit to
+/// one of them alone must not pass), and every replay must have a row.
 async fn compare_projection(
     store: &dyn Store,
     replayed: &mut BTreeMap<String, Decision>,
@@ -172,17 +174,14 @@ async fn compare_projection(
         }
     };
     let mut seen = 0usize;
-    let mut q = PageQuery {
-        after_id: None,
-        statuses: vec![],
-        limit: PAGE,
-    };
+    let mut after = String::new();
     loop {
-        let rows = store.page(&q).await?;
+        let rows = store.projection_rows(&after, PAGE).await?;
         for row in &rows {
             seen += 1;
+            let stored_seq = u64::try_from(row.last_sequence).unwrap_or(0);
             match replayed.get(&row.id) {
-                _ if row.last_sequence > head => note(
+                _ if stored_seq > head => note(
                     head + 1,
                     format!(
                         "event {} is missing: decision {} was last changed by it",
@@ -190,23 +189,23 @@ async fn compare_projection(
                     ),
                 ),
                 None => note(
-                    row.last_sequence,
+                    stored_seq,
                     format!("decision {} has a row but no events", row.id),
                 ),
-                Some(r) if r != row => note(
-                    row.last_sequence.min(r.last_sequence),
-                    format!(
-                        "decision {}: stored row differs from the replayed events",
-                        row.id
-                    ),
-                ),
-                Some(_) => {}
+                Some(r) => {
+                    if let Some(reason) = row_difference(row, r) {
+                        note(
+                            stored_seq.min(r.last_sequence),
+                            format!("decision {}: {reason}", row.id),
+                        );
+                    }
+                }
             }
         }
         if rows.len() < PAGE {
             break;
         }
-        q.after_id = rows.last().map(|d| d.id.clone());
+        after = rows.last().map(|r| r.id.clone()).unwrap_or_default();
     }
     if seen < replayed.len() {
         if let Some(d) = replayed.values().next() {
@@ -220,4 +219,44 @@ async fn compare_projection(
         }
     }
     Ok(first)
+}
+
+/// The first column of `row` that differs from the replayed decision,
+/// named, with both values; fields inside `body` are named too.
+fn row_difference(row: &ProjectionRow, replayed: &Decision) -> Option<String> {
+    let expected = ProjectionRow::of(replayed);
+    for ((name, stored), (_, want)) in row.columns().into_iter().zip(expected.columns()) {
+        if stored != want {
+            return Some(format!(
+                "column {name} is {stored}, the events say {want} (stored row differs from the replayed events)"
+            ));
+        }
+    }
+    let want = match serde_json::to_value(replayed) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("cannot serialize the replayed decision: {e}")),
+    };
+    let stored: serde_json::Value = match serde_json::from_str(&row.body) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("column body is not JSON: {e}")),
+    };
+    // Compare as decisions, so defaults and number forms do not count.
+    let same = serde_json::from_value::<Decision>(stored.clone()).is_ok_and(|d| &d == replayed);
+    if same {
+        return None;
+    }
+    let field = match (&stored, &want) {
+        (serde_json::Value::Object(s), serde_json::Value::Object(w)) => w
+            .iter()
+            .find(|(k, v)| s.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .or_else(|| s.keys().find(|k| !w.contains_key(*k)).cloned()),
+        _ => None,
+    };
+    Some(match field {
+        Some(f) => format!(
+            "column body: field {f} differs from the replayed events (stored row differs from the replayed events)"
+        ),
+        None => "column body differs from the replayed events".to_string(),
+    })
 }

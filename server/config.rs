@@ -13,6 +13,9 @@ use std::path::Path;
 #[error("config: {0}")]
 pub struct ConfigError(pub String);
 
+/// Smallest `limits.max_message_bytes`: below it ordinary requests fail.
+const MIN_MESSAGE_BYTES: usize = 4 * 1024;
+
 /// Result alias for configuration.
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
@@ -236,6 +239,13 @@ impl Config {
             if !path.exists() {
                 return Err(ConfigError(format!("{} does not exist", path.display())));
             }
+            // A directory would load as an empty file: dev mode by accident.
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "{} is not a file (give the path of a TOML config file)",
+                    path.display()
+                )));
+            }
             figment = figment.merge(Toml::file(path));
         }
         let config: Config = figment
@@ -249,10 +259,17 @@ impl Config {
     /// Checks what serde cannot: hashes, names, cross references.
     pub fn validate(&self) -> Result<()> {
         let mut names = std::collections::HashSet::new();
+        let mut tokens = std::collections::HashMap::new();
         for (i, p) in self.principals.iter().enumerate() {
             if p.name.trim().is_empty() {
                 return Err(ConfigError(format!(
                     "principals[{i}].name: must not be empty"
+                )));
+            }
+            if p.name == crate::auth::ANONYMOUS {
+                return Err(ConfigError(format!(
+                    "principals[{i}].name: {:?} is reserved for unauthenticated callers",
+                    p.name
                 )));
             }
             if !names.insert(p.name.as_str()) {
@@ -270,6 +287,32 @@ impl Config {
                     "principals[{i}].token_sha256: must be 64 lowercase hex digits (the SHA-256 of the token)"
                 )));
             }
+            // One token, one principal: otherwise the last entry would win.
+            if let Some(first) = tokens.insert(p.token_sha256.as_str(), p.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "principals[{i}].token_sha256: principals {first:?} and {:?} have the same token",
+                    p.name
+                )));
+            }
+        }
+        if self.limits.max_message_bytes < MIN_MESSAGE_BYTES {
+            return Err(ConfigError(format!(
+                "limits.max_message_bytes: {} is below the minimum of {MIN_MESSAGE_BYTES} (4 KiB)",
+                self.limits.max_message_bytes
+            )));
+        }
+        // Past ~100 years, now + max_timeout could leave Timestamp's range.
+        let max = crate::core::schema::DEFAULT_MAX_TIMEOUT * 10;
+        if self.limits.max_timeout.is_zero() || self.limits.max_timeout > max {
+            return Err(ConfigError(format!(
+                "limits.max_timeout: must be between 1s and {}",
+                crate::core::schema::span(max)
+            )));
+        }
+        if self.outbox.max_attempts == 0 {
+            return Err(ConfigError(
+                "outbox.max_attempts: must be at least 1".into(),
+            ));
         }
         let hooks: Vec<&str> = self.webhooks.iter().map(|w| w.name.as_str()).collect();
         for (i, w) in self.webhooks.iter().enumerate() {
@@ -298,6 +341,11 @@ impl Config {
             }
         }
         crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
+        for (i, rule) in self.policies.iter().enumerate() {
+            self.limits
+                .check_policy(i, rule)
+                .map_err(|e| ConfigError(e.message))?;
+        }
         Ok(())
     }
 }

@@ -43,21 +43,32 @@ pub fn key_id(public: &VerifyingKey) -> String {
 }
 
 impl ReceiptKey {
+    /// Loads the hex seed in `path`; a missing file is an error (read-only
+    /// tools must not create a key).
+    pub fn load(path: &Path) -> Result<ReceiptKey, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            KeyError(format!(
+                "{}: {e} (the server creates it on first start)",
+                path.display()
+            ))
+        })?;
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
+            KeyError(format!(
+                "{}: not a 64-hex-digit Ed25519 seed",
+                path.display()
+            ))
+        })?;
+        Ok(ReceiptKey {
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+
     /// Loads the hex seed in `path`, or creates it (mode 0600) if missing.
     pub fn load_or_create(path: &Path) -> Result<ReceiptKey, KeyError> {
         let err = |e: std::io::Error| KeyError(format!("{}: {e}", path.display()));
         if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(err)?;
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
-                KeyError(format!(
-                    "{}: not a 64-hex-digit Ed25519 seed",
-                    path.display()
-                ))
-            })?;
-            return Ok(ReceiptKey {
-                key: SigningKey::from_bytes(&seed),
-            });
+            return Self::load(path);
         }
         let seed: [u8; 32] = rand::random();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -156,7 +156,7 @@ pub async fn serve_on(
     let mut builder = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tower::util::MapResponseLayer::new(
-            oversized_is_resource_exhausted,
+            crate::api::error::transport_status,
         ));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
@@ -169,23 +169,6 @@ pub async fn serve_on(
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
-}
-
-/// tonic answers a request over `max_message_bytes` with OUT_OF_RANGE; a
-/// limit is RESOURCE_EXHAUSTED everywhere else in witness (and in gRPC's
-/// own conventions), so say so here, in one place.
-fn oversized_is_resource_exhausted<B>(mut res: http::Response<B>) -> http::Response<B> {
-    let headers = res.headers();
-    let oversized = headers.get("grpc-status").is_some_and(|v| v == "11")
-        && headers
-            .get("grpc-message")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
-    if oversized {
-        res.headers_mut()
-            .insert("grpc-status", http::HeaderValue::from_static("8"));
-    }
-    res
 }
 
 /// Accepted connections with Nagle off: the builder's `tcp_nodelay` only

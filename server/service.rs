@@ -19,7 +19,7 @@ pub enum ServiceError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Refused(#[from] Refusal),
-    #[error("decision_id: decision {0} not found")]
+    #[error("{}", crate::core::not_found_message(.0))]
     NotFound(String),
     #[error(transparent)]
     Exhausted(#[from] crate::limits::Exhausted),
@@ -86,6 +86,26 @@ fn required(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest `decision_id` or `request_id` accepted.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// A required id: present and at most [`MAX_ID_CHARS`] characters.
+fn id(field: &str, value: &str) -> Result<()> {
+    required(field, value)?;
+    check_id_len(field, value)
+}
+
+fn check_id_len(field: &str, value: &str) -> Result<()> {
+    let n = value.chars().count();
+    if n > MAX_ID_CHARS {
+        return Err(Refusal::invalid(format!(
+            "{field}: {n} characters long, the limit is {MAX_ID_CHARS}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 fn fingerprint(value: Value) -> String {
     sha256_hex(canonical_json(&value).as_bytes())
 }
@@ -100,7 +120,7 @@ impl Witness {
         if request_id.is_empty() {
             return Ok(None);
         }
-        self.limits.check_str("request_id", request_id)?;
+        check_id_len("request_id", request_id)?;
         Ok(Some(Idempotency {
             scope: who.name.clone(),
             request_id: request_id.to_string(),
@@ -133,8 +153,11 @@ impl Witness {
             }
             None => None,
         };
-        if matches!(a.timeout_us, Some(t) if t <= 0) {
-            return Err(Refusal::invalid("timeout: must be positive").into());
+        if let Some(t) = a.timeout_us {
+            if t <= 0 {
+                return Err(Refusal::invalid("timeout: must be positive").into());
+            }
+            l.check_timeout("timeout", t)?;
         }
         who.check_can_ask(&a.kind)?;
         let idem = self.idem(
@@ -173,7 +196,7 @@ impl Witness {
     /// Records an answer (idempotent by request_id).
     pub async fn answer(&self, who: &Principal, a: AnswerInput) -> Result<Applied> {
         who.check_identified()?;
-        required("decision_id", &a.decision_id)?;
+        id("decision_id", &a.decision_id)?;
         let verdict = a.verdict.ok_or_else(|| {
             Refusal::invalid("verdict: must be VERDICT_APPROVE or VERDICT_REJECT")
         })?;
@@ -213,7 +236,7 @@ impl Witness {
         decision_id: String,
         surface: String,
     ) -> Result<Applied> {
-        required("decision_id", &decision_id)?;
+        id("decision_id", &decision_id)?;
         required("surface", &surface)?;
         self.limits.check_str("surface", &surface)?;
         self.act(
@@ -234,7 +257,7 @@ impl Witness {
         decision_id: String,
         reason: String,
     ) -> Result<Applied> {
-        required("decision_id", &decision_id)?;
+        id("decision_id", &decision_id)?;
         self.limits.check_str("reason", &reason)?;
         self.act(
             decision_id,
@@ -254,7 +277,7 @@ impl Witness {
         decision_id: String,
         snapshot: Option<Value>,
     ) -> Result<Applied> {
-        required("decision_id", &decision_id)?;
+        id("decision_id", &decision_id)?;
         let snapshot = snapshot.ok_or_else(|| Refusal::invalid("context_snapshot: required"))?;
         self.limits.check_json("context_snapshot", &snapshot)?;
         let action = Action::ReportContext {
@@ -298,7 +321,7 @@ impl Witness {
 
     /// Reads a decision the caller may see; NOT_FOUND otherwise.
     pub async fn get(&self, who: &Principal, decision_id: &str) -> Result<Decision> {
-        required("decision_id", decision_id)?;
+        id("decision_id", decision_id)?;
         match self.store.get(decision_id).await? {
             Some(d) if d.visible_to(&who.name, &who.roles) => Ok(d),
             _ => Err(ServiceError::NotFound(decision_id.to_string())),

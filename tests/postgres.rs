@@ -233,7 +233,7 @@ async fn a_database_outage_gives_unavailable_quickly_and_witness_recovers_withou
     // Streams work again, resuming where they stopped.
     let mut st = console
         .stream_decisions(proto::StreamDecisionsRequest {
-            after_sequence: 5,
+            after_sequence: Some(5),
             ..Default::default()
         })
         .await

@@ -135,9 +135,9 @@ async fn acting_on_behalf_of_needs_can_act_for_and_the_operators_roles() {
         on_behalf_of: who.into(),
         ..approve(&d.id, "via chat")
     };
-    // Its own roles don't answer sre decisions; the operator's do.
+    // Its own roles don't see sre decisions; the operator's do.
     let err = bot.answer(approve(&d.id, "myself")).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(err.code(), Code::NotFound);
     let err = bot.answer(as_("carol")).await.unwrap_err();
     assert_eq!(
         err.code(),
@@ -148,8 +148,8 @@ async fn acting_on_behalf_of_needs_can_act_for_and_the_operators_roles() {
     let err = bot.answer(as_("dave")).await.unwrap_err();
     assert_eq!(
         err.code(),
-        Code::PermissionDenied,
-        "dave lacks an authorized role"
+        Code::NotFound,
+        "dave lacks an authorized role: the decision is invisible to him"
     );
     let r = bot
         .answer(as_("alice"))
@@ -165,7 +165,7 @@ async fn acting_on_behalf_of_needs_can_act_for_and_the_operators_roles() {
         ),
         ("alice", "bot")
     );
-    // Only the asker reports context; others may not cancel.
+    // Only the asker reports context; strangers cannot even find it.
     let mut dave = s.client_with_token(&token("dave")).await;
     let d2 = svc
         .ask(ask("deploy.prod", &["sre"], 1, None))
@@ -181,7 +181,7 @@ async fn acting_on_behalf_of_needs_can_act_for_and_the_operators_roles() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(err.code(), Code::NotFound);
     let err = dave
         .get_decision(proto::GetDecisionRequest { decision_id: d2.id })
         .await

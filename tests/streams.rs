@@ -151,7 +151,7 @@ async fn streams_never_show_decisions_the_caller_may_not_see() {
     let mut own = subscribe(
         &mut asker,
         proto::StreamDecisionsRequest {
-            after_sequence: 0,
+            after_sequence: None,
             include_open: true,
             ..Default::default()
         },
@@ -211,7 +211,7 @@ async fn resuming_after_dropped_connections_under_concurrent_writes_loses_and_re
             Some(st) => st,
             None => {
                 let req = proto::StreamDecisionsRequest {
-                    after_sequence: after,
+                    after_sequence: Some(after),
                     ..Default::default()
                 };
                 subscribe(&mut console, req).await
@@ -310,7 +310,7 @@ async fn a_slow_consumer_is_ended_with_resource_exhausted_while_a_fast_one_keeps
     let mut resumed = subscribe(
         &mut fast,
         proto::StreamDecisionsRequest {
-            after_sequence: last,
+            after_sequence: Some(last),
             ..Default::default()
         },
     )

@@ -196,3 +196,28 @@ async def test_async_stream_survives_server_restart(fresh_server, kind):
     assert [e.decision.id for e in got] == [d1.id, d2.id, d3.id, d1.id]
     assert [e.type for e in got] == [EventType.CREATED] * 3 + [EventType.CANCELLED]
     assert_contiguous(got)
+
+
+def test_stream_after_sequence_zero_replays_the_log_and_beyond_the_head_fails(fresh_server, kind):
+    import grpc
+
+    k = kind("resume")
+    srv = fresh_server()
+    with srv.client("deployer") as asker, srv.client("alice", ["sre"]) as alice:
+        made = [asker.ask_nowait(k, {"n": i}, authorized_roles=["sre"]) for i in range(2)]
+        # Set to 0: every event from the first one, no snapshot.
+        events = alice.stream(after_sequence=0)
+        got = [next(events), next(events)]
+        events.close()
+        assert [e.sequence for e in got] == [1, 2]
+        assert [e.decision.id for e in got] == [d.id for d in made]
+        assert not any(e.snapshot for e in got)
+        # A position this log never reached: OUT_OF_RANGE naming the head.
+        head = made[-1].last_sequence
+        for after in (head + 1, 2**63, 2**64 - 1):
+            with pytest.raises(witness.WitnessError) as err:
+                next(alice.stream(after_sequence=after))
+            assert err.value.code == grpc.StatusCode.OUT_OF_RANGE, err.value
+            assert f"log head {head}" in err.value.message
+        with pytest.raises(ValueError):
+            next(alice.stream(after_sequence=-1))

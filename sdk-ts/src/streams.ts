@@ -33,7 +33,9 @@ export interface StreamOptions {
   surfaces?: string[];
   /**
    * Resume: every visible event with a larger sequence, then live events.
-   * Pass the `sequence` of the last event you handled (or of `SNAPSHOT_END`).
+   * Pass the `sequence` of the last event you handled (or of `SNAPSHOT_END`);
+   * 0 replays the log from the first event. A value beyond the server's log
+   * head fails with OUT_OF_RANGE (the server never had those events).
    */
   afterSequence?: number;
   /** Ends the stream (the iterator rejects with the signal's reason). */
@@ -90,24 +92,21 @@ function linked(signal: AbortSignal | undefined): {
  *
  * A live-only subscription (no `includeOpen`, no `afterSequence`) is opened
  * with `include_open` and its snapshot dropped: the `SNAPSHOT_END` marker
- * gives the log position "now", which makes even the first reconnect exact.
- *
- * One case the protocol cannot express: when the log was empty at
- * subscription (`SNAPSHOT_END` sequence 0) and the connection drops before
- * the first live event arrives, `after_sequence = 0` would mean "no
- * resume". The subscription then starts over with a fresh snapshot (open
- * decisions not yet yielded in that state are yielded as snapshot events).
+ * gives the log position "now" (0 for an empty log, which `after_sequence`
+ * can say since it became optional), which makes even the first reconnect
+ * exact.
  */
 export async function* streamEvents(
   deps: StreamDeps,
   opts: StreamOptions = {},
 ): AsyncGenerator<DecisionEvent, void, undefined> {
   const { signal } = opts;
-  let cursor = opts.afterSequence ?? 0;
-  if (!Number.isSafeInteger(cursor) || cursor < 0) {
+  // The last log position delivered; undefined until one is known.
+  let cursor: number | undefined = opts.afterSequence;
+  if (cursor !== undefined && (!Number.isSafeInteger(cursor) || cursor < 0)) {
     throw new TypeError("afterSequence must be a non-negative integer");
   }
-  const showSnapshot = opts.includeOpen === true && cursor === 0;
+  const showSnapshot = opts.includeOpen === true && cursor === undefined;
   // Snapshot events yielded while no log position is known (`id@sequence`),
   // so that a snapshot sent again never repeats one.
   const yielded = new Set<string>();
@@ -115,10 +114,11 @@ export async function* streamEvents(
   let failures = 0;
   for (;;) {
     const call = linked(signal);
-    const resuming = cursor > 0;
-    const request = resuming
-      ? { afterSequence: BigInt(cursor), kinds: opts.kinds, surfaces: opts.surfaces }
-      : { includeOpen: true, kinds: opts.kinds, surfaces: opts.surfaces };
+    const resuming = cursor !== undefined;
+    const request =
+      cursor !== undefined
+        ? { afterSequence: BigInt(cursor), kinds: opts.kinds, surfaces: opts.surfaces }
+        : { includeOpen: true, kinds: opts.kinds, surfaces: opts.surfaces };
     let inSnapshot = !resuming;
     let failure: unknown;
     try {
@@ -128,7 +128,7 @@ export async function* streamEvents(
         failures = 0;
         if (ev.type === "SNAPSHOT_END") {
           inSnapshot = false;
-          cursor = Math.max(cursor, ev.sequence);
+          cursor = Math.max(cursor ?? 0, ev.sequence);
           if (showSnapshot && !markerYielded) {
             markerYielded = true;
             yield ev;
@@ -143,7 +143,7 @@ export async function* streamEvents(
           yield ev;
           continue;
         }
-        if (ev.sequence <= cursor) continue;
+        if (cursor !== undefined && ev.sequence <= cursor) continue;
         cursor = ev.sequence;
         yielded.clear();
         yield ev;

@@ -166,12 +166,12 @@ roles = []
     await assert.rejects(wrong.get("0190b7a6-0000-7000-8000-000000000000"), UnauthenticatedError);
   });
 
-  test("a valid token works; a principal without the role is PermissionDenied", async () => {
+  test("a valid token works; a principal who cannot see the decision gets NotFound", async () => {
     const deployer = server.client({ token: "deployer-token" });
     const alice = server.client({ token: "alice-token" });
     const { decision } = await deployer.askNoWait(uniqueKind("tok"), {}, { authorizedRoles: ["dba"] });
     assert.equal(decision.askedBy, "deployer");
-    await assert.rejects(alice.answer(decision.id, "approve", "not mine"), PermissionDeniedError);
+    await assert.rejects(alice.answer(decision.id, "approve", "not mine"), NotFoundError);
   });
 });
 

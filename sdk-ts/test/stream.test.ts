@@ -186,3 +186,37 @@ test("close() ends the client's open streams", async () => {
     await server.stop();
   }
 });
+
+test("afterSequence 0 replays the log from the first event; beyond the head is OUT_OF_RANGE", async () => {
+  const server = await WitnessServer.start({});
+  const deployer = server.client({ principal: "deployer" });
+  const alice = server.client({ principal: "alice", roles: ["sre"] });
+  const ac = new AbortController();
+  try {
+    const kind = uniqueKind("zero");
+    const made = await askMany(deployer, kind, 2);
+    const events: DecisionEvent[] = [];
+    const done = collect(alice.stream({ afterSequence: 0, signal: ac.signal }), events);
+    await eventually("two events", () => (events.length >= 2 ? true : undefined));
+    assert.deepEqual(
+      events.slice(0, 2).map((e) => e.sequence),
+      [1, 2],
+    );
+    assert.deepEqual(
+      events.slice(0, 2).map((e) => e.decision?.id),
+      made.map((d) => d.id),
+    );
+    assert.ok(events.every((e) => !e.snapshot));
+    ac.abort();
+    assert.ok(isAbort(await done));
+
+    const head = made[1]!.lastSequence;
+    const err = await collect(alice.stream({ afterSequence: head + 3 }), []);
+    assert.ok(err instanceof Error, String(err));
+    assert.equal((err as { code?: string }).code, "OUT_OF_RANGE", String(err));
+    assert.match((err as Error).message, new RegExp(`log head ${head}`));
+  } finally {
+    ac.abort();
+    await server.stop();
+  }
+});

@@ -88,7 +88,13 @@ pub fn duration(us: i64) -> prost_types::Duration {
 
 /// A request Duration in microseconds; `field` names it in errors.
 pub fn micros_from_duration(field: &str, d: &prost_types::Duration) -> Result<i64, Refusal> {
-    if d.seconds < 0 || d.nanos < 0 || (d.seconds == 0 && d.nanos == 0) {
+    if !(0..1_000_000_000).contains(&d.nanos) {
+        return Err(Refusal::invalid(format!(
+            "{field}: nanos must be in [0, 999999999], got {}",
+            d.nanos
+        )));
+    }
+    if d.seconds < 0 || (d.seconds == 0 && d.nanos == 0) {
         return Err(Refusal::invalid(format!("{field}: must be positive")));
     }
     Ok(d.seconds
@@ -254,6 +260,16 @@ mod tests {
             nanos: 0,
         };
         assert!(micros_from_duration("timeout", &zero).is_err());
+        for nanos in [-1, 1_000_000_000, i32::MAX] {
+            let bad = prost_types::Duration { seconds: 1, nanos };
+            let e = micros_from_duration("timeout", &bad).unwrap_err();
+            assert!(e.message.starts_with("timeout: nanos"), "{e}");
+        }
+        let huge = prost_types::Duration {
+            seconds: i64::MAX,
+            nanos: 0,
+        };
+        assert_eq!(micros_from_duration("timeout", &huge).unwrap(), i64::MAX);
         assert_eq!(micros_from_timestamp(&timestamp(-1_500_000)), -1_500_000);
     }
 }

@@ -97,7 +97,8 @@ impl WitnessService for GrpcApi {
         req: Request<proto::StreamDecisionsRequest>,
     ) -> Res<Self::StreamDecisionsStream> {
         let who = self.who(&req)?;
-        let out = streams::stream_decisions(&self.w, who, req.into_inner())?
+        let out = streams::stream_decisions(&self.w, who, req.into_inner())
+            .await?
             .map(|r| r.map(|e| proto::StreamDecisionsResponse { event: Some(e) }));
         Ok(Response::new(Box::pin(out)))
     }

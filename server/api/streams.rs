@@ -167,13 +167,31 @@ impl Follower {
     }
 }
 
+/// Refuses a resume point beyond the log head: the client saw events this
+/// log does not have (another server, or a restored backup).
+async fn check_resume(w: &Witness, after: u64) -> Result<(), Status> {
+    if after <= w.hub.published() {
+        return Ok(());
+    }
+    let head = w.store.head().await.map_err(unavailable)?;
+    if after > head {
+        return Err(Status::out_of_range(format!(
+            "after_sequence: {after} is beyond the log head {head}; this log never had those events"
+        )));
+    }
+    Ok(())
+}
+
 /// Starts a `StreamDecisions` subscription.
-pub fn stream_decisions(
+pub async fn stream_decisions(
     w: &Arc<Witness>,
     who: Principal,
     req: proto::StreamDecisionsRequest,
 ) -> Result<EventStream, Status> {
     let kinds = KindGlobs::new("kinds", &req.kinds)?;
+    if let Some(after) = req.after_sequence {
+        check_resume(w, after).await?;
+    }
     let slot = w
         .limiter
         .open_stream(&who.name)
@@ -188,8 +206,8 @@ pub fn stream_decisions(
     let live_from = w.hub.published();
     Ok(Box::pin(try_stream! {
         let _slot = slot; // held until the stream is dropped
-        let cursor = if req.after_sequence > 0 {
-            req.after_sequence
+        let cursor = if let Some(after) = req.after_sequence {
+            after
         } else if req.include_open {
             let (open, head) = w.store.open_snapshot().await.map_err(unavailable)?;
             for d in open.iter().filter(|d| filter.allows(d)) {

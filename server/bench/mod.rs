@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod confirmations;
 mod timers;
 
 /// Options of `witness bench`.
@@ -48,6 +49,10 @@ pub struct BenchArgs {
     /// decisions falling due at once (0: skip).
     #[arg(long, default_value_t = 0)]
     pub timers: usize,
+    /// Also measure log growth with this many asks waiting and re-confirming
+    /// their context (events written per waiting ask per hour; 0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub confirmations: usize,
 }
 
 /// One measured operation.
@@ -223,6 +228,14 @@ pub(crate) async fn clients(
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.confirmations > 0 {
+        confirmations::run(
+            args.store.as_deref(),
+            args.confirmations,
+            args.seconds.max(12),
+        )
+        .await?;
+    }
     if args.streams_only {
         for &n in &args.subscribers {
             stream_latency(n, args.subscriber_connections).await?;

@@ -32,8 +32,7 @@ pub enum OutboxCommand {
 }
 
 fn micros_text(us: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
-    humantime::format_rfc3339_millis(at).to_string()
+    super::output::rfc3339(us)
 }
 
 fn item_json(i: &OutboxItem) -> serde_json::Value {
@@ -227,7 +226,7 @@ pub async fn receipt(cmd: ReceiptCommand) -> Result<i32, String> {
         }
         ReceiptCommand::PublicKey { config } => {
             let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let key = crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())
+            let key = crate::receipts::ReceiptKey::load(&config.receipt_key_file())
                 .map_err(|e| e.to_string())?;
             println!("{}", key.public_key_hex());
             Ok(0)

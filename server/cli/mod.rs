@@ -117,9 +117,9 @@ pub enum Command {
         /// Only decisions for these surfaces (comma-separated).
         #[arg(long, value_delimiter = ',')]
         surface: Vec<String>,
-        /// Resume after this event sequence.
-        #[arg(long, default_value_t = 0)]
-        after: u64,
+        /// Resume after this event sequence (0: from the first event).
+        #[arg(long)]
+        after: Option<u64>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -154,7 +154,8 @@ pub struct Conn {
         global = true
     )]
     pub server: String,
-    /// Bearer token.
+    /// Bearer token. Prefer the WITNESS_TOKEN environment variable: a
+    /// command-line argument is visible to every local user in `ps`.
     #[arg(long, env = "WITNESS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Dev mode: act as this principal.
@@ -339,7 +340,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             command: AuditCommand::Verify { config },
         } => {
             let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let store = crate::store::open(&config.store.url, &config.store.pg_options())
+            let store = crate::store::open_existing(&config.store.url, &config.store.pg_options())
                 .await
                 .map_err(|e| e.to_string())?;
             let report = crate::audit::verify(store.as_ref())
@@ -504,8 +505,13 @@ async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i
             while let Some(resp) = s.message().await? {
                 if let Some(e) = resp.event {
                     p.event(&e);
-                    req.after_sequence = e.sequence;
-                    req.include_open = false;
+                    // Snapshot events carry each decision's own sequence;
+                    // only live events and SNAPSHOT_END mark a log position.
+                    let end = e.r#type == proto::EventType::SnapshotEnd as i32;
+                    if !e.snapshot || end {
+                        req.after_sequence = Some(e.sequence);
+                        req.include_open = false;
+                    }
                 }
             }
             Ok::<(), tonic::Status>(())
@@ -516,15 +522,22 @@ async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i
             Err(s) => eprintln!(
                 "witness: stream interrupted ({}); resuming after {}",
                 s.message(),
-                req.after_sequence
+                resume_point(&req)
             ),
             Ok(()) => eprintln!(
                 "witness: stream ended; resuming after {}",
-                req.after_sequence
+                resume_point(&req)
             ),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+fn resume_point(req: &proto::StreamDecisionsRequest) -> String {
+    match req.after_sequence {
+        Some(n) => format!("event {n}"),
+        None => "a new snapshot".to_string(),
     }
 }
 

@@ -8,15 +8,29 @@ use serde_json::{json, Value};
 /// Prints results as text or as JSON (one document per result).
 pub struct Printer {
     json: bool,
+    /// Tests collect the output here instead of printing it.
+    captured: Option<std::cell::RefCell<Vec<String>>>,
+}
+
+/// Last second RFC 3339 (and `google.protobuf.Timestamp`) can write:
+/// 9999-12-31T23:59:59Z.
+const MAX_RFC3339_SECONDS: i64 = 253_402_300_799;
+
+/// Unix microseconds as RFC 3339. Whatever a server sends, this never
+/// fails: times outside 1970..=9999 are written as seconds since the epoch.
+pub(crate) fn rfc3339(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    if (0..=MAX_RFC3339_SECONDS).contains(&secs) {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.unsigned_abs());
+        humantime::format_rfc3339_millis(at).to_string()
+    } else {
+        format!("{secs}s since the Unix epoch (outside RFC 3339)")
+    }
 }
 
 fn time(t: &Option<prost_types::Timestamp>) -> Value {
     match t {
-        Some(t) => {
-            let us = micros_from_timestamp(t);
-            let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
-            Value::String(humantime::format_rfc3339_millis(at).to_string())
-        }
+        Some(t) => Value::String(rfc3339(micros_from_timestamp(t))),
         None => Value::Null,
     }
 }
@@ -123,14 +137,17 @@ fn describe(d: &proto::Decision) -> String {
 
 impl Printer {
     pub fn new(json: bool) -> Self {
-        Printer { json }
+        Printer {
+            json,
+            captured: None,
+        }
     }
 
     fn emit(&self, doc: Value, text: String) {
-        if self.json {
-            println!("{doc}");
-        } else {
-            println!("{text}");
+        let out = if self.json { doc.to_string() } else { text };
+        match &self.captured {
+            Some(c) => c.borrow_mut().push(out),
+            None => println!("{out}"),
         }
     }
 
@@ -248,3 +265,7 @@ pub fn audit(r: &AuditReport) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;

@@ -5,7 +5,7 @@
 
 use super::model::*;
 use super::schema::validate_answer;
-use super::{Refusal, Result};
+use super::{cut, Refusal, Result};
 use serde_json::Value;
 
 /// Who is acting: the operator the action counts for, with that operator's
@@ -29,6 +29,17 @@ impl Actor {
     /// True when the actor (or the principal sending for it) asked `d`.
     fn is_asker(&self, d: &Decision) -> bool {
         self.name == d.asked_by || self.submitted_by.as_deref() == Some(d.asked_by.as_str())
+    }
+
+    /// Whether the actor may see `d` at all (DESIGN §2): its asker, or a
+    /// holder of one of its authorized roles. Everyone else is told the
+    /// decision does not exist, exactly as for a missing id.
+    fn check_sees(&self, d: &Decision) -> Result<()> {
+        if self.is_asker(d) || d.visible_to(&self.name, &self.roles) {
+            Ok(())
+        } else {
+            Err(Refusal::not_found(&d.id))
+        }
     }
 }
 
@@ -119,7 +130,9 @@ pub fn create(new: NewDecision, policy: Policy, now: Micros) -> Result<EventKind
     if new.required_approvals != 0 && new.required_approvals < policy.required_approvals {
         return Err(Refusal::invalid(format!(
             "required_approvals: the policy for kind {:?} requires at least {}, got {}",
-            new.kind, policy.required_approvals, new.required_approvals
+            cut(&new.kind),
+            policy.required_approvals,
+            new.required_approvals
         )));
     }
     let required = new.required_approvals.max(policy.required_approvals).max(1);
@@ -171,6 +184,15 @@ pub fn create(new: NewDecision, policy: Policy, now: Micros) -> Result<EventKind
 
 /// Decides what `action` does to decision `d` at time `now`.
 pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
+    // Visibility first, for every caller's action: a stranger learns
+    // nothing, not even that the decision exists.
+    match action {
+        Action::Answer { actor, .. }
+        | Action::Ack { actor, .. }
+        | Action::Cancel { actor, .. }
+        | Action::ReportContext { actor, .. } => actor.check_sees(d)?,
+        Action::Expire | Action::FireFallback => {}
+    }
     match action {
         Action::Answer {
             actor,
@@ -191,12 +213,6 @@ pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
             decide_answer(d, args, now)
         }
         Action::Ack { actor, surface } => {
-            if !d.visible_to(&actor.name, &actor.roles) {
-                return Err(Refusal::denied(format!(
-                    "{} may not acknowledge decision {}: not its asker and holds none of {:?}",
-                    actor.name, d.id, d.authorized_roles
-                )));
-            }
             if surface.trim().is_empty() {
                 return Err(Refusal::invalid("surface: must not be empty"));
             }
@@ -214,10 +230,9 @@ pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
         }
         Action::Cancel { actor, reason } => {
             if !actor.is_asker(d) && !d.holds_role(&actor.roles) {
-                return Err(Refusal::denied(format!(
-                    "{} may not cancel decision {}: only its asker or a holder of {:?} may",
-                    actor.name, d.id, d.authorized_roles
-                )));
+                return Err(Refusal::denied(
+                    "only the decision's asker or a holder of one of its authorized roles may cancel it",
+                ));
             }
             require_open(d)?;
             Ok(Decided::new(
@@ -233,10 +248,9 @@ pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
             context_hash,
         } => {
             if !actor.is_asker(d) {
-                return Err(Refusal::denied(format!(
-                    "{} may not report context for decision {}: only its asker ({}) may",
-                    actor.name, d.id, d.asked_by
-                )));
+                return Err(Refusal::denied(
+                    "only the decision's asker may report its context",
+                ));
             }
             require_open(d)?;
             let Some(expected) = &d.context_hash else {
@@ -245,14 +259,7 @@ pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
                     d.id
                 )));
             };
-            Ok(if expected == context_hash {
-                Decided::new(
-                    vec![EventKind::ContextConfirmed {
-                        by: actor.name.clone(),
-                    }],
-                    Outcome::ContextMatched,
-                )
-            } else {
+            Ok(if expected != context_hash {
                 Decided::new(
                     vec![EventKind::ContextChanged {
                         by: actor.name.clone(),
@@ -260,6 +267,17 @@ pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
                     }],
                     Outcome::ContextChanged,
                 )
+            } else if confirmation_matters(d, now) {
+                Decided::new(
+                    vec![EventKind::ContextConfirmed {
+                        by: actor.name.clone(),
+                    }],
+                    Outcome::ContextMatched,
+                )
+            } else {
+                // Coalesced (DESIGN §2): it would change nothing an approval
+                // may do, so it answers OK and writes nothing.
+                Decided::new(vec![], Outcome::ContextMatched)
             })
         }
         Action::Expire => Ok(decide_expire(d, now)),
@@ -308,16 +326,14 @@ fn decide_answer(d: &Decision, args: AnswerArgs<'_>, now: Micros) -> Result<Deci
     // Permission first: an operator who may not answer learns nothing about
     // the decision's state.
     if !d.holds_role(&actor.roles) {
-        return Err(Refusal::denied(format!(
-            "operator {} holds none of the authorized roles {:?}",
-            actor.name, d.authorized_roles
-        )));
+        return Err(Refusal::denied(
+            "the operator holds none of the decision's authorized roles",
+        ));
     }
     if actor.is_asker(d) && !d.policy.allow_self_approval {
-        return Err(Refusal::denied(format!(
-            "operator {} asked decision {} and may not answer it (policy forbids self-approval)",
-            actor.name, d.id
-        )));
+        return Err(Refusal::denied(
+            "the decision's asker may not answer it (policy forbids self-approval)",
+        ));
     }
     require_open(d)?;
     if d.answers.iter().any(|a| a.operator == actor.name) {
@@ -397,19 +413,38 @@ fn decide_answer(d: &Decision, args: AnswerArgs<'_>, now: Micros) -> Result<Deci
     ))
 }
 
-/// Whether a ReportContext confirmation came after the latest approval and
-/// is no older than `context_max_age`.
-fn confirmed_in_window(d: &Decision, now: Micros) -> bool {
-    let last_approval = d
-        .answers
+/// The sequence of the latest approval (0 before any).
+fn last_approval(d: &Decision) -> u64 {
+    d.answers
         .iter()
         .filter(|a| a.verdict == Verdict::Approve)
         .map(|a| a.sequence)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Whether an unchanged-context confirmation at `now` must be logged: the
+/// first one ever or after the latest approval, or when the last logged one
+/// is older than half of `context_max_age`. Confirming every few seconds
+/// thus keeps a logged confirmation at most about half the window old (so
+/// quorum completes as before) while writing O(approvals + wait / max_age)
+/// events.
+fn confirmation_matters(d: &Decision, now: Micros) -> bool {
+    match d.context_confirmed_at {
+        None => true,
+        Some(at) => {
+            d.context_confirmed_sequence < last_approval(d)
+                || now.saturating_sub(at) > d.policy.context_max_age_us / 2
+        }
+    }
+}
+
+/// Whether a ReportContext confirmation came after the latest approval and
+/// is no older than `context_max_age`.
+fn confirmed_in_window(d: &Decision, now: Micros) -> bool {
     match d.context_confirmed_at {
         Some(at) => {
-            d.context_confirmed_sequence > last_approval
+            d.context_confirmed_sequence > last_approval(d)
                 && now.saturating_sub(at) <= d.policy.context_max_age_us
         }
         None => false,

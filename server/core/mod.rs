@@ -30,6 +30,26 @@ pub enum RefusalKind {
     FailedPrecondition,
     /// The caller may not do this.
     PermissionDenied,
+    /// The caller may not see the decision: answered exactly as a missing id.
+    NotFound,
+}
+
+/// The one message for a decision that does not exist or that the caller
+/// may not see, so the two cannot be told apart.
+pub fn not_found_message(decision_id: &str) -> String {
+    format!("decision_id: decision {} not found", cut(decision_id))
+}
+
+/// Most characters of caller input quoted in an error message.
+pub const MAX_QUOTED_CHARS: usize = 200;
+
+/// Caller input as quoted in an error: at most [`MAX_QUOTED_CHARS`]
+/// characters, with `…` when cut.
+pub fn cut(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..end])),
+    }
 }
 
 impl Refusal {
@@ -43,6 +63,13 @@ impl Refusal {
         Self {
             kind: RefusalKind::FailedPrecondition,
             message: message.into(),
+        }
+    }
+    /// The decision is missing or invisible to the caller.
+    pub fn not_found(decision_id: &str) -> Self {
+        Self {
+            kind: RefusalKind::NotFound,
+            message: not_found_message(decision_id),
         }
     }
     pub fn denied(message: impl Into<String>) -> Self {

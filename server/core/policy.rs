@@ -2,7 +2,7 @@
 //! match wins, the default policy otherwise), and kind-glob sets in general.
 
 use super::model::{OnTimeout, Policy};
-use super::{Refusal, Result};
+use super::{cut, Refusal, Result};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,7 +24,11 @@ impl KindGlobs {
             .map(|p| {
                 Glob::new(p)
                     .map(|g| (p.clone(), g.compile_matcher()))
-                    .map_err(|e| Refusal::invalid(format!("{field}: bad glob {p:?}: {e}")))
+                    .map_err(|e| {
+                        // The error's kind, not its Display: that quotes the
+                        // whole pattern, which may be huge.
+                        Refusal::invalid(format!("{field}: bad glob {:?}: {}", cut(p), e.kind()))
+                    })
             })
             .collect::<Result<_>>()?;
         Ok(KindGlobs { globs })
@@ -87,6 +91,17 @@ impl Policies {
                 if rule.required_approvals == Some(0) {
                     return Err(Refusal::invalid(format!(
                         "policies[{i}].required_approvals: must be at least 1"
+                    )));
+                }
+                if rule.timeout == Some(Duration::ZERO) {
+                    return Err(Refusal::invalid(format!(
+                        "policies[{i}].timeout: must be positive (leave it out for no timeout)"
+                    )));
+                }
+                if rule.on_timeout != OnTimeout::Expire && rule.timeout_answer.is_none() {
+                    return Err(Refusal::invalid(format!(
+                        "policies[{i}].timeout_answer: required when on_timeout = {:?}",
+                        rule.on_timeout.as_str()
                     )));
                 }
                 let glob = Glob::new(&rule.kind).map_err(|e| {
@@ -168,6 +183,27 @@ mod tests {
             err.message.contains("policies[0].required_approvals"),
             "{err}"
         );
+        let zero = PolicyRule {
+            timeout: Some(Duration::ZERO),
+            ..rule("a.*", 1)
+        };
+        let err = Policies::new(&[zero]).unwrap_err();
+        assert!(err.message.starts_with("policies[0].timeout:"), "{err}");
+        let no_answer = PolicyRule {
+            on_timeout: OnTimeout::Approve,
+            ..rule("a.*", 1)
+        };
+        let err = Policies::new(&[rule("b", 1), no_answer.clone()]).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("policies[1].timeout_answer: required"),
+            "{err}"
+        );
+        let answered = PolicyRule {
+            timeout_answer: Some(Value::Null),
+            ..no_answer
+        };
+        assert!(Policies::new(&[answered]).is_ok());
     }
 
     #[test]

@@ -55,7 +55,15 @@ pub struct Limits {
     /// bursts up to `burst`.
     pub requests_per_second: u32,
     pub burst: u32,
+    /// Longest `timeout` an Ask may request and longest policy duration, so
+    /// every derived timestamp fits `google.protobuf.Timestamp`.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: std::time::Duration,
 }
+
+/// Default `max_timeout`: 3650 days.
+pub const DEFAULT_MAX_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(3650 * 24 * 3600);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -68,6 +76,7 @@ impl Default for Limits {
             max_streams_per_principal: 256,
             requests_per_second: 1000,
             burst: 2000,
+            max_timeout: DEFAULT_MAX_TIMEOUT,
         }
     }
 }
@@ -104,6 +113,43 @@ impl Limits {
         Ok(())
     }
 
+    /// `max_timeout` in microseconds.
+    pub fn max_timeout_us(&self) -> i64 {
+        i64::try_from(self.max_timeout.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// Refuses a duration (in microseconds) above `max_timeout`.
+    pub fn check_timeout(&self, field: &str, us: i64) -> Result<()> {
+        if us > self.max_timeout_us() {
+            return Err(Refusal::invalid(format!(
+                "{field}: longer than the limit [limits] max_timeout = {}",
+                span(self.max_timeout)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses policy `i`'s durations above `max_timeout`.
+    pub fn check_policy(&self, i: usize, rule: &super::policy::PolicyRule) -> Result<()> {
+        let durations = [
+            ("timeout", rule.timeout),
+            ("ack_window", rule.ack_window),
+            ("context_max_age", rule.context_max_age),
+        ];
+        for (name, d) in durations {
+            if let Some(d) = d {
+                if d > self.max_timeout {
+                    return Err(Refusal::invalid(format!(
+                        "policies[{i}].{name}: {} is longer than the limit [limits] max_timeout = {}",
+                        span(d),
+                        span(self.max_timeout)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses an over-long list or an empty or over-long entry.
     pub fn check_list(&self, field: &str, items: &[String]) -> Result<()> {
         if items.len() > self.max_list_len {
@@ -120,6 +166,16 @@ impl Limits {
             self.check_str(&format!("{field}[{i}]"), item)?;
         }
         Ok(())
+    }
+}
+
+/// A duration as a person reads it: whole days as days (`3650 days`).
+pub fn span(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs > 0 && secs % 86_400 == 0 && d.subsec_nanos() == 0 {
+        format!("{} days", secs / 86_400)
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 

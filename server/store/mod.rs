@@ -18,9 +18,9 @@ use tokio::sync::watch;
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("decision_id: decision {0} not found")]
+    #[error("{}", crate::core::not_found_message(.0))]
     NotFound(String),
-    #[error("request_id: {0:?} was already used for a different request")]
+    #[error("request_id: {:?} was already used for a different request", crate::core::cut(.0))]
     AlreadyExists(String),
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -113,6 +113,59 @@ pub struct RawEvent {
     pub body: String,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// A `decisions` row, column by column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionRow {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub asked_by: String,
+    pub created_at: Micros,
+    pub version: i64,
+    pub last_sequence: i64,
+    /// The expiry timer: due time while open.
+    pub expires_at: Option<Micros>,
+    /// The ack-window fallback timer: due time while it can still fire.
+    pub fallback_at: Option<Micros>,
+    /// The decision as JSON.
+    pub body: String,
+}
+
+impl ProjectionRow {
+    /// The row a store writes for `d`, except `body`, which is compared as
+    /// JSON (key order is the serializer's).
+    pub fn of(d: &Decision) -> ProjectionRow {
+        ProjectionRow {
+            id: d.id.clone(),
+            kind: d.kind.clone(),
+            status: d.status.as_str().to_string(),
+            asked_by: d.asked_by.clone(),
+            created_at: d.created_at,
+            version: d.version as i64,
+            last_sequence: d.last_sequence as i64,
+            expires_at: d.expires_at.filter(|_| d.status == Status::Open),
+            fallback_at: d.fallback_due_at(),
+            body: String::new(),
+        }
+    }
+
+    /// The columns, named, without `body`.
+    pub fn columns(&self) -> [(&'static str, String); 9] {
+        let opt = |v: Option<Micros>| v.map_or("NULL".to_string(), |v| v.to_string());
+        [
+            ("id", format!("{:?}", self.id)),
+            ("kind", format!("{:?}", self.kind)),
+            ("status", format!("{:?}", self.status)),
+            ("asked_by", format!("{:?}", self.asked_by)),
+            ("created_at", self.created_at.to_string()),
+            ("version", self.version.to_string()),
+            ("last_sequence", self.last_sequence.to_string()),
+            ("expires_at", opt(self.expires_at)),
+            ("fallback_at", opt(self.fallback_at)),
+        ]
+    }
 }
 
 /// Exactly the rows a command writes.
@@ -354,6 +407,11 @@ pub trait Store: Send + Sync + 'static {
     async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>>;
     /// The stored receipt body of one decision.
     async fn receipt(&self, decision_id: &str) -> Result<Option<String>>;
+    /// The sequence of the latest event in the log (0 when empty).
+    async fn head(&self) -> Result<u64>;
+    /// Decision rows with ids above `after_id`, every column as stored, in
+    /// id order (for `witness audit verify`).
+    async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>>;
     /// The sequence of the latest committed event; changes wake streams.
     fn commits(&self) -> watch::Receiver<u64>;
 }
@@ -369,6 +427,19 @@ pub async fn open(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>>
     Err(StoreError::Unavailable(
         "store.url: unsupported store (expected sqlite://PATH or postgres://...)".into(),
     ))
+}
+
+/// Opens the store at `url` for a read-only tool: a SQLite file that does
+/// not exist is an error, never a new empty database.
+pub async fn open_existing(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if !std::path::Path::new(path).is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "store.url: no SQLite database at {path} (nothing to read)"
+            )));
+        }
+    }
+    open(url, pg).await
 }
 
 /// Unix time now, in microseconds: the store stamps events with it.

@@ -396,7 +396,7 @@ class AsyncClient:
         include_open: bool = False,
         kinds: Union[str, Iterable[str]] = (),
         surfaces: Union[str, Iterable[str]] = (),
-        after_sequence: int = 0,
+        after_sequence: Optional[int] = None,
     ) -> AsyncIterator[DecisionEvent]:
         """Iterates (``async for``) over decision events, resuming by
         sequence on reconnect; see :meth:`Client.stream`. To end it early,

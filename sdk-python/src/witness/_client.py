@@ -488,7 +488,7 @@ class Client:
         include_open: bool = False,
         kinds: Union[str, Iterable[str]] = (),
         surfaces: Union[str, Iterable[str]] = (),
-        after_sequence: int = 0,
+        after_sequence: Optional[int] = None,
     ) -> Iterator[DecisionEvent]:
         """Iterates over decision events, for consoles and surfaces; never ends by itself.
 
@@ -496,7 +496,9 @@ class Client:
         and an ``EventType.SNAPSHOT_END`` marker; then live events follow.
         ``kinds`` (globs) and ``surfaces`` filter; ``after_sequence=N``
         resumes after event N (e.g. the last ``event.sequence`` you
-        processed before a restart of your own).
+        processed before a restart of your own; 0 replays the log from the
+        first event; beyond the server's log head raises a
+        WitnessError with code OUT_OF_RANGE).
 
         The iterator reconnects by itself when the stream drops (server
         restart, UNAVAILABLE, RESOURCE_EXHAUSTED for a slow consumer) and

@@ -251,23 +251,30 @@ class StreamState:
         include_open: bool,
         kinds: Union[str, Iterable[str]],
         surfaces: Union[str, Iterable[str]],
-        after_sequence: int,
+        after_sequence: Optional[int],
     ) -> None:
+        if after_sequence is not None and (
+            isinstance(after_sequence, bool) or not isinstance(after_sequence, int)
+            or after_sequence < 0
+        ):
+            raise ValueError("after_sequence: must be a non-negative integer or None")
         self.include_open = include_open
         self.kinds = _strings("kinds", kinds)
         self.surfaces = _strings("surfaces", surfaces)
-        self.cursor = after_sequence
-        self.live = after_sequence > 0
+        # The last log position passed on; None until one is known (0 is a
+        # position: "before the first event").
+        self.cursor: Optional[int] = after_sequence
+        self.live = after_sequence is not None
         self.end_sent = False
         self.snapshot_seen: Set[Tuple[str, int]] = set()
 
     def request(self) -> pb.StreamDecisionsRequest:
         """The request for the next (re)connection."""
-        if self.live and self.cursor > 0:
+        if self.cursor is not None:
             return pb.StreamDecisionsRequest(
                 kinds=self.kinds, surfaces=self.surfaces, after_sequence=self.cursor
             )
-        # No position to resume from yet (or an empty log): snapshot again.
+        # No position to resume from yet: snapshot again.
         return pb.StreamDecisionsRequest(
             include_open=True, kinds=self.kinds, surfaces=self.surfaces
         )
@@ -277,7 +284,7 @@ class StreamState:
         if m.type == pb.EVENT_TYPE_SNAPSHOT_END:
             first = not self.live
             self.live = True
-            self.cursor = max(self.cursor, m.sequence)
+            self.cursor = max(self.cursor or 0, m.sequence)
             if self.include_open and not self.end_sent and first:
                 self.end_sent = True
                 return DecisionEvent.from_proto(m)
@@ -292,7 +299,7 @@ class StreamState:
             if self.include_open or self.live:
                 return DecisionEvent.from_proto(m)
             return None
-        if m.sequence <= self.cursor:
+        if self.cursor is not None and m.sequence <= self.cursor:
             return None
         self.cursor = m.sequence
         self.live = True

@@ -121,12 +121,45 @@ fn answer_on_a_closed_decision_is_refused() {
 #[test]
 fn answer_needs_an_authorized_role() {
     let mut sim = Sim::start(ask(1, false), Policy::default());
+    // A stranger cannot see the decision: told it does not exist, exactly
+    // as for a missing id, open or closed.
+    let not_found = format!("decision_id: decision {ID} not found");
     let action = answer(stranger(), Verdict::Approve, None);
-    sim.refuse(action, T0, DENIED, "authorized roles");
-    // Even on a closed decision: a stranger learns nothing of its state.
+    sim.refuse(action, T0, NOT_FOUND, &not_found);
     sim.ok(approve("alice"), T0);
     let action = answer(stranger(), Verdict::Approve, None);
-    sim.refuse(action, T0, DENIED, "authorized roles");
+    sim.refuse(action, T0, NOT_FOUND, &not_found);
+    // The asker sees it but holds no role: denied, without names.
+    let mut sim = Sim::start(ask(1, false), Policy::default());
+    let e = sim.refuse(
+        answer(asker(), Verdict::Approve, None),
+        T0,
+        DENIED,
+        "authorized roles",
+    );
+    assert!(!e.contains("bot") && !e.contains("sre"), "{e}");
+}
+
+#[test]
+fn permission_denied_never_names_the_asker_or_the_roles() {
+    let bot = Actor::new("bot", vec!["sre".into()]);
+    let mut sim = Sim::start(ask(2, true), policy(2));
+    let denied = [
+        sim.refuse(
+            answer(bot, Verdict::Approve, None),
+            T0,
+            DENIED,
+            "self-approval",
+        ),
+        sim.refuse(report_by(op("alice"), ctx()), T0, DENIED, "asker"),
+        sim.refuse(answer(asker(), Verdict::Approve, None), T0, DENIED, "roles"),
+    ];
+    for message in denied {
+        assert!(
+            !message.contains("bot") && !message.contains("sre") && !message.contains("alice"),
+            "{message}"
+        );
+    }
 }
 
 #[test]

@@ -14,6 +14,7 @@ const FIRST_SEQ: u64 = 100;
 const FAILED: RefusalKind = RefusalKind::FailedPrecondition;
 const DENIED: RefusalKind = RefusalKind::PermissionDenied;
 const INVALID: RefusalKind = RefusalKind::InvalidArgument;
+const NOT_FOUND: RefusalKind = RefusalKind::NotFound;
 
 /// `n` seconds after creation.
 fn s(n: i64) -> Micros {
@@ -145,11 +146,13 @@ fn types(decided: &Decided) -> Vec<&'static str> {
 }
 
 #[track_caller]
-fn assert_refused<T: std::fmt::Debug>(res: Result<T>, kind: RefusalKind, needle: &str) {
+/// Asserts the refusal's kind and a part of its message; returns the message.
+fn assert_refused<T: std::fmt::Debug>(res: Result<T>, kind: RefusalKind, needle: &str) -> String {
     let err = res.unwrap_err();
     assert_eq!(err.kind, kind, "wrong kind for {:?}", err.message);
-    let message = &err.message;
+    let message = err.message;
     assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    message
 }
 
 /// One decision and its log: `run` decides, then applies the events with
@@ -188,10 +191,11 @@ impl Sim {
 
     /// A refused command must leave the state untouched.
     #[track_caller]
-    fn refuse(&mut self, action: Action, at: Micros, kind: RefusalKind, needle: &str) {
+    fn refuse(&mut self, action: Action, at: Micros, kind: RefusalKind, needle: &str) -> String {
         let before = self.d.clone();
-        assert_refused(self.run(action, at), kind, needle);
+        let message = assert_refused(self.run(action, at), kind, needle);
         assert_eq!(self.d, before);
+        message
     }
 }
 

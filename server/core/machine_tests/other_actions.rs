@@ -56,6 +56,77 @@ fn a_matching_report_records_a_confirmation() {
 }
 
 #[test]
+fn unchanged_reports_are_coalesced_but_quorum_still_completes() {
+    // Default context_max_age: 60 s, so a logged confirmation stands for 30 s.
+    let mut sim = Sim::start(ask(3, true), policy(3));
+    expect(
+        &sim.ok(report(ctx()), s(1)),
+        &["CONTEXT_CONFIRMED"],
+        Outcome::ContextMatched,
+    );
+    let logged = sim.d.clone();
+    for t in [2, 6, 31] {
+        expect(&sim.ok(report(ctx()), s(t)), &[], Outcome::ContextMatched);
+        assert_eq!(sim.d, logged, "a coalesced confirmation changes nothing");
+    }
+    // Older than half the window: logged again.
+    expect(
+        &sim.ok(report(ctx()), s(32)),
+        &["CONTEXT_CONFIRMED"],
+        Outcome::ContextMatched,
+    );
+    sim.ok(approve("alice"), s(33));
+    // The first confirmation after an approval is always logged...
+    expect(
+        &sim.ok(report(ctx()), s(34)),
+        &["CONTEXT_CONFIRMED"],
+        Outcome::ContextMatched,
+    );
+    expect(&sim.ok(report(ctx()), s(35)), &[], Outcome::ContextMatched);
+    sim.ok(approve("carol"), s(36));
+    expect(
+        &sim.ok(report(ctx()), s(37)),
+        &["CONTEXT_CONFIRMED"],
+        Outcome::ContextMatched,
+    );
+    // ...so the completing approval finds one after the latest approval.
+    for t in 38..60 {
+        expect(&sim.ok(report(ctx()), s(t)), &[], Outcome::ContextMatched);
+    }
+    expect(
+        &sim.ok(approve("erin"), s(60)),
+        &["ANSWERED", "APPROVED"],
+        Outcome::Closed,
+    );
+}
+
+#[test]
+fn confirming_every_five_seconds_keeps_quorum_possible_at_any_time() {
+    // However long the wait, the latest logged confirmation stays inside
+    // the window, and the log grows by about 2 per context_max_age.
+    let mut sim = Sim::start(ask(2, true), policy(2));
+    sim.ok(approve("alice"), s(1));
+    let mut logged = 0;
+    for t in (2..3600).step_by(5) {
+        logged += sim.ok(report(ctx()), s(t)).events.len();
+    }
+    assert!(logged <= 2 * 3600 / 60 + 1, "{logged} events in an hour");
+    expect(
+        &sim.ok(approve("carol"), s(3600)),
+        &["ANSWERED", "APPROVED"],
+        Outcome::Closed,
+    );
+}
+
+#[test]
+fn a_changed_context_is_never_coalesced() {
+    let mut sim = Sim::start(ask(2, true), policy(2));
+    sim.ok(report(ctx()), s(1));
+    let decided = sim.ok(report(other_ctx()), s(2));
+    expect(&decided, &["CONTEXT_CHANGED"], Outcome::ContextChanged);
+}
+
+#[test]
 fn a_mismatching_report_closes_context_changed() {
     let mut sim = Sim::start(ask(2, true), policy(2));
     sim.ok(approve("alice"), s(1));
@@ -73,6 +144,7 @@ fn report_context_is_for_the_asker_on_an_open_decision_with_a_context() {
     sim.refuse(report(ctx()), T0, FAILED, "context_snapshot");
     let mut sim = Sim::start(ask(2, true), policy(2));
     sim.refuse(report_by(op("alice"), ctx()), T0, DENIED, "asker");
+    sim.refuse(report_by(stranger(), ctx()), T0, NOT_FOUND, "not found");
     sim.ok(cancel(asker()), s(1));
     sim.refuse(report(ctx()), s(2), FAILED, "closed");
 }
@@ -82,7 +154,7 @@ fn report_context_is_for_the_asker_on_an_open_decision_with_a_context() {
 #[test]
 fn ack_needs_a_principal_who_sees_the_decision() {
     let mut sim = Sim::start(ask(1, false), Policy::default());
-    sim.refuse(ack(stranger()), T0, DENIED, "dave");
+    sim.refuse(ack(stranger()), T0, NOT_FOUND, "not found");
     sim.refuse(ack_via(op("alice"), " "), T0, INVALID, "surface");
     assert_eq!(sim.ok(ack(asker()), T0).outcome, Outcome::Accepted);
 }
@@ -126,7 +198,7 @@ fn the_asker_or_a_role_holder_may_cancel() {
 #[test]
 fn cancel_by_others_or_on_a_closed_decision_is_refused() {
     let mut sim = Sim::start(ask(1, false), Policy::default());
-    sim.refuse(cancel(stranger()), T0, DENIED, "cancel");
+    sim.refuse(cancel(stranger()), T0, NOT_FOUND, "not found");
     sim.ok(reject("alice"), s(1));
     sim.refuse(cancel(asker()), s(2), FAILED, "closed");
 }

@@ -14,8 +14,8 @@ mod write;
 use write::{load_decision, write_loop};
 
 use super::{
-    Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery, RawEvent, Result,
-    Store, StoreError, TimerKind,
+    Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery, ProjectionRow,
+    RawEvent, Result, Store, StoreError, TimerKind,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -382,6 +382,50 @@ impl Store for PostgresStore {
                 },
             })
             .collect())
+    }
+
+    async fn head(&self) -> Result<u64> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_one("SELECT COALESCE(MAX(sequence), 0)::BIGINT FROM events", &[])
+            .await?;
+        let head: i64 = row
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(format!("events head: {e}")))?;
+        Ok(u64::try_from(head).unwrap_or(0))
+    }
+
+    async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT id, kind, status, asked_by, created_at, version, last_sequence,
+                        expires_at, fallback_at, body
+                 FROM decisions WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after_id, &(limit as i64)],
+            )
+            .await?;
+        let row = |r: &tokio_postgres::Row| -> std::result::Result<_, tokio_postgres::Error> {
+            Ok(ProjectionRow {
+                id: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                status: r.try_get(2)?,
+                asked_by: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+                version: r.try_get(5)?,
+                last_sequence: r.try_get(6)?,
+                expires_at: r.try_get(7)?,
+                fallback_at: r.try_get(8)?,
+                body: r.try_get(9)?,
+            })
+        };
+        rows.iter()
+            .map(|r| row(r).map_err(|e| StoreError::Corrupt(format!("decisions row: {e}"))))
+            .collect()
     }
 
     async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>> {

@@ -9,8 +9,8 @@
 mod writer;
 
 use super::{
-    Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery, RawEvent,
-    Result, Store, StoreError, TimerKind,
+    Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    ProjectionRow, RawEvent, Result, Store, StoreError, TimerKind,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -371,6 +371,45 @@ impl Store for SqliteStore {
                         } else {
                             TimerKind::Fallback
                         },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn head(&self) -> Result<u64> {
+        self.read(|c| {
+            let head: i64 = c
+                .prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            Ok(u64::try_from(head).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>> {
+        let after_id = after_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, kind, status, asked_by, created_at, version, last_sequence,
+                        expires_at, fallback_at, body
+                 FROM decisions WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![after_id, limit as i64], |r| {
+                    Ok(ProjectionRow {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        status: r.get(2)?,
+                        asked_by: r.get(3)?,
+                        created_at: r.get(4)?,
+                        version: r.get(5)?,
+                        last_sequence: r.get(6)?,
+                        expires_at: r.get(7)?,
+                        fallback_at: r.get(8)?,
+                        body: r.get(9)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
