@@ -4,8 +4,12 @@
 //!
 //! - `/healthz`: readiness for HTTP load balancers.
 //!
-//! gRPC (and, later, Connect and gRPC-Web) requests to
-//! `/witness.v1.WitnessService/*` are routed by `server::serve_on`, not here.
+//! `/witness.v1.WitnessService/*` is not routed here: `server::serve_on`
+//! mounts `connect::WitnessEndpoint` there, which picks gRPC or Connect by
+//! content type; `grpc_web` wraps the whole router for gRPC-Web.
+
+pub mod connect;
+pub mod grpc_web;
 
 use crate::service::Witness;
 use axum::{routing::get, Router};
