@@ -142,38 +142,38 @@ async fn handshake(stream: &TcpStream, tls: bool) -> bool {
             Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
-        match started(&buf[..n], tls) {
-            Some(ok) => return ok,
-            // peek returns at once while any byte is buffered, so wait a
-            // little before looking again; the caller's timeout bounds this.
-            None => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
+        if started(&buf[..n], tls) {
+            return true;
         }
+        // peek returns at once while any byte is buffered, so wait a little
+        // before looking again; the caller's timeout bounds this.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 
-/// Some(true): a handshake has begun; Some(false): not a protocol witness
-/// speaks; None: not enough bytes yet.
-fn started(b: &[u8], tls: bool) -> Option<bool> {
+/// True once a handshake has begun (or the bytes are for the TLS or HTTP
+/// stack to refuse); false while more bytes are needed.
+fn started(b: &[u8], tls: bool) -> bool {
     if tls {
         // A TLS record header: handshake (22), then version and length.
+        // Anything else goes to rustls at once, which answers with an alert
+        // (a plaintext client then learns why it failed).
         if b[0] != 0x16 {
-            return Some(false);
+            return true;
         }
         if b.len() < 5 {
-            return None;
+            return false;
         }
         let len = u16::from_be_bytes([b[3], b[4]]) as usize;
-        return (b.len() >= 5 + len || b.len() >= 8192).then_some(true);
+        return b.len() >= 5 + len || b.len() >= 8192;
     }
     if H2_PREFACE.starts_with(&b[..b.len().min(H2_PREFACE.len())]) {
-        return (b.len() >= H2_PREFACE.len()).then_some(true);
+        return b.len() >= H2_PREFACE.len();
     }
     // HTTP/1: the request line is complete, or the buffer is full and hyper
     // will reject it.
-    (b.contains(&b'\n') || b.len() >= 8192).then_some(true)
+    b.contains(&b'\n') || b.len() >= 8192
 }
 
 impl AsyncRead for Conn {
@@ -266,12 +266,13 @@ mod tests {
 
     #[test]
     fn handshake_starts() {
-        assert_eq!(started(b"PRI * HTTP", false), None);
-        assert_eq!(started(H2_PREFACE, false), Some(true));
-        assert_eq!(started(b"POST /x HTTP/1.1\r\n", false), Some(true));
-        assert_eq!(started(b"POST /x HT", false), None);
-        assert_eq!(started(b"\x16\x03\x01", true), None);
-        assert_eq!(started(b"\x16\x03\x01\x00\x02ab", true), Some(true));
-        assert_eq!(started(b"GET / HTTP/1.1\r\n", true), Some(false));
+        assert!(!started(b"PRI * HTTP", false));
+        assert!(started(H2_PREFACE, false));
+        assert!(started(b"POST /x HTTP/1.1\r\n", false));
+        assert!(!started(b"POST /x HT", false));
+        assert!(!started(b"\x16\x03\x01", true));
+        assert!(!started(b"\x16\x03\x01\x00\x03ab", true));
+        assert!(started(b"\x16\x03\x01\x00\x02ab", true));
+        assert!(started(b"GET / HTTP/1.1\r\n", true), "rustls refuses it");
     }
 }

@@ -295,3 +295,35 @@ async fn http_listen_moves_the_http_side_to_its_own_port() {
         .into_inner();
     assert_eq!(listed.decisions.len(), 1);
 }
+
+#[test]
+fn with_tls_a_silent_connection_is_closed_and_a_real_client_is_served() {
+    let certs = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (certs.path().join("s.crt"), certs.path().join("s.key"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let p = Proc::start(
+        &[],
+        &format!(
+            "[limits]\nhandshake_timeout = \"300ms\"\n[tls]\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    );
+    let mut silent = TcpStream::connect(&p.addr).unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(10)));
+    let o = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://{}/healthz", p.addr))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

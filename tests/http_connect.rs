@@ -97,6 +97,18 @@ fn every_unary_rpc_answers_connect_json() {
     assert_eq!(d["authorizedRoles"], json!(["sre"]));
     assert_eq!(d["input"]["service"], "api");
     assert!(d["createdAt"].as_str().unwrap().ends_with('Z'), "{d}");
+    assert_eq!(
+        rpc(
+            &s,
+            "Ask",
+            DEPLOYER,
+            json!({"kind": "n", "authorized_roles": ["dba"], "input": {"n": 2}})
+        )
+        .json()["decision"]["input"]["n"]
+            .to_string(),
+        "2",
+        "numbers print as grpcurl prints them"
+    );
 
     let got = ok(rpc(&s, "GetDecision", ALICE, json!({"decisionId": id})));
     assert_eq!(got["decision"]["id"], id.as_str());

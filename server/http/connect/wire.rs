@@ -192,9 +192,34 @@ pub fn encode<T: Message>(
             let internal = |e: String| ConnectError::new(Code::Internal, e);
             let dynamic = DynamicMessage::decode(desc.clone(), bin.as_slice())
                 .map_err(|e| internal(format!("response: {e}")))?;
-            serde_json::to_vec(&dynamic)
+            let mut value =
+                serde_json::to_value(&dynamic).map_err(|e| internal(format!("response: {e}")))?;
+            integral_numbers(&mut value);
+            serde_json::to_vec(&value)
                 .map(Bytes::from)
                 .map_err(|e| internal(format!("response: {e}")))
+        }
+    }
+}
+
+/// `google.protobuf.Value` numbers are doubles; print `1`, not `1.0`, as
+/// grpcurl and JavaScript do, when the double is an exact integer.
+fn integral_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    // Iterative: depth is bounded by the limits, but a stack costs nothing.
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                        *n = serde_json::Number::from(f as i64);
+                    }
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(map) => stack.extend(map.values_mut()),
+            _ => {}
         }
     }
 }
@@ -272,6 +297,13 @@ mod tests {
         assert_eq!(s(Code::FailedPrecondition), 400);
         assert_eq!(s(Code::Unavailable), 503);
         assert_eq!(s(Code::Cancelled), 499);
+    }
+
+    #[test]
+    fn integral_doubles_print_as_integers() {
+        let mut v = serde_json::json!({"a": [1.0, 2.5, {"b": -3.0}], "c": 1e300});
+        integral_numbers(&mut v);
+        assert_eq!(v.to_string(), r#"{"a":[1,2.5,{"b":-3}],"c":1e300}"#);
     }
 
     #[test]
