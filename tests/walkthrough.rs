@@ -109,3 +109,16 @@ fn v01_walkthrough_works_as_written() {
     assert!(out.contains(r#""status":"closed""#), "{out}");
     assert!(out.contains(r#""status":"approved""#), "{out}");
 }
+
+#[test]
+fn connect_walkthrough_works_as_written() {
+    let s = Server::start("");
+    let out = run(&s, &block("connect"));
+    assert!(out.contains("\"status\":\"STATUS_OPEN\""), "{out}");
+    assert!(
+        out.contains("\"outcome\":\"ANSWER_OUTCOME_CLOSED\""),
+        "{out}"
+    );
+    assert!(out.contains("canary is green"), "{out}");
+    assert!(out.contains("\"code\":\"failed_precondition\""), "{out}");
+}

@@ -59,6 +59,12 @@ pub struct Limits {
     /// every derived timestamp fits `google.protobuf.Timestamp`.
     #[serde(with = "humantime_serde")]
     pub max_timeout: std::time::Duration,
+    /// A connection that has not begun a handshake (HTTP/2 preface, HTTP/1
+    /// request line, TLS ClientHello) within this is closed.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: std::time::Duration,
+    /// Open connections beyond this are closed as soon as accepted.
+    pub max_connections: usize,
 }
 
 /// Default `max_timeout`: 3650 days.
@@ -77,6 +83,8 @@ impl Default for Limits {
             requests_per_second: 1000,
             burst: 2000,
             max_timeout: DEFAULT_MAX_TIMEOUT,
+            handshake_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }

@@ -135,6 +135,8 @@ fn service_parts(route: Route, err: ServiceError) -> (StatusCode, Value) {
             RefusalKind::InvalidArgument => StatusCode::BAD_REQUEST,
             RefusalKind::FailedPrecondition => StatusCode::CONFLICT,
             RefusalKind::PermissionDenied => StatusCode::FORBIDDEN,
+            // Strangers learn nothing: the same 404 as for an unknown id.
+            RefusalKind::NotFound => return V01Error::NotFound.parts(),
         };
         failed(status, r.message)
     };
