@@ -44,6 +44,19 @@ pub struct Config {
     /// TLS for the gRPC listener (rustls).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: where the HTTP side (Connect, gRPC-Web, `/healthz` and the
+/// other HTTP routes) is served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// When set, the HTTP side moves to this address and `listen` serves
+    /// gRPC only. Unset: one port speaks both.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 /// `[receipts]`.
@@ -298,6 +311,16 @@ impl Config {
             }
         }
         crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
+        if self.limits.handshake_timeout.is_zero() {
+            return Err(ConfigError(
+                "limits.handshake_timeout: must be more than zero (e.g. \"10s\")".into(),
+            ));
+        }
+        if self.limits.max_connections == 0 {
+            return Err(ConfigError(
+                "limits.max_connections: must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! witness: a human-in-the-loop decision service.
 
+pub mod accept;
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -1,10 +1,12 @@
 //! `witness serve`: checks the listen address against the identity mode,
-//! opens the store and serves gRPC with health and reflection.
+//! opens the store and serves gRPC with health and reflection, and HTTP
+//! (Connect, gRPC-Web, the `http` routes) on the same or a separate port.
 
 use crate::api::GrpcApi;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::core::policy::Policies;
+use crate::http::connect::WitnessEndpoint;
 use crate::proto::witness_service_server::WitnessServiceServer;
 use crate::service::Witness;
 use crate::store;
@@ -12,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Why the server cannot start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -84,17 +85,20 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `witness listening on ADDR` on
-/// stdout once the port is bound (tests and scripts wait for that line).
+/// stdout once the port is bound (tests and scripts wait for that line), and
+/// `witness http listening on ADDR` when `[http] listen` is set.
 pub async fn serve(config: Config, insecure: bool) -> Result<()> {
-    let addr: SocketAddr = tokio::net::lookup_host(&config.listen)
-        .await
-        .map_err(ServeError::Listen)?
-        .next()
-        .ok_or_else(|| {
-            ServeError::Refused(format!("listen: cannot resolve {:?}", config.listen))
-        })?;
     let dev_mode = config.principals.is_empty();
+    let addr = resolve(&config.listen).await?;
     check_listen(addr, dev_mode, config.tls.is_some(), insecure)?;
+    let http_addr = match &config.http.listen {
+        Some(listen) => {
+            let a = resolve(listen).await?;
+            check_listen(a, dev_mode, config.tls.is_some(), insecure)?;
+            Some(a)
+        }
+        None => None,
+    };
     let tls = config.tls.as_ref().map(tls_config).transpose()?;
     if dev_mode {
         tracing::warn!(
@@ -102,12 +106,30 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
              x-witness-roles metadata and the server listens on loopback only"
         );
     }
+    crate::accept::raise_fd_limit();
     let witness = build(&config).await?;
     let listener = TcpListener::bind(addr).await.map_err(ServeError::Listen)?;
     let local = listener.local_addr().map_err(ServeError::Listen)?;
+    let http = match http_addr {
+        Some(a) => Some(TcpListener::bind(a).await.map_err(ServeError::Listen)?),
+        None => None,
+    };
     println!("witness listening on {local}");
+    if let Some(h) = &http {
+        let h = h.local_addr().map_err(ServeError::Listen)?;
+        println!("witness http listening on {h}");
+        tracing::info!(%h, "serving HTTP (Connect, gRPC-Web, /healthz) separately");
+    }
     tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
-    serve_on(listener, witness, tls, shutdown_signal()).await
+    serve_on(listener, http, witness, tls, shutdown_signal()).await
+}
+
+async fn resolve(listen: &str) -> Result<SocketAddr> {
+    tokio::net::lookup_host(listen)
+        .await
+        .map_err(ServeError::Listen)?
+        .next()
+        .ok_or_else(|| ServeError::Refused(format!("listen: cannot resolve {listen:?}")))
 }
 
 /// The rustls server configuration from `[tls]`.
@@ -124,16 +146,62 @@ fn tls_config(t: &crate::config::TlsConfig) -> Result<tonic::transport::ServerTl
     Ok(tls)
 }
 
-/// Serves gRPC (witness, health, reflection v1 and v1alpha) on a bound
-/// listener until `shutdown` completes.
+/// Serves on bound listeners until `shutdown` completes: `main` speaks gRPC
+/// (witness, health, reflection v1 and v1alpha) and, unless a separate
+/// `http` listener is given, HTTP too (Connect, gRPC-Web, the HTTP routes).
 pub async fn serve_on(
-    listener: TcpListener,
+    main: TcpListener,
+    http: Option<TcpListener>,
     witness: Arc<Witness>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
+    let permits = crate::accept::connection_permits(witness.limits.max_connections);
+    let limits = crate::accept::AcceptLimits {
+        handshake_timeout: witness.limits.handshake_timeout,
+        max_connections: witness.limits.max_connections,
+        tls: tls.is_some(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let serve = |listener, http_side, tls: Option<tonic::transport::ServerTlsConfig>| {
+        let routes = routes(&witness, health_service.clone(), http_side);
+        let incoming = crate::accept::incoming(listener, limits, permits.clone());
+        let stop = stopped(stop_rx.clone());
+        async move { serve_routes(routes?, incoming, tls, stop).await }
+    };
+    let main_server = serve(main, http.is_none(), tls.clone());
+    let servers = async {
+        match http {
+            Some(h) => futures::future::try_join(main_server, serve(h, true, tls))
+                .await
+                .map(|_| ()),
+            None => main_server.await,
+        }
+    };
+    tokio::pin!(servers);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        r = &mut servers => return r,
+        _ = &mut shutdown => {}
+    }
+    let _ = stop_tx.send(true);
+    servers.await
+}
+
+/// The routes of one listener: gRPC always; Connect, gRPC-Web and the HTTP
+/// routes when `http_side`.
+fn routes(
+    witness: &Arc<Witness>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    http_side: bool,
+) -> Result<tonic::service::Routes> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -143,30 +211,45 @@ pub async fn serve_on(
         |e: tonic_reflection::server::Error| ServeError::Refused(format!("reflection: {e}"));
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
     let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
-    let api = WitnessServiceServer::new(GrpcApi::new(witness.clone()))
-        .max_decoding_message_size(witness.limits.max_message_bytes);
-    let grpc = tonic::service::Routes::new(health_service)
+    let endpoint = WitnessEndpoint::new(
+        GrpcApi::new(witness.clone()),
+        witness.limits.max_message_bytes,
+        http_side,
+    )
+    .map_err(ServeError::Refused)?;
+    let grpc = tonic::service::Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(api);
-    // One port: gRPC over HTTP/2, everything else over HTTP/1.1 or HTTP/2.
-    let routes = grpc
+        .add_service(endpoint);
+    if !http_side {
+        return Ok(grpc);
+    }
+    Ok(grpc
         .into_axum_router()
-        .merge(crate::http::router(witness.clone()));
+        .merge(crate::http::router(witness.clone()))
+        .into())
+}
+
+async fn serve_routes(
+    routes: tonic::service::Routes,
+    incoming: impl futures::Stream<Item = std::io::Result<crate::accept::Conn>>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let mut builder = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
-        ));
+        ))
+        .layer(crate::http::grpc_web::GrpcWebLayer);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
     builder
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_routes(tonic::service::Routes::from(routes))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stop)
         .await?;
     Ok(())
 }
@@ -186,21 +269,6 @@ fn oversized_is_resource_exhausted<B>(mut res: http::Response<B>) -> http::Respo
             .insert("grpc-status", http::HeaderValue::from_static("8"));
     }
     res
-}
-
-/// Accepted connections with Nagle off: the builder's `tcp_nodelay` only
-/// applies to listeners tonic binds itself, and small stream frames would
-/// otherwise wait for delayed ACKs (~40 ms tails).
-fn incoming(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(c) = &conn {
-            let _ = c.set_nodelay(true);
-        }
-        conn
-    })
 }
 
 /// Hides a password in a store URL before it is logged.

@@ -55,6 +55,12 @@ pub struct Limits {
     /// bursts up to `burst`.
     pub requests_per_second: u32,
     pub burst: u32,
+    /// A connection that has not begun a handshake (HTTP/2 preface, HTTP/1
+    /// request line, TLS ClientHello) within this is closed.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: std::time::Duration,
+    /// Open connections beyond this are closed as soon as accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -68,6 +74,8 @@ impl Default for Limits {
             max_streams_per_principal: 256,
             requests_per_second: 1000,
             burst: 2000,
+            handshake_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }

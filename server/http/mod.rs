@@ -5,8 +5,12 @@
 //! - `/healthz`: readiness for HTTP load balancers.
 //! - `/` and `/console/*`: the web console (`console`).
 //!
-//! gRPC (and, later, Connect and gRPC-Web) requests to
-//! `/witness.v1.WitnessService/*` are routed by `server::serve_on`, not here.
+//! `/witness.v1.WitnessService/*` is not routed here: `server::serve_on`
+//! mounts `connect::WitnessEndpoint` there, which picks gRPC or Connect by
+//! content type; `grpc_web` wraps the whole router for gRPC-Web.
+
+pub mod connect;
+pub mod grpc_web;
 
 mod console;
 
