@@ -418,7 +418,8 @@ function renderDetail(which) {
   const receipt = pane.dataset.id === d.id ? pane.querySelector(".receipt") : null;
   if (which === "open" && canAnswer(d)) {
     if (!form) form = answerForm(d);
-  } else if (form && !form.dataset.done) {
+  } else if (form && !form.dataset.sent) {
+    // An answer in flight or recorded keeps its form, to show its result.
     form = null;
   }
   const nodes = [info(d)];
@@ -570,6 +571,7 @@ function answerForm(d) {
     const req = { decisionId: d.id, requestId: uuid(), verdict: verdict === "approve" ? "VERDICT_APPROVE" : "VERDICT_REJECT", rationale: why };
     if (answer !== undefined) req.answer = answer;
     approve.disabled = reject.disabled = true;
+    form.dataset.sent = "1";
     status.textContent = "sending…";
     try {
       const res = await rpc.call("Answer", req);
@@ -579,13 +581,13 @@ function answerForm(d) {
         ? `Recorded: ${verdict}d. Waiting for more approvals.`
         : outcome === "context_changed" ? "The context changed: the decision closed without your answer."
           : `Recorded: ${verdict}d. The decision is closed.`;
-      form.dataset.done = "1";
       for (const e of form.querySelectorAll("input, select, textarea")) e.disabled = true;
       if (res.decision) apply(res.decision);
     } catch (e) {
       status.className = "status err";
       status.textContent = `Refused (${e.code}): ${e.message}`;
       approve.disabled = reject.disabled = false;
+      delete form.dataset.sent;
     }
   };
   approve.addEventListener("click", () => submit("approve"));
