@@ -205,7 +205,13 @@ function el(tag, cls, text) {
   return e;
 }
 const json = (v) => JSON.stringify(v === undefined ? null : v, null, 2);
-const time = (t) => (t ? new Date(t).toLocaleString(undefined, { hour12: false }) : "—");
+// Local time, year first and 24-hour: unambiguous at 3 a.m. in any locale.
+function time(t) {
+  if (!t) return "—";
+  const d = new Date(t);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
 
 function span(ms) {
   const s = Math.max(0, Math.round(Math.abs(ms) / 1000));
@@ -371,22 +377,26 @@ function info(d) {
   box.append(head);
   const open = statusOf(d) === "open";
   box.append(facts([
-    ["id", d.id],
     ["asked by", d.askedBy],
     ["asked", `${time(d.createdAt)} (${ago(d.createdAt)})`],
-    ["expires", open ? expiryEl(d) : d.expiresAt ? time(d.expiresAt) : "never"],
-    ["on timeout", d.policy && d.policy.onTimeout],
     ["approvals", `${approvals(d)} of ${required(d)} required`],
+    ["expires", open ? expiryEl(d) : d.expiresAt ? time(d.expiresAt) : "never"],
     ["roles", roles(d).join(", ")],
+    ["on timeout", d.policy && d.policy.onTimeout],
     ["surfaces", (d.surfaces || []).join(", ") || "—"],
     ["ack", ackText(d)],
-    ["context hash", d.contextHash || "none (asked without context)"],
-    ["context confirmed", d.contextConfirmedAt ? `${time(d.contextConfirmedAt)} (${ago(d.contextConfirmedAt)})` : d.contextHash ? "not since asked" : ""],
     ["policy", d.policy ? d.policy.matchedKind || "default" : ""],
     ["closed", d.closedAt ? time(d.closedAt) : ""],
     ["closed by", d.closedBy],
     ["reason", d.closeReason],
   ]));
+  const long = facts([
+    ["id", d.id],
+    ["context hash", d.contextHash || "none (asked without context)"],
+    ["context confirmed", d.contextConfirmedAt ? `${time(d.contextConfirmedAt)} (${ago(d.contextConfirmedAt)})` : d.contextHash ? "not since asked" : ""],
+  ]);
+  long.classList.add("long");
+  box.append(long);
   if (!open) box.append(el("p", "closed-note", `${statusOf(d).replace("_", " ").toUpperCase()}${decidedBy(d) ? " — " + decidedBy(d) : ""}`));
   box.append(section("Input", el("pre", "json", json(d.input))));
   if (d.responseSchema !== undefined && d.responseSchema !== null) box.append(section("Response schema", el("pre", "json", json(d.responseSchema))));
