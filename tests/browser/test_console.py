@@ -8,9 +8,10 @@ import json
 import time
 import urllib.request
 
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-import witness
 from witness import Status
 
 from conftest import asking, sha256_hex, wait_until
@@ -185,3 +186,86 @@ def test_the_page_reconnects_after_the_server_restarts(fresh_server, browser, ki
     wait_until(lambda: second in page.open_kinds(), 20, "the decision asked after the restart")
     assert first in page.open_kinds()
     assert not page.reloaded()
+
+
+SCHEMA = {
+    "type": "object",
+    "required": ["rollout_percent"],
+    "properties": {
+        "rollout_percent": {"type": "integer", "description": "share of traffic"},
+        "window": {"enum": ["now", "after-peak"]},
+        "notify": {"type": "boolean"},
+    },
+}
+
+
+def test_schema_shaped_answer_and_missing_fields_send_nothing(server, browser, kind):
+    k = kind("rollout")
+    page = browser(server).open("?as=alice&roles=sre")
+    page.wait_live()
+    with server.client("deployer") as asker, \
+            asking(asker, k, {"service": "api"}, authorized_roles=["sre"], response_schema=SCHEMA) as pending:
+        page.select(k)
+        form = page.d.find_element("css selector", "#open-detail form.answer")
+        # No rationale: refused in the page, nothing sent.
+        form.find_element("css selector", "button.approve").click()
+        wait_until(lambda: "rationale: required" in page.answer_status(), 5, "the rationale error")
+        page.d.find_element("id", "rationale").send_keys("25% first")
+        # The required schema field still empty: refused, naming the field.
+        form.find_element("css selector", "button.approve").click()
+        wait_until(lambda: "answer.rollout_percent: required" in page.answer_status(), 5, "the field error")
+        [open_now] = asker.list(statuses=["open"], kinds=[k])
+        assert not open_now.answers and not pending.done()
+        page.d.find_element("id", "ans-rollout_percent").send_keys("25")
+        Select(page.d.find_element("id", "ans-window")).select_by_visible_text("after-peak")
+        Select(page.d.find_element("id", "ans-notify")).select_by_visible_text("true")
+        form.find_element("css selector", "button.approve").click()
+        decision = pending.result(timeout=30)
+    assert decision.status == Status.APPROVED
+    assert decision.answers[0].answer == {"rollout_percent": 25, "window": "after-peak", "notify": True}
+
+
+def test_a_server_refusal_is_shown_and_records_nothing(server, browser, kind):
+    k = kind("tags")
+    schema = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    page = browser(server).open("?as=alice&roles=sre")
+    page.wait_live()
+    with server.client("deployer") as asker:
+        d = asker.ask_nowait(k, {"q": "which tags?"}, authorized_roles=["sre"], response_schema=schema)
+        page.select(k)
+        editor = page.d.find_element("id", "ans-json")  # not a flat object: a JSON editor
+        assert editor.get_attribute("value").strip() == "[]"
+        page.d.find_element("id", "rationale").send_keys("none needed")
+        page.d.find_element("css selector", "#open-detail form.answer button.approve").click()
+        status = wait_until(lambda: "Refused" in page.answer_status() and page.answer_status(), 10, "the refusal")
+        assert "invalid_argument" in status and "answer" in status
+        again = asker.get(d.id)
+        assert again.status == Status.OPEN and not again.answers
+        editor.clear()
+        editor.send_keys('["blue"]')
+        page.d.find_element("css selector", "#open-detail form.answer button.approve").click()
+        wait_until(lambda: "closed" in page.answer_status(), 10, "the accepted answer")
+        assert asker.get(d.id).answers[0].answer == ["blue"]
+
+
+def test_keyboard_only_approval(server, browser, kind):
+    k = kind("keys")
+    page = browser(server).open("?as=alice&roles=sre")
+    page.wait_live()
+    with server.client("deployer") as asker, \
+            asking(asker, k, {"q": 1}, authorized_roles=["sre"]) as pending:
+        wait_until(lambda: k in page.open_kinds(), 10, "the decision")
+        keys = lambda *k: ActionChains(page.d).send_keys(*k).perform()  # to whatever has focus
+        # j until our decision is selected (the shared server may list others).
+        for _ in range(50):
+            if page.js("return document.getElementById('open-detail').dataset.id") and k in page.detail():
+                break
+            keys("j")
+        assert k in page.detail()
+        assert page.js("return document.activeElement.classList.contains('item')")
+        keys("a")
+        assert page.js("return document.activeElement.id") == "rationale"
+        keys("ok by keyboard")
+        ActionChains(page.d).key_down(Keys.CONTROL).send_keys(Keys.ENTER).key_up(Keys.CONTROL).perform()
+        decision = pending.result(timeout=30)
+    assert decision.status == Status.APPROVED and decision.answers[0].rationale == "ok by keyboard"

@@ -55,7 +55,7 @@ async function signIn() {
     $("whoami").textContent = "";
     setConn("error", "not signed in");
     const what = state.mode === "token" ? "The token was not accepted" : "Sign-in failed";
-    showBanner(`${what}: ${e.message} (${e.code}). Nothing is shown until you sign in.`);
+    showBanner(`${what}: ${e.message} (${e.code || "error"}). Nothing is shown until you sign in.`);
     if (state.mode === "token") store.removeItem("witness.token");
     return;
   }
@@ -624,6 +624,7 @@ function uuid() {
 
 function select(which, id, byUser) {
   state.selected[which] = id;
+  if (which === "open") for (const k of state.gone.keys()) if (k !== id) state.gone.delete(k);
   state.pendingVerdict = null;
   for (const li of $(`${which}-list`).children) li.setAttribute("aria-selected", String(li.dataset.id === id));
   if (which === "closed") loadClosedDetail(id);
