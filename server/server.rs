@@ -222,7 +222,21 @@ fn routes(
         .add_service(reflection_v1alpha)
         .add_service(endpoint);
     if !http_side {
-        return Ok(grpc);
+        // tonic's fallback answers HTTP 200 with grpc-status 12 to anything;
+        // keep that for gRPC clients, say 404 to everyone else.
+        let fallback = |req: http::Request<axum::body::Body>| async move {
+            let grpc = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("application/grpc"));
+            if grpc {
+                tonic::Status::unimplemented("no such service").into_http::<tonic::body::Body>()
+            } else {
+                crate::http::connect::http_elsewhere()
+            }
+        };
+        return Ok(grpc.into_axum_router().fallback(fallback).into());
     }
     Ok(grpc
         .into_axum_router()

@@ -94,3 +94,16 @@ fn the_readme_language_examples_are_the_tested_ones() {
             .unwrap();
     assert_eq!(example("README.md", "rust", "rust"), rust);
 }
+
+#[test]
+fn connect_walkthrough_works_as_written() {
+    let s = Server::start("");
+    let out = run(&s, &block("connect"));
+    assert!(out.contains("\"status\":\"STATUS_OPEN\""), "{out}");
+    assert!(
+        out.contains("\"outcome\":\"ANSWER_OUTCOME_CLOSED\""),
+        "{out}"
+    );
+    assert!(out.contains("canary is green"), "{out}");
+    assert!(out.contains("\"code\":\"failed_precondition\""), "{out}");
+}

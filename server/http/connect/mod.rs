@@ -74,12 +74,21 @@ impl tower::Service<http::Request<Body>> for WitnessEndpoint {
                 let connect = connect.clone();
                 Box::pin(async move { Ok(connect.handle(req).await) })
             }
+            (None, false) => Box::pin(async { Ok(http_elsewhere()) }),
             _ => {
                 let mut svc = self.grpc.clone();
                 Box::pin(async move { tower::Service::call(&mut svc, req).await })
             }
         }
     }
+}
+
+/// What a gRPC-only listener answers to HTTP requests.
+pub fn http_elsewhere() -> HttpResponse {
+    plain(
+        http::StatusCode::NOT_FOUND,
+        "this port serves gRPC only; HTTP (Connect, gRPC-Web, /healthz) is on [http] listen\n",
+    )
 }
 
 /// The Connect adapter over the gRPC handlers.

@@ -1,0 +1,297 @@
+//! The accept loop under idle and excess connections (issue #14.2), and
+//! `[http] listen`: the real binary, real sockets, a lowered fd limit
+//! (`prlimit` from util-linux).
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server started by hand (these tests need a command prefix or read
+/// both listening lines).
+struct Proc {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: String,
+    http_addr: Option<String>,
+}
+
+impl Proc {
+    fn start(prefix: &[&str], extra: &str) -> Proc {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[store]\nurl = \"sqlite://{}\"\n{extra}",
+            dir.path().join("witness.db").display()
+        );
+        std::fs::write(dir.path().join("witness.toml"), config).unwrap();
+        let (prog, pre) = match prefix.split_first() {
+            Some((p, rest)) => (p.to_string(), rest.to_vec()),
+            None => (bin().to_string(), vec![]),
+        };
+        let mut cmd = Command::new(prog);
+        cmd.args(pre);
+        if !prefix.is_empty() {
+            cmd.arg(bin());
+        }
+        let mut child = cmd
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(dir.path().join("witness.toml"))
+            .env("WITNESS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut p = Proc {
+            child,
+            dir,
+            addr: String::new(),
+            http_addr: None,
+        };
+        let want_http = extra.contains("[http]");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while p.addr.is_empty() || (want_http && p.http_addr.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("witness did not start: {}", p.stderr()));
+            if let Some(a) = line.strip_prefix("witness listening on ") {
+                p.addr = a.to_string();
+            }
+            if let Some(a) = line.strip_prefix("witness http listening on ") {
+                p.http_addr = Some(a.to_string());
+            }
+        }
+        p
+    }
+
+    /// stderr without ANSI colour codes.
+    fn stderr(&self) -> String {
+        let raw = std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
+        let mut out = String::new();
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `path` with the real curl; the HTTP status, or None when the
+/// connection failed or was closed.
+fn get(addr: &str, path: &str) -> Option<u16> {
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    let code: u16 = String::from_utf8_lossy(&o.stdout).trim().parse().ok()?;
+    (o.status.success() && code != 0).then_some(code)
+}
+
+fn idle(addr: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| TcpStream::connect(addr).expect("the kernel queues the connection"))
+        .collect()
+}
+
+/// True once the server closed `s` (read gives EOF or a reset).
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[tokio::test]
+async fn idle_sockets_cannot_exhaust_file_descriptors() {
+    // A soft limit below the hard one is raised; the hard one is low enough
+    // that 150 idle sockets exhaust it.
+    let p = Proc::start(
+        &["prlimit", "--nofile=40:80", "--"],
+        "[limits]\nhandshake_timeout = \"1s\"\n",
+    );
+    let log = p.stderr();
+    assert!(
+        log.contains("RLIMIT_NOFILE") && log.contains("soft_was=40") && log.contains("soft=80"),
+        "the raise is logged with both limits: {log}"
+    );
+    // A client connected before the flood keeps being served through it.
+    let creds = witness::client::Credentials {
+        principal: Some("alice".into()),
+        roles: vec!["sre".into()],
+        ..Default::default()
+    };
+    let mut early = witness::client::connect(&p.addr, &creds).await.unwrap();
+    early
+        .list_decisions(proto::ListDecisionsRequest::default())
+        .await
+        .unwrap();
+    let mut flood = idle(&p.addr, 150);
+    early
+        .list_decisions(proto::ListDecisionsRequest::default())
+        .await
+        .expect("an open connection is served while the fd table is full");
+    // New clients get through once the handshake timeout frees idle ones
+    // (the flood stays open on our side: the server must close it).
+    let addr = p.addr.clone();
+    eventually("a new client is served", Duration::from_secs(30), || {
+        let addr = addr.clone();
+        async move {
+            tokio::task::spawn_blocking(move || get(&addr, "/healthz") == Some(200))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert!(
+        closed_within(&mut flood[0], Duration::from_secs(10)),
+        "the server closed an idle socket"
+    );
+    let log = p.stderr();
+    assert!(log.contains("accept failed; backing off"), "{log}");
+    let bursts = log.matches("accept failed; backing off").count();
+    assert!(
+        bursts <= 20,
+        "logged once per burst, not per failure: {bursts} lines"
+    );
+    drop(flood);
+}
+
+#[tokio::test]
+async fn max_connections_refuses_the_excess_until_some_close() {
+    let p = Proc::start(
+        &[],
+        "[limits]\nmax_connections = 4\nhandshake_timeout = \"60s\"\n",
+    );
+    let held = idle(&p.addr, 4);
+    // Accepts are in order, so the fifth is seen after the first four.
+    let mut fifth = TcpStream::connect(&p.addr).unwrap();
+    assert!(
+        closed_within(&mut fifth, Duration::from_secs(10)),
+        "a connection beyond max_connections is closed at once"
+    );
+    assert_eq!(get(&p.addr, "/healthz"), None, "refused while full");
+    assert!(p.stderr().contains("max_connections reached"));
+    drop(held);
+    let addr = p.addr.clone();
+    eventually(
+        "served again once some closed",
+        Duration::from_secs(20),
+        || {
+            let addr = addr.clone();
+            async move {
+                tokio::task::spawn_blocking(move || get(&addr, "/healthz") == Some(200))
+                    .await
+                    .unwrap()
+            }
+        },
+    )
+    .await;
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_closed_after_the_handshake_timeout() {
+    let p = Proc::start(&[], "[limits]\nhandshake_timeout = \"300ms\"\n");
+    let mut silent = TcpStream::connect(&p.addr).unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(10)));
+    // One that starts a request in time is served.
+    assert_eq!(get(&p.addr, "/healthz"), Some(200));
+}
+
+#[test]
+fn limits_must_be_positive() {
+    for (extra, field) in [
+        ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+        (
+            "[limits]\nhandshake_timeout = \"0s\"\n",
+            "limits.handshake_timeout",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("w.toml");
+        std::fs::write(&cfg, extra).unwrap();
+        let o = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(field), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn http_listen_moves_the_http_side_to_its_own_port() {
+    let p = Proc::start(&[], "[http]\nlisten = \"127.0.0.1:0\"\n");
+    let http = p.http_addr.clone().unwrap();
+    assert_ne!(http, p.addr);
+    assert_eq!(get(&http, "/healthz"), Some(200));
+    assert_eq!(get(&p.addr, "/healthz"), Some(404), "not on the gRPC port");
+    let ask = |addr: &str| {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", "x-witness-principal: deployer"])
+            .args(["-d", r#"{"kind":"k","authorized_roles":["sre"]}"#])
+            .arg(format!("http://{addr}/witness.v1.WitnessService/Ask"))
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(ask(&http), b"200");
+    assert_eq!(ask(&p.addr), b"404", "Connect is on the HTTP port only");
+    // gRPC stays on the main port.
+    let creds = witness::client::Credentials {
+        principal: Some("alice".into()),
+        roles: vec!["sre".into()],
+        ..Default::default()
+    };
+    let mut c = witness::client::connect(&p.addr, &creds).await.unwrap();
+    let listed = c
+        .list_decisions(proto::ListDecisionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.decisions.len(), 1);
+}
