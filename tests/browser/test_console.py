@@ -181,6 +181,8 @@ def test_the_page_reconnects_after_the_server_restarts(fresh_server, browser, ki
     wait_until(lambda: page.js("return document.getElementById('conn').dataset.state") != "live",
                15, "the page to notice the drop")
     srv.start()  # same port, same database
+    # Resumed (afterSequence) and live again before anything new happens.
+    page.wait_live(30)
     with srv.client("deployer") as asker:
         asker.ask_nowait(second, {"n": 2}, authorized_roles=["sre"])
     wait_until(lambda: second in page.open_kinds(), 20, "the decision asked after the restart")

@@ -120,12 +120,16 @@ async function startStream() {
   state.streamAbort = abort;
   let backoff = 500;
   while (!abort.signal.aborted) {
-    const resume = state.lastSeq !== null;
+    // afterSequence 0 means "no resume" to the server: from an empty log, take a snapshot again.
+    const resume = state.lastSeq !== null && state.lastSeq > 0;
     const request = resume ? { afterSequence: String(state.lastSeq) } : { includeOpen: true };
     const snapshot = new Map();
     setConn(resume ? "reconnecting" : "connecting", resume ? "resuming…" : "connecting…");
     try {
-      for await (const msg of rpc.stream("StreamDecisions", request, abort.signal)) {
+      // A resumed stream is live as soon as the server accepts it (there may
+      // be no event for a while); a fresh one once its snapshot is complete.
+      const opened = () => { if (resume) { setConn("live", "live"); backoff = 500; } };
+      for await (const msg of rpc.stream("StreamDecisions", request, abort.signal, opened)) {
         const ev = msg.event || {};
         const seq = Number(ev.sequence || 0);
         if (ev.type === "EVENT_TYPE_SNAPSHOT_END") {
@@ -139,7 +143,6 @@ async function startStream() {
         } else {
           if (ev.decision) apply(ev.decision);
           state.lastSeq = seq;
-          if (resume) { setConn("live", "live"); backoff = 500; }
         }
       }
       // A clean end (server shutting down): resume from where we are.

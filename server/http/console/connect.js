@@ -64,7 +64,8 @@ export function connectClient(headers) {
 
   // Yields each message of a server stream; returns at a clean end, throws
   // RpcError for an error end or a connection that drops mid-stream.
-  async function* stream(method, request, signal) {
+  // `onOpen` runs once the server has accepted the stream (HTTP 200).
+  async function* stream(method, request, signal, onOpen) {
     let res;
     try {
       res = await fetch(BASE + method, {
@@ -80,6 +81,7 @@ export function connectClient(headers) {
       throw new RpcError("unavailable", `cannot reach witness: ${e && e.message ? e.message : e}`);
     }
     if (!res.ok) throw await errorFrom(res);
+    if (onOpen) onOpen();
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buf = new Uint8Array(0);
