@@ -89,7 +89,7 @@ def test_markup_in_a_decision_is_shown_as_text_and_never_runs(server, browser, k
     page = browser(server).open("?as=alice&roles=sre")
     page.wait_live()
     with server.client("mallory") as asker:
-        asker.ask_nowait(k, {"note": img, "cmd": script, img: script}, authorized_roles=["sre"],
+        asked = asker.ask_nowait(k, {"note": img, "cmd": script, img: script}, authorized_roles=["sre"],
                          response_schema={"type": "object", "properties": {img: {"type": "string", "title": script}}})
         page.select(k)
         detail = page.detail()
@@ -103,6 +103,10 @@ def test_markup_in_a_decision_is_shown_as_text_and_never_runs(server, browser, k
     page.d.find_element("id", "tab-closed").click()
     page.select(k, "closed")
     wait_until(lambda: "looks odd <img" in page.detail("closed"), 10, "the rationale in the closed view")
+    # Who decided, and the signed receipt of this very decision.
+    closed = wait_until(lambda: "key id" in page.detail("closed") and page.detail("closed"), 10, "the receipt")
+    assert "APPROVED — decided by alice" in closed
+    assert f'"decision_id":"{asked.id}"' in closed and '"outcome":"APPROVED"' in closed
     assert page.js("return document.querySelectorAll('img').length") == 0
     assert page.js("return window.__pwned === undefined")
     assert not [m for m in page.severe_logs() if "Content Security Policy" in m]

@@ -712,8 +712,10 @@ function receiptBlock(r, d) {
     box.append(el("p", "placeholder", d && statusOf(d) === "open" ? "No receipt while the decision is open." : "No receipt (receipts are not enabled on this server)."));
     return box;
   }
-  box.append(facts([["key id", r.keyId], ["signature (Ed25519, base64)", r.signature]]));
-  box.append(el("p", "placeholder", "Signed body (verify with `witness receipt verify`):"));
+  const f = facts([["key id", r.keyId], ["signature", `${r.signature || ""} (Ed25519, base64)`]]);
+  f.classList.add("long");
+  box.append(f);
+  box.append(el("p", "placeholder", `Signed body (canonical JSON). To check it offline: witness receipt get ${d ? d.id : "ID"} > receipt.json; witness receipt verify receipt.json --public-key KEYFILE`));
   box.append(el("pre", "json", r.body || ""));
   return box;
 }
