@@ -43,6 +43,8 @@ fn run(s: &Server, script: &str) -> String {
 fn cli_walkthrough_works_as_written() {
     let s = Server::start("");
     let out = run(&s, &block("cli"));
+    // `list --status open` printed its table with the open decision.
+    assert!(out.contains("STATUS") && out.contains("OPEN"), "{out}");
     assert!(out.contains("APPROVED"), "{out}");
     assert!(out.contains("canary is green"), "{out}");
 }
