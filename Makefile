@@ -72,4 +72,4 @@ bench-postgres: pg
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) tools/node_modules sdk-python/.venv sdk-ts/node_modules sdk-ts/dist
+	rm -rf $(VENV) tools/node_modules sdk-python/.venv sdk-ts/node_modules sdk-ts/dist sdk-python/build
