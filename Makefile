@@ -90,4 +90,4 @@ bench-postgres: pg
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) tools/node_modules sdk-python/.venv tests/browser/.venv sdk-ts/node_modules sdk-ts/dist
+	rm -rf $(VENV) tools/node_modules sdk-python/.venv tests/browser/.venv sdk-ts/node_modules sdk-ts/dist sdk-python/build

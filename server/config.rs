@@ -8,6 +8,8 @@ use figment::Figment;
 use serde::Deserialize;
 use std::path::Path;
 
+mod figment_errors;
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("config: {0}")]
@@ -264,7 +266,7 @@ impl Config {
         let config: Config = figment
             .merge(Env::prefixed("WITNESS__").split("__"))
             .extract()
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(|e| ConfigError(figment_errors::describe(e)))?;
         config.validate()?;
         Ok(config)
     }

@@ -43,6 +43,8 @@ fn run(s: &Server, script: &str) -> String {
 fn cli_walkthrough_works_as_written() {
     let s = Server::start("");
     let out = run(&s, &block("cli"));
+    // `list --status open` printed its table with the open decision.
+    assert!(out.contains("STATUS") && out.contains("OPEN"), "{out}");
     assert!(out.contains("APPROVED"), "{out}");
     assert!(out.contains("canary is green"), "{out}");
 }
@@ -62,6 +64,12 @@ fn grpcurl_walkthrough_works_as_written() {
     assert!(
         out.contains("grpc.reflection.v1alpha.ServerReflection"),
         "{out}"
+    );
+    // As the README says: each reflection version lists only itself, and
+    // grpcurl 1.8 speaks v1alpha.
+    assert!(
+        !out.contains("grpc.reflection.v1.ServerReflection"),
+        "the README says grpcurl 1.8 does not list v1; update it: {out}"
     );
     assert!(out.contains("SERVING"), "{out}");
     assert!(out.contains("ANSWER_OUTCOME_CLOSED"), "{out}");
@@ -121,4 +129,62 @@ fn connect_walkthrough_works_as_written() {
     );
     assert!(out.contains("canary is green"), "{out}");
     assert!(out.contains("\"code\":\"failed_precondition\""), "{out}");
+}
+
+/// Every link in the repository's documents points inside the repository,
+/// at a file that exists (a clone has nothing beside it).
+#[test]
+fn documents_link_only_to_files_in_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = [
+        "README.md",
+        "CHANGELOG.md",
+        "docs/concepts.md",
+        "sdk-python/README.md",
+        "sdk-ts/README.md",
+    ];
+    let mut bad = Vec::new();
+    for doc in docs {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let dir = root.join(doc).parent().unwrap().to_path_buf();
+        if text.contains("shared/DESIGN") {
+            bad.push(format!(
+                "{doc}: mentions shared/DESIGN.md, which a clone lacks"
+            ));
+        }
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let target = &rest[..rest.find(')').unwrap_or(rest.len())];
+            if target.starts_with('#') {
+                continue;
+            }
+            if target.contains("://") {
+                bad.push(format!("{doc}: external link {target}"));
+                continue;
+            }
+            let file = dir.join(target.split('#').next().unwrap());
+            let inside = file
+                .canonicalize()
+                .map(|f| f.starts_with(root.canonicalize().unwrap()))
+                .unwrap_or(false);
+            if !inside {
+                bad.push(format!("{doc}: {target} is not a file in the repository"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn the_licence_file_matches_the_declared_licence() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("license = \"Apache-2.0\""));
+    let licence = std::fs::read_to_string(root.join("LICENSE")).unwrap();
+    assert!(licence.contains("Apache License") && licence.contains("Version 2.0, January 2004"));
+    let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
+    assert!(
+        changelog.contains("subscriber_buffer"),
+        "upgrade notes name the removed key"
+    );
 }

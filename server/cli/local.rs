@@ -9,13 +9,16 @@ use std::path::PathBuf;
 pub enum OutboxCommand {
     /// Show webhook deliveries, newest first.
     List {
+        /// TOML configuration file naming the store (default: sqlite://witness.db).
         #[arg(long)]
         config: Option<PathBuf>,
         /// pending, delivered or dead.
         #[arg(long)]
         status: Option<String>,
+        /// Most deliveries to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -23,6 +26,7 @@ pub enum OutboxCommand {
     Retry {
         /// The delivery id (from `outbox list`).
         id: Option<i64>,
+        /// TOML configuration file naming the store (default: sqlite://witness.db).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Every dead delivery.
@@ -121,6 +125,7 @@ pub async fn outbox(cmd: OutboxCommand) -> Result<i32, String> {
 pub enum TokenCommand {
     /// Print a fresh random bearer token once, and the config entry with its hash.
     New {
+        /// The principal's name (what the audit log records).
         name: String,
         /// Roles of the new principal (comma-separated).
         #[arg(long, value_delimiter = ',')]
@@ -150,6 +155,7 @@ pub fn token(cmd: TokenCommand) -> i32 {
 pub enum ReceiptCommand {
     /// Fetch a closed decision's signed receipt and write it as one JSON file.
     Get {
+        /// The decision id.
         id: String,
         /// Output file (default: stdout).
         #[arg(long, short)]
@@ -159,6 +165,7 @@ pub enum ReceiptCommand {
     },
     /// Verify a receipt file offline; exit 0 when valid, 1 when not.
     Verify {
+        /// The receipt file (as `receipt get` writes it).
         file: PathBuf,
         /// File holding the server's public key (as `receipt public-key` prints it).
         #[arg(long)]
@@ -166,6 +173,7 @@ pub enum ReceiptCommand {
     },
     /// Print the server's receipt public key (from its key file).
     PublicKey {
+        /// The server's TOML configuration (for `[receipts] key_file`).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -176,7 +184,8 @@ pub async fn receipt(cmd: ReceiptCommand) -> Result<i32, String> {
     use base64::Engine;
     match cmd {
         ReceiptCommand::Get { id, out, conn } => {
-            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            super::errors::decision_id(&id)?;
+            let mut c = conn.client().await?;
             let resp = c
                 .get_decision(crate::proto::GetDecisionRequest {
                     decision_id: id.clone(),

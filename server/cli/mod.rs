@@ -1,7 +1,11 @@
 //! The `witness` command line: the server, local tools, and a gRPC client.
 
+mod errors;
+mod list;
 mod local;
 mod output;
+
+pub(crate) use errors::rpc;
 
 use crate::client::{self, Credentials, GrpcClient};
 use crate::config::Config;
@@ -24,8 +28,10 @@ pub mod exit {
 #[derive(Parser, Debug)]
 #[command(
     name = "witness",
-    version,
-    about = "Human-in-the-loop decisions over gRPC"
+    version = env!("WITNESS_VERSION"),
+    about = "Human-in-the-loop decisions over gRPC",
+    after_help = "Start with `witness serve` (dev mode, see `witness serve --help`), then \
+                  `witness ask`, `witness list` and `witness answer` from another terminal."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,7 +41,17 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
+    ///
+    /// With no --config and no WITNESS__* variables it runs in dev mode:
+    /// no principals, so identity comes from --as/--roles (the
+    /// x-witness-principal and x-witness-roles metadata); it listens on
+    /// loopback only (127.0.0.1:50051) and stores everything in `witness.db`
+    /// (SQLite) in the current directory, with the receipt signing key in
+    /// `witness-receipt.key` beside it. See the README's Configuration
+    /// section for every key.
     Serve {
+        /// TOML configuration file (default: none, dev mode; WITNESS__*
+        /// environment variables override it key by key).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Overrides `listen` (e.g. 127.0.0.1:0 for a free port).
@@ -47,6 +63,7 @@ pub enum Command {
     },
     /// Apply the store's migrations and exit.
     Migrate {
+        /// TOML configuration file naming the store (default: sqlite://witness.db).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -76,6 +93,7 @@ pub enum Command {
     Answer(AnswerArgs),
     /// Show one decision.
     Get {
+        /// The decision id (a UUID, as `ask` and `list` print it).
         id: String,
         #[command(flatten)]
         conn: Conn,
@@ -84,7 +102,9 @@ pub enum Command {
     List(ListArgs),
     /// Cancel an open decision.
     Cancel {
+        /// The decision id.
         id: String,
+        /// Why, recorded in the audit log.
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
@@ -92,7 +112,9 @@ pub enum Command {
     },
     /// Acknowledge that a human has seen a decision on a surface.
     Ack {
+        /// The decision id.
         id: String,
+        /// The surface the human saw it on.
         #[arg(long, default_value = "cli")]
         surface: String,
         #[command(flatten)]
@@ -102,6 +124,7 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Follow one decision until it closes; exits with its outcome's code.
     Watch {
+        /// The decision id.
         id: String,
         #[command(flatten)]
         conn: Conn,
@@ -125,6 +148,7 @@ pub enum Command {
     },
     /// Report the asker's current context for a decision.
     ReportContext {
+        /// The decision id (you must be its asker).
         id: String,
         /// JSON, or @FILE.
         #[arg(long)]
@@ -138,6 +162,7 @@ pub enum Command {
 pub enum AuditCommand {
     /// Check the hash chain and the projection; exit 1 at the first problem.
     Verify {
+        /// TOML configuration file naming the store (default: sqlite://witness.db).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -179,7 +204,8 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub(crate) async fn client(&self) -> client::Result<GrpcClient> {
+    /// Connects, with errors said in CLI terms.
+    pub(crate) async fn client(&self) -> Result<GrpcClient, String> {
         let creds = Credentials {
             token: self.token.clone(),
             principal: self.principal.clone(),
@@ -190,7 +216,14 @@ impl Conn {
                 client_key: self.client_key.clone(),
             },
         };
-        client::connect(&self.server, &creds).await
+        client::connect(&self.server, &creds)
+            .await
+            .map_err(|e| errors::client(e, &self.server))
+    }
+
+    /// Whether the user gave no identity at all (`anonymous` in dev mode).
+    fn anonymous(&self) -> bool {
+        self.principal.is_none() && self.token.is_none()
     }
 }
 
@@ -231,14 +264,19 @@ pub struct AskArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum VerdictArg {
+    /// Count towards the required approvals.
     Approve,
+    /// Veto: one rejection closes the decision REJECTED.
     Reject,
 }
 
 #[derive(Args, Debug)]
 pub struct AnswerArgs {
+    /// The decision id (`witness list` shows the ones you may answer).
     pub id: String,
+    /// approve or reject.
     pub verdict: VerdictArg,
+    /// Why (required, recorded in the audit log and the receipt).
     #[arg(long)]
     pub rationale: String,
     /// Answer payload: JSON, or @FILE.
@@ -247,6 +285,7 @@ pub struct AnswerArgs {
     /// The context as you see it: JSON, or @FILE.
     #[arg(long)]
     pub context: Option<String>,
+    /// Answer for this operator (needs `can_act_for` in the config).
     #[arg(long, default_value = "")]
     pub on_behalf_of: String,
     /// Idempotency key (default: a fresh UUID).
@@ -258,14 +297,17 @@ pub struct AnswerArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    /// Only these statuses (comma-separated, e.g. open,approved).
+    /// Only these statuses (comma-separated): open, approved, rejected,
+    /// cancelled, expired, context_changed.
     #[arg(long, value_delimiter = ',')]
     pub status: Vec<String>,
     /// Only kinds matching these globs (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
+    /// Decisions per page (0: the server's default; at most 1000).
     #[arg(long, default_value_t = 0)]
     pub page_size: u32,
+    /// Continue from the token a previous page printed.
     #[arg(long, default_value = "")]
     pub page_token: String,
     /// Follow page tokens to the end.
@@ -375,20 +417,28 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                 authorized_roles: a.authorized_roles.clone(),
                 ..client::Ask::new(a.kind.clone(), serde_json::Value::Null, &[])
             };
-            let mut c = client::Client::from(a.conn.client().await.map_err(|e| e.to_string())?);
+            let mut c = client::Client::from(a.conn.client().await?);
+            let d = c
+                .ask_nowait(&ask)
+                .await
+                .map_err(|e| errors::client(e, &a.conn.server))?;
             if !a.wait {
-                let d = c.ask_nowait(&ask).await.map_err(|e| e.to_string())?;
                 p.decision(Some(&d));
                 return Ok(exit::OK);
             }
-            if !a.conn.json {
-                eprintln!("waiting for a human to decide {} ...", ask.kind);
-            }
-            let closed = c.ask(ask).await.map_err(|e| e.to_string())?;
+            // On stderr, so `--json` output stays one document.
+            eprintln!("{}", output::waiting_hint(&d, &a.conn));
+            let closed = client::wait_closed(c.grpc(), &d.id, |_| {})
+                .await
+                .map_err(|e| errors::client(e, &a.conn.server))?;
             p.decision(Some(&closed));
             Ok(status_exit(closed.status))
         }
         Command::Answer(a) => {
+            errors::decision_id(&a.id)?;
+            if a.conn.anonymous() {
+                return Err(errors::NEEDS_IDENTITY.to_string());
+            }
             let p = Printer::new(a.conn.json);
             let req = proto::AnswerRequest {
                 decision_id: a.id.clone(),
@@ -402,13 +452,14 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                 current_context: opt_json_arg("--context", &a.context)?,
                 on_behalf_of: a.on_behalf_of.clone(),
             };
-            let mut c = a.conn.client().await.map_err(|e| e.to_string())?;
+            let mut c = a.conn.client().await?;
             let resp = c.answer(req).await.map_err(rpc)?.into_inner();
             p.answered(&resp);
             Ok(exit::OK)
         }
         Command::Get { id, conn } => {
-            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            errors::decision_id(&id)?;
+            let mut c = conn.client().await?;
             let resp = c
                 .get_decision(proto::GetDecisionRequest { decision_id: id })
                 .await
@@ -416,13 +467,14 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             Printer::new(conn.json).decision(resp.into_inner().decision.as_ref());
             Ok(exit::OK)
         }
-        Command::List(a) => list(a).await,
+        Command::List(a) => list::run(a).await,
         Command::Watch { id, conn } => {
+            errors::decision_id(&id)?;
             let p = Printer::new(conn.json);
-            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let mut c = conn.client().await?;
             let closed = client::wait_closed(&mut c, &id, |e| p.event(e))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| errors::client(e, &conn.server))?;
             Ok(status_exit(closed.status))
         }
         Command::Stream {
@@ -441,7 +493,8 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             stream(req, &conn).await
         }
         Command::Cancel { id, reason, conn } => {
-            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            errors::decision_id(&id)?;
+            let mut c = conn.client().await?;
             let resp = c
                 .cancel(proto::CancelRequest {
                     decision_id: id,
@@ -453,7 +506,8 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             Ok(exit::OK)
         }
         Command::Ack { id, surface, conn } => {
-            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            errors::decision_id(&id)?;
+            let mut c = conn.client().await?;
             let resp = c
                 .ack_delivery(proto::AckDeliveryRequest {
                     decision_id: id,
@@ -465,8 +519,9 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             Ok(exit::OK)
         }
         Command::ReportContext { id, context, conn } => {
+            errors::decision_id(&id)?;
             let snapshot = json_arg("--context", &context)?;
-            let mut c = conn.client().await.map_err(|e| e.to_string())?;
+            let mut c = conn.client().await?;
             let req = proto::ReportContextRequest {
                 decision_id: id,
                 context_snapshot: Some(snapshot),
@@ -539,40 +594,4 @@ fn resume_point(req: &proto::StreamDecisionsRequest) -> String {
         Some(n) => format!("event {n}"),
         None => "a new snapshot".to_string(),
     }
-}
-
-pub(crate) fn rpc(s: tonic::Status) -> String {
-    format!("{:?}: {}", s.code(), s.message())
-}
-
-async fn list(a: ListArgs) -> Result<i32, String> {
-    let statuses = a
-        .status
-        .iter()
-        .map(|s| {
-            crate::core::Status::parse(s)
-                .map(|st| crate::api::convert::status(st) as i32)
-                .ok_or_else(|| format!("--status: unknown status {s:?}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut c = a.conn.client().await.map_err(|e| e.to_string())?;
-    let p = Printer::new(a.conn.json);
-    let mut token = a.page_token.clone();
-    let mut all = Vec::new();
-    loop {
-        let req = proto::ListDecisionsRequest {
-            statuses: statuses.clone(),
-            kinds: a.kind.clone(),
-            page_size: a.page_size,
-            page_token: token,
-        };
-        let resp = c.list_decisions(req).await.map_err(rpc)?.into_inner();
-        all.extend(resp.decisions);
-        token = resp.next_page_token;
-        if !a.all || token.is_empty() {
-            break;
-        }
-    }
-    p.list(&all, &token);
-    Ok(exit::OK)
 }

@@ -39,7 +39,7 @@ fn value(v: &Option<prost_types::Value>) -> Value {
     json_from_proto("value", v.clone()).unwrap_or(Value::Null)
 }
 
-fn status_name(raw: i32) -> String {
+pub(super) fn status_name(raw: i32) -> String {
     proto::Status::try_from(raw)
         .map(|s| s.as_str_name().trim_start_matches("STATUS_").to_string())
         .unwrap_or_else(|_| raw.to_string())
@@ -235,18 +235,6 @@ impl Printer {
         };
         self.emit(doc, line);
     }
-
-    pub fn list(&self, decisions: &[proto::Decision], next: &str) {
-        let doc = json!({
-            "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
-            "next_page_token": next,
-        });
-        let mut text: Vec<String> = decisions.iter().map(decision_line).collect();
-        if !next.is_empty() {
-            text.push(format!("(more: --page-token {next})"));
-        }
-        self.emit(doc, text.join("\n"));
-    }
 }
 
 /// Prints an audit report; returns the exit code (1 on a problem).
@@ -269,3 +257,26 @@ pub fn audit(r: &AuditReport) -> i32 {
 #[cfg(test)]
 #[path = "output_tests.rs"]
 mod tests;
+/// What `ask --wait` says while it waits: the id, and how to answer it.
+pub(super) fn waiting_hint(d: &proto::Decision, conn: &super::Conn) -> String {
+    let server = if conn.server == "127.0.0.1:50051" {
+        String::new()
+    } else {
+        format!(" --server {}", conn.server)
+    };
+    let who = if conn.token.is_some() {
+        " --token TOKEN".to_string()
+    } else {
+        let role = d
+            .authorized_roles
+            .first()
+            .map(String::as_str)
+            .unwrap_or("ROLE");
+        format!(" --as NAME --roles {role}")
+    };
+    format!(
+        "waiting for a human to decide {} (decision {}); answer it with:\n  \
+         witness answer {} approve --rationale \"...\"{who}{server}",
+        d.kind, d.id, d.id
+    )
+}

@@ -13,8 +13,8 @@
 pub mod connect;
 pub mod grpc_web;
 
-mod v01;
 mod console;
+mod v01;
 
 use crate::service::Witness;
 use axum::{routing::get, Router};
