@@ -44,6 +44,65 @@ pub struct Config {
     /// TLS for the gRPC listener (rustls).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub tracing: TracingConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[log]`: what `witness serve` writes to stderr (the level comes from
+/// the `WITNESS_LOG` filter, default `info`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// Log line shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable; coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields.
+    Json,
+}
+
+/// `[tracing]`: OpenTelemetry export.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// OTLP/HTTP collector base URL, e.g. `http://HOST:4318`; spans go to
+    /// `/v1/traces` under it. Empty: no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: String::new(),
+            service_name: "witness".into(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` and collect; false: 404 and nothing counted.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
 }
 
 /// `[receipts]`.
@@ -298,6 +357,12 @@ impl Config {
             }
         }
         crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
+        let otlp = &self.tracing.otlp_endpoint;
+        if !otlp.is_empty() && !(otlp.starts_with("http://") || otlp.starts_with("https://")) {
+            return Err(ConfigError(
+                "tracing.otlp_endpoint: must be an http(s) URL such as http://HOST:4318".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -106,6 +106,7 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
     let listener = TcpListener::bind(addr).await.map_err(ServeError::Listen)?;
     let local = listener.local_addr().map_err(ServeError::Listen)?;
     println!("witness listening on {local}");
+    crate::metrics::serving();
     tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
     serve_on(listener, witness, tls, shutdown_signal()).await
 }
@@ -134,6 +135,7 @@ pub async fn serve_on(
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
+    tokio::spawn(readiness(health, witness.hub.health()));
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -155,6 +157,8 @@ pub async fn serve_on(
         .merge(crate::http::router(witness.clone()));
     let mut builder = tonic::transport::Server::builder()
         .accept_http1(true)
+        // Outermost, so it sees the final status code.
+        .layer(crate::api::observe::ObserveLayer)
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ));
@@ -169,6 +173,36 @@ pub async fn serve_on(
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// `grpc.health.v1` follows the store: NOT_SERVING (overall and for
+/// `witness.v1.WitnessService`) while the hub cannot read it, SERVING again
+/// once it can. `/healthz` reads the same signal.
+async fn readiness(
+    health: tonic_health::server::HealthReporter,
+    mut store_ok: tokio::sync::watch::Receiver<bool>,
+) {
+    use tonic_health::ServingStatus;
+    loop {
+        let ok = *store_ok.borrow_and_update();
+        let status = if ok {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status("", status).await;
+        if ok {
+            health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
+        } else {
+            health
+                .set_not_serving::<WitnessServiceServer<GrpcApi>>()
+                .await;
+        }
+        tracing::info!(serving = ok, "readiness");
+        if store_ok.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// tonic answers a request over `max_message_bytes` with OUT_OF_RANGE; a

@@ -3,9 +3,12 @@
 //! routes. Each submodule owns one surface:
 //!
 //! - `/healthz`: readiness for HTTP load balancers.
+//! - `/metrics`: Prometheus metrics (`metrics`).
 //!
 //! gRPC (and, later, Connect and gRPC-Web) requests to
 //! `/witness.v1.WitnessService/*` are routed by `server::serve_on`, not here.
+
+pub mod metrics;
 
 use crate::service::Witness;
 use axum::{routing::get, Router};
@@ -13,7 +16,10 @@ use std::sync::Arc;
 
 /// The HTTP routes served next to gRPC.
 pub fn router(w: Arc<Witness>) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(w)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .with_state(w)
 }
 
 /// 200 while the store answers, 503 while it does not.
