@@ -376,7 +376,7 @@ pub fn answered(verdict: Verdict, outcome: Outcome) {
 /// credentials).
 pub fn refused(rpc: &str, code: &str, message: &str) {
     let field = refusal_field(message);
-    tracing::info!(rpc, code, field, message, "request refused");
+    tracing::info!(rpc, code, field, reason = message, "request refused");
     if on() {
         METRICS
             .refusals
