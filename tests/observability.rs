@@ -191,6 +191,25 @@ async fn a_scripted_scenario_moves_every_metric_by_exactly_what_happened() {
         .expect_err("unknown token");
     assert_eq!(err.code(), Code::Unauthenticated);
 
+    // A made-up method is refused, and counted without its name: labels
+    // stay bounded whatever callers send.
+    let res = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(format!(
+            "http://{}/witness.v1.WitnessService/Nope{}",
+            s.addr,
+            uuid::Uuid::now_v7()
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["grpc-status"], "12", "UNIMPLEMENTED");
+
     // A stream is counted while open.
     let stream = alice
         .stream_decisions(proto::StreamDecisionsRequest::default())
@@ -304,6 +323,14 @@ async fn a_scripted_scenario_moves_every_metric_by_exactly_what_happened() {
         delta(refusals, &[("rpc", "Ask"), ("code", "UNAUTHENTICATED")]),
         1.0
     );
+    assert_eq!(
+        delta(refusals, &[("rpc", "unknown"), ("code", "UNIMPLEMENTED")]),
+        1.0
+    );
+    assert!(
+        !after.text.contains("Nope"),
+        "a caller-chosen method name became a label"
+    );
     let deliveries = "witness_outbox_deliveries_total";
     assert_eq!(
         delta(deliveries, &[("webhook", "hook"), ("result", "failed")]),
@@ -384,7 +411,7 @@ async fn a_scripted_scenario_moves_every_metric_by_exactly_what_happened() {
         .iter()
         .filter(|l| l["message"] == "request refused")
         .collect();
-    assert_eq!(refused.len(), 2, "each refusal logged once: {refused:?}");
+    assert_eq!(refused.len(), 3, "each refusal logged once: {refused:?}");
     assert!(refused
         .iter()
         .any(|l| l["code"] == "INVALID_ARGUMENT" && l["field"] == "kind" && l["level"] == "INFO"));

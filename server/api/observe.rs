@@ -44,7 +44,12 @@ where
         let Some(rpc) = req.uri().path().strip_prefix(SERVICE_PREFIX) else {
             return Box::pin(self.inner.call(req));
         };
-        let rpc = rpc.to_string();
+        // Labels stay bounded: an unknown method is counted as `unknown`.
+        let rpc = METHODS
+            .iter()
+            .find(|m| **m == rpc)
+            .copied()
+            .unwrap_or("unknown");
         let span = tracing::info_span!(
             "rpc",
             otel.name = %format!("witness.v1.WitnessService/{rpc}"),
@@ -73,7 +78,7 @@ where
                         .get("grpc-message")
                         .map(|v| percent_decode(v.as_bytes()))
                         .unwrap_or_default();
-                    crate::metrics::refused(&rpc, name, &message);
+                    crate::metrics::refused(rpc, name, &message);
                 }
                 Ok(res)
             }
@@ -81,6 +86,19 @@ where
         )
     }
 }
+
+/// The methods of `witness.v1.WitnessService`.
+const METHODS: [&str; 9] = [
+    "Ask",
+    "Answer",
+    "StreamDecisions",
+    "WatchDecision",
+    "AckDelivery",
+    "Cancel",
+    "ReportContext",
+    "GetDecision",
+    "ListDecisions",
+];
 
 /// gRPC status codes by number.
 const CODES: [&str; 17] = [
