@@ -358,7 +358,8 @@ impl Config {
         }
         crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
         let otlp = &self.tracing.otlp_endpoint;
-        if !otlp.is_empty() && !(otlp.starts_with("http://") || otlp.starts_with("https://")) {
+        let url = otlp.starts_with("http://") || otlp.starts_with("https://");
+        if !(otlp.is_empty() || url) {
             return Err(ConfigError(
                 "tracing.otlp_endpoint: must be an http(s) URL such as http://HOST:4318".into(),
             ));

@@ -36,6 +36,9 @@ impl Page {
     }
 }
 
+/// (sample name, labels, value, family type) as the parser prints them.
+type ParsedSample = (String, Vec<(String, String)>, f64, String);
+
 /// The venv `make tools` builds, else `python3` on PATH.
 fn python() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
@@ -79,8 +82,7 @@ fn parse(text: String) -> Page {
         "the page does not parse: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<(String, Vec<(String, String)>, f64, String)> =
-        serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<ParsedSample> = serde_json::from_slice(&out.stdout).unwrap();
     Page {
         samples: rows
             .into_iter()
