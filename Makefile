@@ -82,7 +82,7 @@ proto:
 
 bench:
 	$(CARGO) build --release --bin witness
-	WITNESS_LOG=error target/release/witness bench --streams --timers 2000 --confirmations 100 $(ARGS)
+	WITNESS_LOG=error target/release/witness bench --metrics-cost --streams --timers 2000 --confirmations 100 $(ARGS)
 
 bench-postgres: pg
 	$(CARGO) build --release --bin witness

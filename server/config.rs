@@ -51,6 +51,12 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub tracing: TracingConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// `[http]`: where the HTTP side (Connect, gRPC-Web, `/healthz` and the
@@ -62,6 +68,59 @@ pub struct HttpConfig {
     /// gRPC only. Unset: one port speaks both.
     #[serde(default)]
     pub listen: Option<String>,
+}
+
+/// `[log]`: what `witness serve` writes to stderr (the level comes from
+/// the `WITNESS_LOG` filter, default `info`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// Log line shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable; coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields.
+    Json,
+}
+
+/// `[tracing]`: OpenTelemetry export.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// OTLP/HTTP collector base URL, e.g. `http://HOST:4318`; spans go to
+    /// `/v1/traces` under it. Empty: no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: String::new(),
+            service_name: "witness".into(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` and collect; false: 404 and nothing counted.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
 }
 
 /// `[receipts]`.
@@ -369,6 +428,13 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err(ConfigError(
                 "limits.max_connections: must be at least 1".into(),
+            ));
+        }
+        let otlp = &self.tracing.otlp_endpoint;
+        let url = otlp.starts_with("http://") || otlp.starts_with("https://");
+        if !(otlp.is_empty() || url) {
+            return Err(ConfigError(
+                "tracing.otlp_endpoint: must be an http(s) URL such as http://HOST:4318".into(),
             ));
         }
         Ok(())

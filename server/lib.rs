@@ -12,11 +12,13 @@ pub mod core;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod outbox;
 pub mod receipts;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod timers;
 
 /// The generated protobuf and gRPC code for `witness.v1`.

@@ -28,6 +28,8 @@ pub struct Limiter {
 pub struct StreamSlot {
     name: String,
     streams: Arc<Mutex<HashMap<String, usize>>>,
+    /// Counts the stream in `witness_stream_subscribers` while it is open.
+    _subscriber: crate::metrics::Subscriber,
 }
 
 impl Drop for StreamSlot {
@@ -97,6 +99,7 @@ impl Limiter {
         Ok(StreamSlot {
             name: name.to_string(),
             streams: self.streams.clone(),
+            _subscriber: crate::metrics::Subscriber::new(),
         })
     }
 }

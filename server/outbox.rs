@@ -108,6 +108,12 @@ pub async fn run(store: Arc<dyn Store>, hooks: Vec<WebhookConfig>, cfg: OutboxCo
             let (store, client, hooks) = (store.clone(), client.clone(), hooks.clone());
             async move {
                 let result = attempt(&client, hooks.get(&item.webhook), &item, &cfg).await;
+                let label = match &result {
+                    Delivery::Delivered { .. } => "delivered",
+                    Delivery::Retry { .. } => "failed",
+                    Delivery::Dead { .. } => "dead",
+                };
+                crate::metrics::delivery(&item.webhook, label);
                 if let Err(e) = store.outbox_complete(item.id, result).await {
                     tracing::warn!(id = item.id, error = %e, "cannot record a delivery; it will be retried");
                 }
@@ -133,7 +139,8 @@ async fn attempt(
         Err(e) => e,
     };
     let tries = item.attempts + 1;
-    tracing::warn!(webhook = %hook.name, decision = %item.decision_id, tries, error = %error, "webhook delivery failed");
+    tracing::warn!(webhook = %hook.name, decision_id = %item.decision_id, event_type = %item.event_type,
+        sequence = item.sequence, tries, error = %error, "webhook delivery failed");
     if tries >= cfg.max_attempts {
         return Delivery::Dead { error };
     }

@@ -120,6 +120,7 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
         println!("witness http listening on {h}");
         tracing::info!(%h, "serving HTTP (Connect, gRPC-Web, /healthz) separately");
     }
+    crate::metrics::serving();
     tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
     serve_on(listener, http, witness, tls, shutdown_signal()).await
 }
@@ -158,6 +159,7 @@ pub async fn serve_on(
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
+    tokio::spawn(readiness(health, witness.hub.health()));
     let permits = crate::accept::connection_permits(witness.limits.max_connections);
     let limits = crate::accept::AcceptLimits {
         handshake_timeout: witness.limits.handshake_timeout,
@@ -252,6 +254,8 @@ async fn serve_routes(
 ) -> Result<()> {
     let mut builder = tonic::transport::Server::builder()
         .accept_http1(true)
+        // Outermost, so it sees the final status code.
+        .layer(crate::api::observe::ObserveLayer)
         .layer(tower::util::MapResponseLayer::new(
             crate::api::error::transport_status,
         ))
@@ -266,6 +270,36 @@ async fn serve_routes(
         .serve_with_incoming_shutdown(incoming, stop)
         .await?;
     Ok(())
+}
+
+/// `grpc.health.v1` follows the store: NOT_SERVING (overall and for
+/// `witness.v1.WitnessService`) while the hub cannot read it, SERVING again
+/// once it can. `/healthz` reads the same signal.
+async fn readiness(
+    health: tonic_health::server::HealthReporter,
+    mut store_ok: tokio::sync::watch::Receiver<bool>,
+) {
+    use tonic_health::ServingStatus;
+    loop {
+        let ok = *store_ok.borrow_and_update();
+        let status = if ok {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status("", status).await;
+        if ok {
+            health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
+        } else {
+            health
+                .set_not_serving::<WitnessServiceServer<GrpcApi>>()
+                .await;
+        }
+        tracing::info!(serving = ok, "readiness");
+        if store_ok.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Hides a password in a store URL before it is logged.

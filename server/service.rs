@@ -226,7 +226,11 @@ impl Witness {
             current_context_hash,
             current_roles: self.auth.current_roles(),
         };
-        self.act(a.decision_id, idem, action).await
+        let applied = self.act(a.decision_id, idem, action).await?;
+        if applied.fresh {
+            crate::metrics::answered(verdict, applied.outcome);
+        }
+        Ok(applied)
     }
 
     /// Marks a decision delivered (first ACK wins).

@@ -5,7 +5,7 @@
 //! even when several processes see it.
 
 use crate::core::Action;
-use crate::store::{now_micros, Command, Store, TimerKind};
+use crate::store::{now_micros, Applied, Command, Store, TimerKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +29,12 @@ pub async fn run(store: Arc<dyn Store>) {
                         idem: None,
                         action,
                     };
-                    if let Err(e) = store.execute(cmd).await {
-                        tracing::warn!(decision = %t.decision_id, error = %e, "timer not applied; will retry");
-                        failed = true;
+                    match store.execute(cmd).await {
+                        Ok(applied) => observe_lag(t.kind, &applied),
+                        Err(e) => {
+                            tracing::warn!(decision_id = %t.decision_id, error = %e, "timer not applied; will retry");
+                            failed = true;
+                        }
                     }
                 }
                 if !failed {
@@ -42,5 +45,24 @@ pub async fn run(store: Arc<dyn Store>) {
             Err(e) => tracing::warn!(error = %e, "cannot read due timers; will retry"),
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Records how late a timer that took effect fired (`witness_timer_lag_seconds`).
+fn observe_lag(kind: TimerKind, applied: &Applied) {
+    let Some(fired_at) = applied.events.first().map(|e| e.at) else {
+        return; // not due any more (another process fired it)
+    };
+    let d = &applied.decision;
+    let (timer, due) = match kind {
+        TimerKind::Expire => ("expire", d.expires_at),
+        TimerKind::Fallback => (
+            "fallback",
+            Some(d.created_at.saturating_add(d.policy.ack_window_us)),
+        ),
+    };
+    if let Some(due) = due {
+        let lag_us = u64::try_from(fired_at.saturating_sub(due)).unwrap_or(0);
+        crate::metrics::timer_fired(timer, Duration::from_micros(lag_us));
     }
 }

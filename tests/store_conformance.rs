@@ -7,7 +7,7 @@ use common::pg::PgCluster;
 use serde_json::json;
 use std::sync::Arc;
 use witness::core::{Action, Actor, NewDecision, Outcome, Policy, Status, Verdict};
-use witness::store::{Command, Idempotency, PageQuery, Store, StoreError, TimerKind};
+use witness::store::{Command, Delivery, Idempotency, PageQuery, Store, StoreError, TimerKind};
 
 type S = Arc<dyn Store>;
 
@@ -323,6 +323,42 @@ async fn due_timers_fire_once(s: S) {
         .is_empty());
 }
 
+async fn gauges_count_open_decisions_and_pending_deliveries(s: S) {
+    let empty = s.gauges().await.unwrap();
+    assert_eq!(empty, witness::store::StoreGauges::default());
+    let first = ask(&s, "a.x").await;
+    let second = ask(&s, "a.y").await;
+    let paged = s
+        .execute(Command::Create {
+            idem: None,
+            new: new_decision("a.z", 1),
+            policy: Policy {
+                webhook_surfaces: vec!["pager".into()],
+                ..Policy::default()
+            },
+        })
+        .await
+        .unwrap()
+        .decision;
+    s.execute(approve(&first.id, "alice")).await.unwrap();
+    let g = s.gauges().await.unwrap();
+    assert_eq!(g.open_decisions, 2, "the approved one is not open");
+    assert_eq!(
+        g.oldest_open_created_at,
+        Some(second.created_at),
+        "the oldest still open"
+    );
+    assert_eq!(g.outbox_pending, 1, "one CREATED delivery for {}", paged.id);
+    let now = witness::store::now_micros();
+    let claimed = s.outbox_claim(now + 1, 1_000_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    s.outbox_complete(claimed[0].id, Delivery::Delivered { at: now })
+        .await
+        .unwrap();
+    let g = s.gauges().await.unwrap();
+    assert_eq!((g.open_decisions, g.outbox_pending), (2, 0));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -364,4 +400,5 @@ conformance!(
     snapshot_is_the_open_set_at_the_head,
     the_chain_is_valid_and_gap_free_under_concurrency,
     due_timers_fire_once,
+    gauges_count_open_decisions_and_pending_deliveries,
 );

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod observe;
 pub mod streams;
 
 use crate::auth::Principal;
@@ -36,6 +37,7 @@ impl GrpcApi {
             .auth
             .authenticate(req.metadata())
             .map_err(ServiceError::from)?;
+        observe::record_principal(&who.name);
         self.w
             .limiter
             .request(&who.name)
@@ -65,6 +67,7 @@ impl WitnessService for GrpcApi {
                 .transpose()?,
         };
         let out = self.w.ask(&who, input).await?;
+        observe::record_decision(&out.decision.id);
         Ok(Response::new(proto::AskResponse {
             decision: Some(decision(&out.decision)),
             created: out.fresh,
@@ -74,6 +77,7 @@ impl WitnessService for GrpcApi {
     async fn answer(&self, req: Request<proto::AnswerRequest>) -> Res<proto::AnswerResponse> {
         let who = self.who(&req)?;
         let r = req.into_inner();
+        observe::record_decision(&r.decision_id);
         let input = AnswerInput {
             decision_id: r.decision_id,
             request_id: r.request_id,
@@ -111,6 +115,7 @@ impl WitnessService for GrpcApi {
     ) -> Res<Self::WatchDecisionStream> {
         let who = self.who(&req)?;
         let id = req.into_inner().decision_id;
+        observe::record_decision(&id);
         let out = streams::watch_decision(&self.w, who, id)
             .await?
             .map(|r| r.map(|e| proto::WatchDecisionResponse { event: Some(e) }));
@@ -123,6 +128,7 @@ impl WitnessService for GrpcApi {
     ) -> Res<proto::AckDeliveryResponse> {
         let who = self.who(&req)?;
         let r = req.into_inner();
+        observe::record_decision(&r.decision_id);
         let out = self.w.ack(&who, r.decision_id, r.surface).await?;
         Ok(Response::new(proto::AckDeliveryResponse {
             accepted: out.outcome == crate::core::Outcome::Accepted,
@@ -133,6 +139,7 @@ impl WitnessService for GrpcApi {
     async fn cancel(&self, req: Request<proto::CancelRequest>) -> Res<proto::CancelResponse> {
         let who = self.who(&req)?;
         let r = req.into_inner();
+        observe::record_decision(&r.decision_id);
         let out = self.w.cancel(&who, r.decision_id, r.reason).await?;
         Ok(Response::new(proto::CancelResponse {
             decision: Some(decision(&out.decision)),
@@ -145,6 +152,7 @@ impl WitnessService for GrpcApi {
     ) -> Res<proto::ReportContextResponse> {
         let who = self.who(&req)?;
         let r = req.into_inner();
+        observe::record_decision(&r.decision_id);
         let snapshot = opt_json_from_proto("context_snapshot", r.context_snapshot)?;
         let out = self.w.report_context(&who, r.decision_id, snapshot).await?;
         Ok(Response::new(proto::ReportContextResponse {
@@ -158,6 +166,7 @@ impl WitnessService for GrpcApi {
         req: Request<proto::GetDecisionRequest>,
     ) -> Res<proto::GetDecisionResponse> {
         let who = self.who(&req)?;
+        observe::record_decision(&req.get_ref().decision_id);
         let d = self.w.get(&who, &req.get_ref().decision_id).await?;
         Ok(Response::new(proto::GetDecisionResponse {
             decision: Some(decision(&d)),

@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Only the stream figures (skip the Ask throughput ones).
     #[arg(long)]
     pub streams_only: bool,
+    /// Also measure what metrics cost: Ask/s on fresh servers with
+    /// `[metrics] enabled = false` and `true`, alternated.
+    #[arg(long)]
+    pub metrics_cost: bool,
     /// Also measure timer lateness and webhook delivery with this many
     /// decisions falling due at once (0: skip).
     #[arg(long, default_value_t = 0)]
@@ -286,6 +290,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "Ask / health ratio: {:.2}",
         asks.per_second / ceiling.per_second.max(1.0)
     );
+    if args.metrics_cost {
+        metrics_cost(&args).await?;
+    }
     if args.streams {
         for &n in &args.subscribers {
             stream_latency(n, args.subscriber_connections).await?;
@@ -294,6 +301,39 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.timers > 0 {
         timers::run(args.store.as_deref(), args.replicas, args.timers).await?;
     }
+    Ok(())
+}
+
+/// Ask/s with metrics off and on, each on a fresh server, alternated twice
+/// so that drift on a noisy machine hits both alike.
+async fn metrics_cost(args: &BenchArgs) -> Result<(), String> {
+    let mut per_second = [Vec::new(), Vec::new()];
+    for round in 0..4 {
+        let on = round % 2 == 1;
+        let extra = format!("[metrics]\nenabled = {on}\n");
+        let servers = start_servers_with(args.store.as_deref(), args.replicas, &extra)?;
+        let cs = clients(&servers, args.connections).await?;
+        let m = measure(args.seconds, args.concurrency, move |i| {
+            let mut c = cs[i % cs.len()].clone();
+            async move { c.ask(ask_request(i)).await.is_ok() }
+        })
+        .await;
+        report(
+            if on {
+                "Ask, metrics on"
+            } else {
+                "Ask, metrics off"
+            },
+            &m,
+        );
+        per_second[usize::from(on)].push(m.per_second);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (off, on) = (mean(&per_second[0]), mean(&per_second[1]));
+    println!(
+        "metrics cost: Ask {on:.0} req/s with metrics on, {off:.0} off (on/off {:.3})",
+        on / off.max(1.0)
+    );
     Ok(())
 }
 

@@ -352,6 +352,9 @@ pub async fn run(cli: Cli) -> i32 {
 }
 
 async fn run_inner(cli: Cli) -> Result<i32, String> {
+    if !matches!(cli.command, Command::Serve { .. }) {
+        crate::telemetry::init_default();
+    }
     match cli.command {
         Command::Serve {
             config,
@@ -362,6 +365,10 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
+            // The config decides the log format and trace export.
+            let _telemetry =
+                crate::telemetry::init(&config.log, &config.tracing).map_err(|e| e.to_string())?;
+            crate::metrics::init(config.metrics.enabled);
             crate::server::serve(config, insecure)
                 .await
                 .map_err(|e| e.to_string())?;

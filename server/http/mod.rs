@@ -5,6 +5,7 @@
 //! - `/healthz`: readiness for HTTP load balancers.
 //! - `v01`: witness v0.1.1's HTTP API under `/v1/`.
 //! - `/` and `/console/*`: the web console (`console`).
+//! - `/metrics`: Prometheus metrics (`metrics`).
 //!
 //! `/witness.v1.WitnessService/*` is not routed here: `server::serve_on`
 //! mounts `connect::WitnessEndpoint` there, which picks gRPC or Connect by
@@ -16,6 +17,8 @@ pub mod grpc_web;
 mod console;
 mod v01;
 
+pub mod metrics;
+
 use crate::service::Witness;
 use axum::{routing::get, Router};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ pub fn router(w: Arc<Witness>) -> Router {
         .route("/healthz", get(healthz))
         .merge(v01::router())
         .merge(console::router())
+        .route("/metrics", get(metrics::metrics))
         .with_state(w)
 }
 

@@ -365,6 +365,17 @@ pub enum Delivery {
     Dead { error: String },
 }
 
+/// Figures about the shared state, read at scrape time so that every
+/// replica reports the same (`GET /metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    pub open_decisions: u64,
+    /// When the oldest open decision was created.
+    pub oldest_open_created_at: Option<Micros>,
+    /// Deliveries waiting to be sent (not yet delivered nor dead).
+    pub outbox_pending: u64,
+}
+
 /// Durable storage of the event log and its projection.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -412,6 +423,8 @@ pub trait Store: Send + Sync + 'static {
     /// Decision rows with ids above `after_id`, every column as stored, in
     /// id order (for `witness audit verify`).
     async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>>;
+    /// Open decisions and pending deliveries, for metrics.
+    async fn gauges(&self) -> Result<StoreGauges>;
     /// The sequence of the latest committed event; changes wake streams.
     fn commits(&self) -> watch::Receiver<u64>;
 }

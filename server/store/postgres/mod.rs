@@ -15,7 +15,7 @@ use write::{load_decision, write_loop};
 
 use super::{
     Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery, ProjectionRow,
-    RawEvent, Result, Store, StoreError, TimerKind,
+    RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -439,6 +439,25 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn gauges(&self) -> Result<StoreGauges> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_one(
+                "SELECT (SELECT count(*) FROM decisions WHERE status = 'OPEN'),
+                        (SELECT created_at FROM decisions WHERE status = 'OPEN' ORDER BY id LIMIT 1),
+                        (SELECT count(*) FROM outbox WHERE status = 'pending')",
+                &[],
+            )
+            .await?;
+        Ok(StoreGauges {
+            open_decisions: row.get::<_, i64>(0).max(0) as u64,
+            oldest_open_created_at: row.get(1),
+            outbox_pending: row.get::<_, i64>(2).max(0) as u64,
+        })
     }
 
     async fn receipt(&self, decision_id: &str) -> Result<Option<String>> {

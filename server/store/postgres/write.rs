@@ -6,6 +6,7 @@ use super::{corrupt, parse, Reply, CHANNEL, MAX_BATCH};
 use crate::core::{Decision, Outcome, Status};
 use deadpool_postgres::{GenericClient, Pool};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 pub(super) async fn write_loop(
     pool: Pool,
@@ -21,8 +22,16 @@ pub(super) async fn write_loop(
             }
         }
         let cmds: Vec<Command> = batch.iter().map(|(c, _)| c.clone()).collect();
-        let results = match write_batch(&pool, cmds).await {
+        let span =
+            tracing::info_span!("store.commit", store = "postgres", batch_size = batch.len());
+        let began = std::time::Instant::now();
+        let results = match write_batch(&pool, cmds).instrument(span).await {
             Ok((results, head)) => {
+                crate::metrics::store_committed(
+                    batch.len(),
+                    began.elapsed(),
+                    results.iter().filter_map(|r| r.as_ref().ok()),
+                );
                 commits.send_if_modified(|h| {
                     let newer = head > *h;
                     *h = (*h).max(head);

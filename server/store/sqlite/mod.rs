@@ -10,7 +10,7 @@ mod writer;
 
 use super::{
     Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
-    ProjectionRow, RawEvent, Result, Store, StoreError, TimerKind,
+    ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -425,6 +425,34 @@ impl Store for SqliteStore {
                 c.prepare_cached("SELECT decision_id, body FROM receipts WHERE decision_id > ?1 ORDER BY decision_id LIMIT ?2")?;
             let rows = stmt.query_map(params![after_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn gauges(&self) -> Result<StoreGauges> {
+        self.read(|c| {
+            let open: i64 = c.query_row(
+                "SELECT count(*) FROM decisions WHERE status = 'OPEN'",
+                [],
+                |r| r.get(0),
+            )?;
+            let oldest: Option<i64> = c
+                .query_row(
+                    "SELECT created_at FROM decisions WHERE status = 'OPEN' ORDER BY id LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let pending: i64 = c.query_row(
+                "SELECT count(*) FROM outbox WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(StoreGauges {
+                open_decisions: open.max(0) as u64,
+                oldest_open_created_at: oldest,
+                outbox_pending: pending.max(0) as u64,
+            })
         })
         .await
     }

@@ -43,8 +43,18 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: Vec<(Command, Reply)>) {
         let start = self.chain.clone();
+        let span = tracing::info_span!("store.commit", store = "sqlite", batch_size = batch.len());
+        let _entered = span.enter();
+        let began = std::time::Instant::now();
         let results = match self.write_batch(batch.iter().map(|(c, _)| c.clone())) {
-            Ok(results) => results,
+            Ok(results) => {
+                crate::metrics::store_committed(
+                    batch.len(),
+                    began.elapsed(),
+                    results.iter().filter_map(|r| r.as_ref().ok()),
+                );
+                results
+            }
             Err(e) => {
                 self.chain = start.clone();
                 let msg = e.to_string();
