@@ -29,6 +29,10 @@ pub async fn run(store: Arc<dyn Store>) {
                         idem: None,
                         action,
                     };
+                    // METRICS (observability branch): count each fired level
+                    // here as `witness_escalations_total{level}`, from the
+                    // `EventKind::Escalated { level, .. }` events of the
+                    // returned `Applied` (level 0 = FALLBACK_FIRED).
                     if let Err(e) = store.execute(cmd).await {
                         tracing::warn!(decision = %t.decision_id, error = %e, "timer not applied; will retry");
                         failed = true;
