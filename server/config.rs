@@ -413,6 +413,25 @@ impl Config {
                     "policies[{i}].fallback: no [[webhooks]] entry is named {missing:?}"
                 )));
             }
+            let at = format!("policies[{i}] (kind {:?})", rule.kind);
+            for (j, level) in rule.escalation.iter().enumerate() {
+                if let Some(missing) = level.webhooks.iter().find(|f| !hooks.contains(&f.as_str()))
+                {
+                    return Err(ConfigError(format!(
+                        "{at}.escalation[{j}] (level {}).webhooks: no [[webhooks]] entry is named {missing:?}",
+                        j + 1
+                    )));
+                }
+            }
+            if let Some(missing) = rule
+                .notify_outcome
+                .iter()
+                .find(|f| !hooks.contains(&f.as_str()))
+            {
+                return Err(ConfigError(format!(
+                    "{at}.notify_outcome: no [[webhooks]] entry is named {missing:?}"
+                )));
+            }
         }
         crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
         for (i, rule) in self.policies.iter().enumerate() {

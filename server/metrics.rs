@@ -295,6 +295,10 @@ fn decision_events(a: &Applied) {
                 tracing::info!(decision_id = %e.decision_id, event_type, sequence = e.sequence,
                     "fallback fired");
             }
+            EventKind::Escalated { level, .. } => {
+                tracing::info!(decision_id = %e.decision_id, event_type, sequence = e.sequence,
+                    level, "escalated");
+            }
             _ => {
                 tracing::debug!(decision_id = %e.decision_id, event_type, sequence = e.sequence,
                     "event committed");
@@ -315,7 +319,8 @@ fn decision_events(a: &Applied) {
             EventKind::Delivered { .. } => {
                 m.time_to_ack.observe(seconds_between(d.created_at, e.at))
             }
-            EventKind::FallbackFired { .. } => escalated(1),
+            EventKind::FallbackFired { .. } => escalated("fallback"),
+            EventKind::Escalated { level, .. } => escalated(&level.to_string()),
             EventKind::Approved
             | EventKind::Rejected
             | EventKind::Cancelled { .. }
@@ -335,8 +340,9 @@ fn decision_events(a: &Applied) {
     }
 }
 
-/// An escalation level fired (the ack-window fallback is level 1).
-pub fn escalated(level: u32) {
+/// A page went out: an escalation level (`"1"`, `"2"`, ...) or the
+/// ack-window fallback (`"fallback"`).
+fn escalated(level: &str) {
     if on() {
         METRICS
             .escalations

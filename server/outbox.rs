@@ -38,9 +38,17 @@ pub fn render(hook: &WebhookConfig, event: &Value) -> Value {
             .collect::<Vec<_>>()
             .join(", ")
     });
+    if event.get("outcome").is_some() {
+        return render_outcome(hook, event);
+    }
     let summary = match event_type {
         "FALLBACK_FIRED" => format!(
             "witness: nobody has seen decision {kind} ({id}); roles {}",
+            roles.unwrap_or_default()
+        ),
+        "ESCALATED" => format!(
+            "witness: decision {kind} ({id}) is still open: escalation level {} for {}",
+            event["level"],
             roles.unwrap_or_default()
         ),
         _ => format!(
@@ -68,6 +76,66 @@ pub fn render(hook: &WebhookConfig, event: &Value) -> Value {
                 "*{kind}* `{id}`\n{event_type}\ninput: ```{}```", d["input"]
             )}}],
         }),
+    }
+}
+
+/// The payload telling a webhook how a decision closed: PagerDuty resolves
+/// the incident its trigger opened (same dedup key, the decision id), Slack
+/// posts a message, the witness format is the event with `outcome` and the
+/// full decision.
+fn render_outcome(hook: &WebhookConfig, event: &Value) -> Value {
+    let o = &event["outcome"];
+    let id = o["decision_id"].as_str().unwrap_or_default();
+    let kind = o["kind"].as_str().unwrap_or_default();
+    let status = o["status"].as_str().unwrap_or_default();
+    let who: Vec<String> = o["answers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            let op = a["operator"].as_str().unwrap_or_default();
+            let via = a["submitted_by"]
+                .as_str()
+                .map(|s| format!(" (sent by {s})"))
+                .unwrap_or_default();
+            let verdict = a["verdict"].as_str().unwrap_or_default();
+            let why = a["rationale"].as_str().unwrap_or_default();
+            format!("{op}{via}: {verdict}: {why}")
+        })
+        .collect();
+    let took = o["time_to_decision_ms"]
+        .as_i64()
+        .map(|ms| humantime::format_duration(Duration::from_millis(ms.max(0) as u64)).to_string())
+        .unwrap_or_default();
+    let summary = format!("witness: decision {kind} ({id}) closed {status} after {took}");
+    match hook.format {
+        WebhookFormat::Witness => event.clone(),
+        WebhookFormat::Pagerduty => json!({
+            "routing_key": hook.routing_key,
+            "event_action": "resolve",
+            "dedup_key": id,
+            "payload": {
+                "summary": summary,
+                "source": "witness",
+                "severity": "info",
+                "component": kind,
+                "custom_details": o,
+            },
+        }),
+        WebhookFormat::Slack => {
+            let mut text = format!("*{kind}* `{id}` closed *{status}* after {took}");
+            for line in &who {
+                text.push_str(&format!("\n• {line}"));
+            }
+            if let Some(reason) = o["close_reason"].as_str() {
+                text.push_str(&format!("\nreason: {reason}"));
+            }
+            json!({
+                "text": summary,
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            })
+        }
     }
 }
 
@@ -221,6 +289,37 @@ mod tests {
             .contains("nobody has seen"));
         let slack = render(&hook(WebhookFormat::Slack), &event);
         assert!(slack["text"].as_str().unwrap().contains("scram.x"));
+    }
+
+    #[test]
+    fn outcomes_resolve_pagerduty_and_post_to_slack() {
+        let event = json!({"decision_id": "d1", "type": "APPROVED", "sequence": 9,
+            "decision": {"kind": "deploy.x"},
+            "outcome": {"decision_id": "d1", "kind": "deploy.x", "status": "APPROVED",
+                "time_to_decision_ms": 125_000, "close_reason": null,
+                "answers": [{"operator": "alice", "submitted_by": "bot", "verdict": "APPROVE",
+                             "rationale": "looks fine"}]}});
+        let hook = |format| WebhookConfig {
+            name: "h".into(),
+            url: "http://x".into(),
+            secret: "s".into(),
+            format,
+            routing_key: "rk".into(),
+        };
+        assert_eq!(render(&hook(WebhookFormat::Witness), &event), event);
+        let pd = render(&hook(WebhookFormat::Pagerduty), &event);
+        assert_eq!(pd["event_action"], "resolve");
+        assert_eq!(pd["dedup_key"], "d1");
+        assert!(pd["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("closed APPROVED after 2m 5s"));
+        let slack = render(&hook(WebhookFormat::Slack), &event);
+        let text = slack["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            text.contains("alice (sent by bot): APPROVE: looks fine"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -350,7 +350,10 @@ async fn a_scripted_scenario_moves_every_metric_by_exactly_what_happened() {
         delta(deliveries, &[("webhook", "pager"), ("result", "delivered")]),
         1.0
     );
-    assert_eq!(delta("witness_escalations_total", &[("level", "1")]), 1.0);
+    assert_eq!(
+        delta("witness_escalations_total", &[("level", "fallback")]),
+        1.0
+    );
     let lag = "witness_timer_lag_seconds_count";
     assert_eq!(delta(lag, &[("timer", "expire")]), 1.0);
     assert_eq!(delta(lag, &[("timer", "fallback")]), 1.0);

@@ -89,3 +89,68 @@ async fn a_provider_whose_world_changed_closes_the_decision_context_changed() {
         .unwrap();
     assert_eq!(closed.status, proto::Status::ContextChanged as i32);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_any_returns_the_first_of_several_to_close_across_a_server_restart() {
+    let mut s = Server::start("");
+    let mut bot = client(&s, "bot").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let d = bot
+            .ask_nowait(&Ask::new("deploy.prod", json!({"n": 1}), &["sre"]))
+            .await
+            .unwrap();
+        ids.push(d.id);
+    }
+    let unrelated = bot
+        .ask_nowait(&Ask::new("deploy.prod", json!({"n": 2}), &["sre"]))
+        .await
+        .unwrap()
+        .id;
+    let mut waiter = bot.grpc().clone();
+    let wanted = ids.clone();
+    let snapshots = Arc::new(Mutex::new(0));
+    let seen = snapshots.clone();
+    let waiting = tokio::spawn(async move {
+        witness::client::wait_any(&mut waiter, &wanted, |e| {
+            if e.r#type == proto::EventType::SnapshotEnd as i32 {
+                *seen.lock().unwrap() += 1;
+            }
+        })
+        .await
+    });
+    // The waiter is following the stream before anything changes.
+    eventually(
+        "the waiter to subscribe",
+        Duration::from_secs(20),
+        || async { *snapshots.lock().unwrap() == 1 },
+    )
+    .await;
+    let mut alice = s.client("alice", &["sre"]).await;
+    // An unrelated decision closing does not end the wait.
+    alice
+        .answer(approve(&unrelated, "not watched"))
+        .await
+        .unwrap();
+    s.restart_same_port();
+    let mut alice = s.client("alice", &["sre"]).await;
+    alice.answer(reject(&ids[1], "too risky")).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("wait_any returns after the restart")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, ids[1]);
+    assert_eq!(first.status(), proto::Status::Rejected);
+    assert_eq!(
+        *snapshots.lock().unwrap(),
+        1,
+        "resumed after the last event seen, not with a new snapshot"
+    );
+
+    // Already closed counts; an empty set is refused.
+    let again = bot.wait_any(&ids).await.unwrap();
+    assert_eq!(again.id, ids[1]);
+    let err = bot.wait_any(&[]).await.unwrap_err();
+    assert!(err.to_string().contains("ids"), "{err}");
+}

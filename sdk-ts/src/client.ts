@@ -5,12 +5,18 @@
  */
 import { randomUUID } from "node:crypto";
 import type * as http2 from "node:http2";
-import { createClient, type CallOptions, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type CallOptions, type Interceptor, type Transport } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { abortReason, delayFor, resolveRetry, sleep, type Backoff, type RetryOptions } from "./backoff.js";
 import { ContextReporter, readContext, type ContextSource } from "./context.js";
-import { FailedPreconditionError, toWitnessError, type WitnessError } from "./errors.js";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  toWitnessError,
+  type WitnessError,
+} from "./errors.js";
 import * as pb from "./gen/witness/v1/witness_pb.js";
 import { streamEvents, watchEvents, type Rpc, type StreamOptions } from "./streams.js";
 import {
@@ -463,6 +469,55 @@ export class WitnessClient {
    */
   stream(options: StreamOptions = {}): AsyncIterable<DecisionEvent> {
     return streamEvents(this.#deps(), { ...options, signal: this.#signal(options.signal) });
+  }
+
+  /**
+   * Resolves with the first of the decisions `ids` to close (one already
+   * closed counts), following all of them over ONE `StreamDecisions` stream
+   * filtered here, client-side. The stream resumes after the last event
+   * when it drops, so a decision closing during an outage is not missed.
+   *
+   * @example
+   * ```ts
+   * const first = await witness.waitAny([a.id, b.id, c.id]);
+   * console.log(first.id, first.status);
+   * ```
+   */
+  async waitAny(ids: readonly string[], options: { signal?: AbortSignal } = {}): Promise<Decision> {
+    if (ids.length === 0) {
+      throw new InvalidArgumentError(Code.InvalidArgument, "ids: name at least one decision");
+    }
+    const wanted = new Set(ids);
+    const openSeen = new Set<string>();
+    const controller = new AbortController();
+    const outer = this.#signal(options.signal);
+    const stop = () => controller.abort(outer.reason);
+    outer.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const ev of this.stream({ includeOpen: true, signal: controller.signal })) {
+        if (ev.type === "SNAPSHOT_END") {
+          // Not in the snapshot: closed before it, or not visible to us.
+          for (const id of wanted) {
+            if (openSeen.has(id)) continue;
+            try {
+              const d = await this.get(id, { signal: controller.signal });
+              if (isClosed(d)) return d;
+            } catch (err) {
+              if (!(err instanceof NotFoundError)) throw err;
+            }
+          }
+          continue;
+        }
+        const d = ev.decision;
+        if (!d || !wanted.has(d.id)) continue;
+        if (isClosed(d)) return d;
+        if (ev.snapshot) openSeen.add(d.id);
+      }
+      throw new TypeError("the decision stream ended");
+    } finally {
+      outer.removeEventListener("abort", stop);
+      controller.abort();
+    }
   }
 
   /**

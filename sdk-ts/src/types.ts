@@ -46,7 +46,8 @@ export type EventType =
   | "CONTEXT_CHANGED"
   | "FALLBACK_FIRED"
   | "EXPIRED"
-  | "SNAPSHOT_END";
+  | "SNAPSHOT_END"
+  | "ESCALATED";
 
 /** The effective policy copied into a decision when it was asked. */
 export interface DecisionPolicy {

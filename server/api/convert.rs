@@ -156,6 +156,7 @@ pub fn event_type(kind: &core::EventKind) -> proto::EventType {
         K::ContextChanged { .. } => proto::EventType::ContextChanged,
         K::FallbackFired { .. } => proto::EventType::FallbackFired,
         K::Expired => proto::EventType::Expired,
+        K::Escalated { .. } => proto::EventType::Escalated,
     }
 }
 
@@ -183,7 +184,43 @@ fn policy(p: &core::Policy) -> proto::DecisionPolicy {
         fallback: p.fallback.clone(),
         context_max_age: Some(duration(p.context_max_age_us)),
         allow_self_approval: p.allow_self_approval,
+        escalation: p
+            .escalation
+            .iter()
+            .map(|l| proto::EscalationLevel {
+                after: Some(duration(l.after_us)),
+                webhooks: l.webhooks.clone(),
+                unless: l.unless.as_str().to_string(),
+            })
+            .collect(),
+        notify_outcome: p.notify_outcome.clone(),
     }
+}
+
+fn escalations(d: &core::Decision) -> Vec<proto::Escalation> {
+    d.escalations
+        .iter()
+        .map(|e| {
+            let level = (e.level as usize)
+                .checked_sub(1)
+                .and_then(|i| d.policy.escalation.get(i));
+            proto::Escalation {
+                level: e.level,
+                after: level.map(|l| duration(l.after_us)),
+                webhooks: level.map(|l| l.webhooks.clone()).unwrap_or_default(),
+                unless: level
+                    .map(|l| l.unless.as_str().to_string())
+                    .unwrap_or_default(),
+                state: match e.state {
+                    core::EscalationState::Pending => proto::EscalationState::Pending,
+                    core::EscalationState::Fired => proto::EscalationState::Fired,
+                    core::EscalationState::Skipped => proto::EscalationState::Skipped,
+                } as i32,
+                due_at: Some(timestamp(e.due_at)),
+                fired_at: e.fired_at.map(timestamp),
+            }
+        })
+        .collect()
 }
 
 pub fn decision(d: &core::Decision) -> proto::Decision {
@@ -223,6 +260,8 @@ pub fn decision(d: &core::Decision) -> proto::Decision {
         close_reason: d.close_reason.clone().unwrap_or_default(),
         closed_by: d.closed_by.clone().unwrap_or_default(),
         fallback_fired: d.fallback_fired,
+        escalations: escalations(d),
+        next_escalation_at: d.next_escalation_at().map(timestamp),
     }
 }
 

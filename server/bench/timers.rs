@@ -1,7 +1,8 @@
 //! Timer lateness and webhook throughput: `n` decisions fall due together
 //! (ack window 2 s, fallback to a loopback receiver in this process); how
 //! late each FALLBACK_FIRED page arrives after its due time, and how fast
-//! the outbox delivers them.
+//! the outbox delivers them. Then the same burst for escalation level 1
+//! (`after = "2s"`): how late each ESCALATED page arrives.
 
 use super::{ask_request, clients, start_servers_with, summarise};
 use axum::{body::Bytes, extract::State, routing::post, Router};
@@ -16,6 +17,10 @@ async fn hook(State(arrivals): State<Arrivals>, body: Bytes) -> &'static str {
         .ok()
         .and_then(|v| {
             let d = &v["decision"];
+            if v["type"] == "ESCALATED" {
+                let level = usize::try_from(v["level"].as_u64()?).ok()?;
+                return d["escalations"][level.checked_sub(1)?]["due_at"].as_i64();
+            }
             Some(d["created_at"].as_i64()? + d["policy"]["ack_window_us"].as_i64()?)
         });
     if let (Some(due), Ok(mut a)) = (due, arrivals.lock()) {
@@ -25,6 +30,21 @@ async fn hook(State(arrivals): State<Arrivals>, body: Bytes) -> &'static str {
 }
 
 pub async fn run(store: Option<&str>, replicas: usize, n: usize) -> Result<(), String> {
+    let fallback = "ack_window = \"2s\"\nfallback = [\"pager\"]\n";
+    burst(store, replicas, n, "fallback", fallback).await?;
+    let escalation =
+        "ack_window = \"1h\"\nescalation = [{ after = \"2s\", webhooks = [\"pager\"] }]\n";
+    burst(store, replicas, n, "escalation level 1", escalation).await
+}
+
+/// `n` decisions whose `policy` keys page the receiver 2 s after creation.
+async fn burst(
+    store: Option<&str>,
+    replicas: usize,
+    n: usize,
+    what: &str,
+    policy: &str,
+) -> Result<(), String> {
     let arrivals: Arrivals = Arc::default();
     let app = Router::new()
         .route("/hook", post(hook))
@@ -39,7 +59,7 @@ pub async fn run(store: Option<&str>, replicas: usize, n: usize) -> Result<(), S
     tokio::spawn(async move { axum::serve(listener, app).await });
     let extra = format!(
         "[[webhooks]]\nname = \"pager\"\nurl = \"{url}\"\nsecret = \"bench\"\n\
-         [[policies]]\nkind = \"bench.*\"\nack_window = \"2s\"\nfallback = [\"pager\"]\n"
+         [[policies]]\nkind = \"bench.*\"\n{policy}"
     );
     let servers = start_servers_with(store, replicas, &extra)?;
     let cs = clients(&servers, 4).await?;
@@ -68,7 +88,7 @@ pub async fn run(store: Option<&str>, replicas: usize, n: usize) -> Result<(), S
     };
     let m = summarise(late, 1.0);
     println!(
-        "timers: {asked} due together on {} replica(s): fallback page arrives p50 {:.0} ms, p99 {:.0} ms after due; \
+        "timers: {asked} due together on {} replica(s): {what} page arrives p50 {:.0} ms, p99 {:.0} ms after due; \
          {} of {asked} delivered, outbox {:.0} deliveries/s",
         servers.addrs.len(),
         m.p50.as_secs_f64() * 1e3,

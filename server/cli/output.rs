@@ -51,6 +51,53 @@ fn verdict_name(raw: i32) -> String {
         .unwrap_or_else(|_| raw.to_string())
 }
 
+fn escalation_state_name(raw: i32) -> String {
+    proto::EscalationState::try_from(raw)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("ESCALATION_STATE_")
+                .to_string()
+        })
+        .unwrap_or_else(|_| raw.to_string())
+}
+
+fn duration_text(d: &prost_types::Duration) -> String {
+    let d = std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32);
+    humantime::format_duration(d).to_string()
+}
+
+/// One line per escalation level: what it pages, when, and where it stands.
+fn describe_escalations(d: &proto::Decision, out: &mut String) {
+    for e in &d.escalations {
+        let after = e.after.as_ref().map(duration_text).unwrap_or_default();
+        let unless = if e.unless.is_empty() {
+            String::new()
+        } else {
+            format!(" unless {}", e.unless)
+        };
+        let when = match proto::EscalationState::try_from(e.state) {
+            Ok(proto::EscalationState::Fired) => {
+                format!("fired at {}", time(&e.fired_at).as_str().unwrap_or("?"))
+            }
+            Ok(proto::EscalationState::Pending) => {
+                format!(
+                    "pending, due at {}",
+                    time(&e.due_at).as_str().unwrap_or("?")
+                )
+            }
+            _ => "skipped".to_string(),
+        };
+        out.push_str(&format!(
+            "\n  escalation level {} (after {after}{unless}) -> {}: {when}",
+            e.level,
+            e.webhooks.join(",")
+        ));
+    }
+    if let Some(next) = time(&d.next_escalation_at).as_str() {
+        out.push_str(&format!("\n  next escalation due at {next}"));
+    }
+}
+
 /// A decision as JSON with the proto's field names.
 pub fn decision_json(d: &proto::Decision) -> Value {
     json!({
@@ -82,6 +129,16 @@ pub fn decision_json(d: &proto::Decision) -> Value {
         "closed_by": d.closed_by,
         "context_confirmed_at": time(&d.context_confirmed_at),
         "fallback_fired": d.fallback_fired,
+        "escalations": d.escalations.iter().map(|e| json!({
+            "level": e.level,
+            "after": e.after.as_ref().map(duration_text),
+            "webhooks": e.webhooks,
+            "unless": e.unless,
+            "state": escalation_state_name(e.state),
+            "due_at": time(&e.due_at),
+            "fired_at": time(&e.fired_at),
+        })).collect::<Vec<_>>(),
+        "next_escalation_at": time(&d.next_escalation_at),
         "version": d.version,
         "last_sequence": d.last_sequence,
     })
@@ -132,6 +189,7 @@ fn describe(d: &proto::Decision) -> String {
     if !d.close_reason.is_empty() {
         out.push_str(&format!("\n  closed: {}", d.close_reason));
     }
+    describe_escalations(d, &mut out);
     out
 }
 

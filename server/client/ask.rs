@@ -144,6 +144,12 @@ impl Client {
         Err(ClientError::BadServer("witness stayed unavailable".into()))
     }
 
+    /// Returns the first of the decisions `ids` to close, following all of
+    /// them over one `StreamDecisions` stream (see [`super::wait_any`]).
+    pub async fn wait_any(&mut self, ids: &[String]) -> Result<proto::Decision> {
+        super::wait_any(&mut self.grpc, ids, |_| {}).await
+    }
+
     /// Asks and blocks until the decision closes; returns it whatever the
     /// outcome (check `status`). A context provider is re-confirmed at each
     /// change and every `context_interval`.

@@ -22,6 +22,9 @@ pub enum ClientError {
     },
     #[error("{0}")]
     BadCredentials(String),
+    /// A call's arguments cannot be right (names the argument).
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("{}: {}", .0.code(), .0.message())]
     Rpc(#[from] tonic::Status),
 }
@@ -184,6 +187,92 @@ pub async fn wait_closed(
                     on_event(&event);
                     if let Some(d) = event.decision.filter(|d| d.status != St::Open as i32) {
                         return Ok(Some(d));
+                    }
+                }
+            }
+            Ok::<_, tonic::Status>(None)
+        };
+        match attempt.await {
+            Ok(Some(d)) => return Ok(d),
+            Ok(None) => {}
+            Err(s) if retryable(&s) => {}
+            Err(s) => return Err(s.into()),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+/// Follows the decisions `ids` over ONE `StreamDecisions` stream (filtered
+/// here, client-side) and returns the first of them to close. Decisions
+/// already closed count: the first found wins. A dropped stream resumes
+/// after the last event seen (`after_sequence`), so nothing closes unseen.
+/// `on_event` sees every event the stream delivers.
+pub async fn wait_any(
+    client: &mut GrpcClient,
+    ids: &[String],
+    mut on_event: impl FnMut(&crate::proto::DecisionEvent),
+) -> Result<crate::proto::Decision> {
+    use crate::proto::{Status as St, StreamDecisionsRequest};
+    if ids.is_empty() {
+        return Err(ClientError::InvalidArgument(
+            "wait_any: ids must name at least one decision".into(),
+        ));
+    }
+    let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let closed =
+        |d: &crate::proto::Decision| wanted.contains(d.id.as_str()) && d.status != St::Open as i32;
+    // The last log position seen; 0 until a snapshot or an event gave one.
+    let mut cursor = 0u64;
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let resume = cursor > 0;
+        let attempt = async {
+            let mut stream = client
+                .stream_decisions(StreamDecisionsRequest {
+                    include_open: !resume,
+                    // `.into()` so this compiles whether the field is a plain
+                    // or an optional uint64.
+                    after_sequence: cursor.into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let mut open_seen = std::collections::HashSet::new();
+            while let Some(resp) = stream.message().await? {
+                let Some(event) = resp.event else { continue };
+                on_event(&event);
+                if event.r#type == crate::proto::EventType::SnapshotEnd as i32 {
+                    cursor = event.sequence;
+                    // Not in the snapshot: closed before it (or not visible,
+                    // or asked after it: then live events follow).
+                    for id in wanted.iter().filter(|id| !open_seen.contains(**id)) {
+                        let got = client
+                            .get_decision(crate::proto::GetDecisionRequest {
+                                decision_id: id.to_string(),
+                            })
+                            .await;
+                        match got {
+                            Ok(r) => {
+                                if let Some(d) = r.into_inner().decision.filter(&closed) {
+                                    return Ok(Some(d));
+                                }
+                            }
+                            Err(s) if s.code() == tonic::Code::NotFound => {}
+                            Err(s) => return Err(s),
+                        }
+                    }
+                    continue;
+                }
+                if !event.snapshot {
+                    cursor = cursor.max(event.sequence);
+                }
+                if let Some(d) = event.decision {
+                    if closed(&d) {
+                        return Ok(Some(d));
+                    }
+                    if event.snapshot {
+                        open_seen.insert(d.id);
                     }
                 }
             }

@@ -88,7 +88,8 @@ pub enum Action {
     },
     /// Timer: close the decision per `on_timeout` if it is due.
     Expire,
-    /// Timer: page the fallbacks if nobody acknowledged in time.
+    /// Timer: page the fallbacks if nobody acknowledged in time, and every
+    /// escalation level that has come due.
     FireFallback,
 }
 
@@ -145,6 +146,17 @@ pub fn create(new: NewDecision, policy: Policy, now: Micros) -> Result<EventKind
         (Some(asked), Some(max)) => Some(asked.min(max)),
         (asked, max) => asked.or(max),
     };
+    let escalations = policy
+        .escalation
+        .iter()
+        .zip(1u32..)
+        .map(|(l, level)| Escalation {
+            level,
+            due_at: now.saturating_add(l.after_us),
+            state: EscalationState::Pending,
+            fired_at: None,
+        })
+        .collect();
     let decision = Decision {
         id: new.id,
         kind: new.kind,
@@ -174,6 +186,7 @@ pub fn create(new: NewDecision, policy: Policy, now: Micros) -> Result<EventKind
         close_reason: None,
         closed_by: None,
         fallback_fired: false,
+        escalations,
         last_event_type: String::new(),
         updated_at: now,
     };
@@ -281,16 +294,40 @@ pub fn decide(d: &Decision, action: &Action, now: Micros) -> Result<Decided> {
             })
         }
         Action::Expire => Ok(decide_expire(d, now)),
-        Action::FireFallback => Ok(match d.fallback_due_at() {
-            Some(due) if now >= due => Decided::new(
-                vec![EventKind::FallbackFired {
-                    webhooks: d.policy.fallback.clone(),
-                }],
-                Outcome::Done,
-            ),
-            _ => Decided::new(vec![], Outcome::NotAccepted),
-        }),
+        Action::FireFallback => Ok(decide_ladder(d, now)),
     }
+}
+
+/// The ladder timer: the ack-window fallback if it is due, then every
+/// escalation level that is due and still pending, in order (several after
+/// a long outage). Levels whose `unless` holds were already marked skipped
+/// by `apply`, so they are not here.
+fn decide_ladder(d: &Decision, now: Micros) -> Decided {
+    let mut events = Vec::new();
+    if matches!(d.fallback_due_at(), Some(due) if now >= due) {
+        events.push(EventKind::FallbackFired {
+            webhooks: d.policy.fallback.clone(),
+        });
+    }
+    if d.status == Status::Open {
+        for e in &d.escalations {
+            let level = (e.level as usize)
+                .checked_sub(1)
+                .and_then(|i| d.policy.escalation.get(i));
+            if let (EscalationState::Pending, true, Some(level_policy)) =
+                (e.state, now >= e.due_at, level)
+            {
+                events.push(EventKind::Escalated {
+                    level: e.level,
+                    webhooks: level_policy.webhooks.clone(),
+                });
+            }
+        }
+    }
+    if events.is_empty() {
+        return Decided::new(events, Outcome::NotAccepted);
+    }
+    Decided::new(events, Outcome::Done)
 }
 
 fn require_open(d: &Decision) -> Result<()> {
@@ -538,6 +575,32 @@ pub fn apply(state: Option<Decision>, event: &Event) -> Result<Decision, ApplyEr
         }
         EventKind::FallbackFired { .. } => d.fallback_fired = true,
         EventKind::Expired => close(&mut d, Status::Expired),
+        EventKind::Escalated { level, .. } => {
+            let Some(e) = d.escalations.iter_mut().find(|e| e.level == *level) else {
+                return Err(fail("ESCALATED names a level the decision does not have"));
+            };
+            e.state = EscalationState::Fired;
+            e.fired_at = Some(event.at);
+        }
+    }
+    // A pending level stands down for good once its `unless` holds (both
+    // conditions are permanent) or the decision closes.
+    let closed = d.status.is_terminal();
+    let stand_down: Vec<bool> = d
+        .escalations
+        .iter()
+        .map(|e| {
+            let unless = (e.level as usize)
+                .checked_sub(1)
+                .and_then(|i| d.policy.escalation.get(i))
+                .map_or(Unless::None, |l| l.unless);
+            e.state == EscalationState::Pending && (closed || unless.holds(&d))
+        })
+        .collect();
+    for (e, skip) in d.escalations.iter_mut().zip(stand_down) {
+        if skip {
+            e.state = EscalationState::Skipped;
+        }
     }
     d.version += 1;
     d.last_sequence = event.sequence;

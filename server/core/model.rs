@@ -96,6 +96,87 @@ pub struct Policy {
     /// CREATED notification through the outbox.
     #[serde(default)]
     pub webhook_surfaces: Vec<String>,
+    /// The escalation chain (levels 1..N), after the ack-window fallback.
+    /// Skipped when empty so decisions without a chain serialise as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<EscalationLevel>,
+    /// Webhooks told the outcome when the decision closes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_outcome: Vec<String>,
+}
+
+/// When an escalation level stands down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unless {
+    /// Never: the level fires whenever the decision is still open.
+    #[default]
+    None,
+    /// Some surface acknowledged the decision.
+    Acked,
+    /// Some answer is recorded.
+    Answered,
+}
+
+impl Unless {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unless::None => "",
+            Unless::Acked => "acked",
+            Unless::Answered => "answered",
+        }
+    }
+
+    /// Whether the condition holds for `d`. Both conditions only ever turn
+    /// true (an ACK or an answer is never taken back), so a level whose
+    /// condition holds now would hold when it comes due.
+    pub fn holds(self, d: &Decision) -> bool {
+        match self {
+            Unless::None => false,
+            Unless::Acked => d.delivered_at.is_some(),
+            Unless::Answered => !d.answers.is_empty(),
+        }
+    }
+}
+
+/// One level of a policy's escalation chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationLevel {
+    /// Time after creation at which the level comes due.
+    pub after_us: i64,
+    pub webhooks: Vec<String>,
+    #[serde(default)]
+    pub unless: Unless,
+}
+
+/// Where one escalation level of a decision stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EscalationState {
+    Pending,
+    Fired,
+    /// Its `unless` held, or the decision closed first: it never fires.
+    Skipped,
+}
+
+impl EscalationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationState::Pending => "PENDING",
+            EscalationState::Fired => "FIRED",
+            EscalationState::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// One escalation level as tracked on a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// 1-based, in chain order.
+    pub level: u32,
+    pub due_at: Micros,
+    pub state: EscalationState,
+    pub fired_at: Option<Micros>,
 }
 
 impl Default for Policy {
@@ -111,6 +192,8 @@ impl Default for Policy {
             context_max_age_us: 60_000_000,
             allow_self_approval: false,
             webhook_surfaces: Vec::new(),
+            escalation: Vec::new(),
+            notify_outcome: Vec::new(),
         }
     }
 }
@@ -159,6 +242,9 @@ pub struct Decision {
     pub close_reason: Option<String>,
     pub closed_by: Option<String>,
     pub fallback_fired: bool,
+    /// The escalation chain's levels and where each stands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<Escalation>,
     /// Type of the latest event (e.g. `ANSWERED`) and when it happened, so
     /// a snapshot can describe a decision without reading its events.
     pub last_event_type: String,
@@ -180,6 +266,50 @@ impl Decision {
     pub fn fallback_due_at(&self) -> Option<Micros> {
         (self.status == Status::Open && self.delivered_at.is_none() && !self.fallback_fired)
             .then(|| self.created_at.saturating_add(self.policy.ack_window_us))
+    }
+
+    /// When the next escalation level is due, if one still can fire.
+    pub fn next_escalation_at(&self) -> Option<Micros> {
+        if self.status != Status::Open {
+            return None;
+        }
+        self.escalations
+            .iter()
+            .filter(|e| e.state == EscalationState::Pending)
+            .map(|e| e.due_at)
+            .min()
+    }
+
+    /// The decision's next ladder timer: the fallback or an escalation
+    /// level, whichever is due first (stored as the `fallback_at` column).
+    pub fn ladder_due_at(&self) -> Option<Micros> {
+        match (self.fallback_due_at(), self.next_escalation_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Every webhook the decision was paged to: fallbacks that fired and
+    /// escalation levels that fired, in order, without repeats.
+    pub fn paged_webhooks(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let fallback = self.fallback_fired.then_some(&self.policy.fallback);
+        let levels = self
+            .escalations
+            .iter()
+            .filter(|e| e.state == EscalationState::Fired)
+            .filter_map(|e| {
+                self.policy
+                    .escalation
+                    .get((e.level as usize).checked_sub(1)?)
+            })
+            .map(|l| &l.webhooks);
+        for hook in fallback.into_iter().chain(levels).flatten() {
+            if !out.contains(hook) {
+                out.push(hook.clone());
+            }
+        }
+        out
     }
 }
 
@@ -215,6 +345,11 @@ pub enum EventKind {
         webhooks: Vec<String>,
     },
     Expired,
+    /// An escalation level fired (1-based) and paged `webhooks`.
+    Escalated {
+        level: u32,
+        webhooks: Vec<String>,
+    },
 }
 
 impl EventKind {
@@ -230,6 +365,7 @@ impl EventKind {
             EventKind::ContextChanged { .. } => "CONTEXT_CHANGED",
             EventKind::FallbackFired { .. } => "FALLBACK_FIRED",
             EventKind::Expired => "EXPIRED",
+            EventKind::Escalated { .. } => "ESCALATED",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Policy rules from the config, matched on a decision's kind by glob (first
 //! match wins, the default policy otherwise), and kind-glob sets in general.
 
-use super::model::{OnTimeout, Policy};
+use super::model::{EscalationLevel, OnTimeout, Policy, Unless};
 use super::{cut, Refusal, Result};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
@@ -70,12 +70,92 @@ pub struct PolicyRule {
     pub context_max_age: Option<Duration>,
     #[serde(default)]
     pub allow_self_approval: bool,
+    /// Levels paged one after another while the decision stays open.
+    #[serde(default)]
+    pub escalation: Vec<EscalationRule>,
+    /// Webhooks told the outcome when a decision closes.
+    #[serde(default)]
+    pub notify_outcome: Vec<String>,
+}
+
+/// One `escalation = [{ after, webhooks, unless }]` level as written.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationRule {
+    #[serde(with = "humantime_serde")]
+    pub after: Duration,
+    pub webhooks: Vec<String>,
+    /// `acked`, `answered`, or absent (fires whenever still open). A string,
+    /// so a typo is refused with the policy and level named.
+    #[serde(default)]
+    pub unless: Option<String>,
+}
+
+impl PolicyRule {
+    /// The effective ack window (the fallback's due time).
+    fn ack_window_or_default(&self) -> Duration {
+        self.ack_window.unwrap_or(Duration::from_micros(
+            Policy::default().ack_window_us as u64,
+        ))
+    }
+
+    /// Compiles the escalation chain; `at` names the policy in errors.
+    fn escalation_levels(&self, at: &str) -> Result<Vec<EscalationLevel>> {
+        // The fallback shorthand is the level before the chain: a chain
+        // level due before it would page out of order.
+        let mut previous = (!self.fallback.is_empty()).then(|| {
+            (
+                self.ack_window_or_default(),
+                "ack_window (the fallback)".to_string(),
+            )
+        });
+        let mut levels = Vec::with_capacity(self.escalation.len());
+        for (j, level) in self.escalation.iter().enumerate() {
+            let name = format!("{at}.escalation[{j}] (level {})", j + 1);
+            let unless = match level.unless.as_deref() {
+                None => Unless::None,
+                Some("acked") => Unless::Acked,
+                Some("answered") => Unless::Answered,
+                Some(other) => {
+                    return Err(Refusal::invalid(format!(
+                        "{name}.unless: {other:?} is not one of \"acked\", \"answered\""
+                    )))
+                }
+            };
+            if level.after.is_zero() {
+                return Err(Refusal::invalid(format!(
+                    "{name}.after: must be more than 0s"
+                )));
+            }
+            if let Some((before, what)) = &previous {
+                if level.after <= *before {
+                    return Err(Refusal::invalid(format!(
+                        "{name}.after: {} must be later than {what}: {}",
+                        humantime::format_duration(level.after),
+                        humantime::format_duration(*before)
+                    )));
+                }
+            }
+            if level.webhooks.is_empty() {
+                return Err(Refusal::invalid(format!(
+                    "{name}.webhooks: must name at least one [[webhooks]] entry"
+                )));
+            }
+            previous = Some((level.after, format!("escalation[{j}].after")));
+            levels.push(EscalationLevel {
+                after_us: micros(level.after),
+                webhooks: level.webhooks.clone(),
+                unless,
+            });
+        }
+        Ok(levels)
+    }
 }
 
 /// The compiled policy table.
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
-    rules: Vec<(GlobMatcher, PolicyRule)>,
+    rules: Vec<(GlobMatcher, PolicyRule, Vec<EscalationLevel>)>,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -107,7 +187,9 @@ impl Policies {
                 let glob = Glob::new(&rule.kind).map_err(|e| {
                     Refusal::invalid(format!("policies[{i}].kind: bad glob {:?}: {e}", rule.kind))
                 })?;
-                Ok((glob.compile_matcher(), rule.clone()))
+                let levels =
+                    rule.escalation_levels(&format!("policies[{i}] (kind {:?})", rule.kind))?;
+                Ok((glob.compile_matcher(), rule.clone(), levels))
             })
             .collect::<Result<_>>()?;
         Ok(Policies { rules })
@@ -116,7 +198,7 @@ impl Policies {
     /// The effective policy for `kind`.
     pub fn effective(&self, kind: &str) -> Policy {
         let defaults = Policy::default();
-        let Some((_, rule)) = self.rules.iter().find(|(g, _)| g.is_match(kind)) else {
+        let Some((_, rule, levels)) = self.rules.iter().find(|(g, _, _)| g.is_match(kind)) else {
             return defaults;
         };
         Policy {
@@ -138,6 +220,8 @@ impl Policies {
                 .unwrap_or(defaults.context_max_age_us),
             allow_self_approval: rule.allow_self_approval,
             webhook_surfaces: Vec::new(),
+            escalation: levels.clone(),
+            notify_outcome: rule.notify_outcome.clone(),
         }
     }
 }
@@ -157,7 +241,66 @@ mod tests {
             fallback: vec!["pager".into()],
             context_max_age: Some(Duration::from_secs(30)),
             allow_self_approval: false,
+            escalation: Vec::new(),
+            notify_outcome: Vec::new(),
         }
+    }
+
+    fn level(after: u64, hook: &str, unless: Option<&str>) -> EscalationRule {
+        EscalationRule {
+            after: Duration::from_secs(after),
+            webhooks: vec![hook.into()],
+            unless: unless.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn escalation_chain_is_copied_into_the_policy() {
+        let mut r = rule("deploy.*", 1);
+        r.escalation = vec![
+            level(120, "l1", Some("acked")),
+            level(600, "l2", Some("answered")),
+            level(900, "l3", None),
+        ];
+        r.notify_outcome = vec!["slack".into()];
+        let p = Policies::new(&[r]).unwrap().effective("deploy.prod");
+        assert_eq!(p.escalation.len(), 3);
+        assert_eq!(p.escalation[0].after_us, 120_000_000);
+        assert_eq!(p.escalation[0].unless, Unless::Acked);
+        assert_eq!(p.escalation[1].unless, Unless::Answered);
+        assert_eq!(p.escalation[2].unless, Unless::None);
+        assert_eq!(p.escalation[1].webhooks, vec!["l2".to_string()]);
+        assert_eq!(p.notify_outcome, vec!["slack".to_string()]);
+    }
+
+    #[test]
+    fn refuses_bad_chains_naming_policy_and_level() {
+        let refused = |levels: Vec<EscalationRule>| {
+            let mut r = rule("deploy.*", 1);
+            r.escalation = levels;
+            Policies::new(&[rule("x", 1), r]).unwrap_err().message
+        };
+        let m = refused(vec![level(120, "a", Some("acked")), level(60, "b", None)]);
+        assert!(m.contains("policies[1]") && m.contains("deploy.*"), "{m}");
+        assert!(m.contains("escalation[1] (level 2).after"), "{m}");
+        let m = refused(vec![level(120, "a", Some("acked")), level(120, "b", None)]);
+        assert!(m.contains("(level 2).after"), "{m}");
+        let m = refused(vec![level(120, "a", Some("ackd"))]);
+        assert!(
+            m.contains("escalation[0] (level 1).unless") && m.contains("ackd"),
+            "{m}"
+        );
+        // The fallback shorthand (60s ack window here) comes first.
+        let m = refused(vec![level(30, "a", None)]);
+        assert!(
+            m.contains("(level 1).after") && m.contains("ack_window"),
+            "{m}"
+        );
+        let m = refused(vec![EscalationRule {
+            webhooks: vec![],
+            ..level(120, "a", None)
+        }]);
+        assert!(m.contains("(level 1).webhooks"), "{m}");
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub struct Idempotency {
 
 /// A state change to execute atomically.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per request, moved once: boxing buys nothing
 pub enum Command {
     Create {
         idem: Option<Idempotency>,

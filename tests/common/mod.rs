@@ -61,13 +61,17 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.spawn_on("127.0.0.1:0");
+    }
+
+    fn spawn_on(&mut self, listen: &str) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr_log)
             .expect("log");
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", listen, "--config"])
             .arg(self.config_path())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -109,6 +113,14 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// Starts the server again on the same port, so connected clients
+    /// reconnect to it.
+    pub fn restart_same_port(&mut self) {
+        self.kill9();
+        let listen = self.addr.clone();
+        self.spawn_on(&listen);
     }
 
     pub async fn client(&self, principal: &str, roles: &[&str]) -> GrpcClient {

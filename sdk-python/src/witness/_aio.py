@@ -24,7 +24,7 @@ import grpc
 import grpc.aio
 
 from . import _common as common
-from ._errors import Unavailable, from_rpc_error, rpc_code
+from ._errors import NotFound, Unavailable, from_rpc_error, rpc_code
 from ._json import to_value
 from ._proto.witness.v1 import witness_pb2 as pb
 from ._proto.witness.v1 import witness_pb2_grpc as pb_grpc
@@ -35,6 +35,7 @@ from ._types import (
     ContextReport,
     Decision,
     DecisionEvent,
+    EventType,
     Status,
     Verdict,
 )
@@ -390,6 +391,29 @@ class AsyncClient:
                 since = await self._outage_wait(since, backoff, e)
             finally:
                 call.cancel()
+
+    async def wait_any(self, ids: Iterable[str]) -> Decision:
+        """Returns the first of the decisions ``ids`` to close, following all
+        of them over one resuming stream; see :meth:`Client.wait_any`."""
+        state = common.WaitAnyState(ids)
+        events = self.stream(include_open=True)
+        try:
+            async for ev in events:
+                if ev.type == EventType.SNAPSHOT_END:
+                    for decision_id in state.missing():
+                        try:
+                            d = await self.get(decision_id)
+                        except NotFound:
+                            continue
+                        if d.is_closed:
+                            return d
+                    continue
+                closed = state.closed(ev)
+                if closed is not None:
+                    return closed
+        finally:
+            await events.aclose()
+        raise Unavailable("the decision stream ended")  # stream() never ends
 
     async def stream(
         self,

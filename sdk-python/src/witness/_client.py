@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple,
 import grpc
 
 from . import _common as common
-from ._errors import Unavailable, from_rpc_error, rpc_code
+from ._errors import NotFound, Unavailable, from_rpc_error, rpc_code
 from ._json import to_value
 from ._proto.witness.v1 import witness_pb2 as pb
 from ._proto.witness.v1 import witness_pb2_grpc as pb_grpc
@@ -23,6 +23,7 @@ from ._types import (
     ContextReport,
     Decision,
     DecisionEvent,
+    EventType,
     Status,
     Verdict,
 )
@@ -482,6 +483,34 @@ class Client:
                 since = self._outage_wait(since, backoff, e, stop.event if stop else None)
             finally:
                 call.cancel()
+
+    def wait_any(self, ids: Iterable[str]) -> Decision:
+        """Blocks until the first of the decisions ``ids`` closes and returns
+        it (one already closed counts).
+
+        Follows all of them over ONE ``StreamDecisions`` stream (filtered
+        here, client-side); the stream resumes after the last event when it
+        drops, so a decision closing during an outage is not missed.
+        """
+        state = common.WaitAnyState(ids)
+        events = self.stream(include_open=True)
+        try:
+            for ev in events:
+                if ev.type == EventType.SNAPSHOT_END:
+                    for decision_id in state.missing():
+                        try:
+                            d = self.get(decision_id)
+                        except NotFound:
+                            continue
+                        if d.is_closed:
+                            return d
+                    continue
+                closed = state.closed(ev)
+                if closed is not None:
+                    return closed
+        finally:
+            events.close()
+        raise Unavailable("the decision stream ended")  # stream() never ends
 
     def stream(
         self,

@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2
 
 from ._json import optional_value, to_value
 from ._proto.witness.v1 import witness_pb2 as pb
+from ._errors import InvalidArgument
 from ._types import Decision, DecisionEvent, EventType, Status, Verdict
 
 #: A context snapshot, or a function returning the current one. ``AsyncClient``
@@ -304,6 +305,34 @@ class StreamState:
         self.cursor = m.sequence
         self.live = True
         return DecisionEvent.from_proto(m)
+
+
+class WaitAnyState:
+    """Filter for ``wait_any()``: one ``stream(include_open=True)`` over
+    every visible decision, narrowed to ``ids`` here. Ids missing from the
+    snapshot closed before it (or are not visible): ``missing()`` lists them
+    for a ``get()`` each, once, at ``SNAPSHOT_END``."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        if isinstance(ids, str):
+            ids = [ids]
+        self.ids = set(ids)
+        if not self.ids:
+            raise InvalidArgument("ids: name at least one decision")
+        self.open_seen: Set[str] = set()
+
+    def closed(self, event: DecisionEvent) -> Optional[Decision]:
+        """The decision, when the event shows one of ``ids`` closed."""
+        d = event.decision
+        if d is None or d.id not in self.ids:
+            return None
+        if event.snapshot and d.is_open:
+            self.open_seen.add(d.id)
+        return d if d.is_closed else None
+
+    def missing(self) -> List[str]:
+        """Ids the snapshot did not show open, in a stable order."""
+        return sorted(self.ids - self.open_seen)
 
 
 class WatchState:

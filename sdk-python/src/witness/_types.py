@@ -80,6 +80,7 @@ class EventType(enum.IntEnum):
     FALLBACK_FIRED = pb.EVENT_TYPE_FALLBACK_FIRED
     EXPIRED = pb.EVENT_TYPE_EXPIRED
     SNAPSHOT_END = pb.EVENT_TYPE_SNAPSHOT_END
+    ESCALATED = pb.EVENT_TYPE_ESCALATED
 
 
 def _parse_enum(cls: Any, value: Any, prefix: str) -> Any:

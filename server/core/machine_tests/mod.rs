@@ -206,4 +206,5 @@ fn created(new: NewDecision, policy: Policy) -> Decision {
 // ---- create ----
 
 mod create_and_answer;
+mod escalation;
 mod other_actions;

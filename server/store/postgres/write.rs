@@ -193,7 +193,7 @@ async fn write_plan(c: &impl GenericClient, plan: &super::super::Plan, now: i64)
         let d = &plan.decision;
         let body = serde_json::to_string(d).map_err(corrupt)?;
         let expires_at = d.expires_at.filter(|_| d.status == Status::Open);
-        let fallback_at = d.fallback_due_at();
+        let fallback_at = d.ladder_due_at();
         let (version, last, events) = (
             d.version as i64,
             d.last_sequence as i64,

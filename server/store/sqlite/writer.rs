@@ -166,7 +166,7 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
             d.last_sequence as i64,
             d.expires_at
                 .filter(|_| d.status == crate::core::Status::Open),
-            d.fallback_due_at(),
+            d.ladder_due_at(),
             body,
             plan.events.len() as i64
         ])

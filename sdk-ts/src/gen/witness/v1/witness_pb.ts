@@ -19,7 +19,105 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file witness/v1/witness.proto.
  */
 export const file_witness_v1_witness: GenFile = /*@__PURE__*/
-  fileDesc("Chh3aXRuZXNzL3YxL3dpdG5lc3MucHJvdG8SCndpdG5lc3MudjEiqAIKDkRlY2lzaW9uUG9saWN5EhQKDG1hdGNoZWRfa2luZBgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCm9uX3RpbWVvdXQYAyABKAkSLgoOdGltZW91dF9hbnN3ZXIYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSLQoKYWNrX3dpbmRvdxgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghmYWxsYmFjaxgGIAMoCRIyCg9jb250ZXh0X21heF9hZ2UYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGwoTYWxsb3dfc2VsZl9hcHByb3ZhbBgIIAEoCCLUAQoGQW5zd2VyEiQKB3ZlcmRpY3QYASABKA4yEy53aXRuZXNzLnYxLlZlcmRpY3QSJgoGYW5zd2VyGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCXJhdGlvbmFsZRgDIAEoCRIQCghvcGVyYXRvchgEIAEoCRIUCgxzdWJtaXR0ZWRfYnkYBSABKAkSLwoLYW5zd2VyZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAcgASgEItwFCghEZWNpc2lvbhIKCgJpZBgBIAEoCRIMCgRraW5kGAIgASgJEiUKBWlucHV0GAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEi8KD3Jlc3BvbnNlX3NjaGVtYRgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIYChBhdXRob3JpemVkX3JvbGVzGAUgAygJEhAKCHN1cmZhY2VzGAYgAygJEhoKEnJlcXVpcmVkX2FwcHJvdmFscxgHIAEoDRIUCgxjb250ZXh0X2hhc2gYCCABKAkSIgoGc3RhdHVzGAkgASgOMhIud2l0bmVzcy52MS5TdGF0dXMSIwoHYW5zd2VycxgKIAMoCzISLndpdG5lc3MudjEuQW5zd2VyEhAKCGFza2VkX2J5GAsgASgJEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZGVsaXZlcmVkX3ZpYRgPIAEoCRItCgljbG9zZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YESABKAQSFQoNbGFzdF9zZXF1ZW5jZRgSIAEoBBIqCgZwb2xpY3kYEyABKAsyGi53aXRuZXNzLnYxLkRlY2lzaW9uUG9saWN5EjgKFGNvbnRleHRfY29uZmlybWVkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjbG9zZV9yZWFzb24YFSABKAkSEQoJY2xvc2VkX2J5GBYgASgJEhYKDmZhbGxiYWNrX2ZpcmVkGBcgASgIIqgBCg1EZWNpc2lvbkV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEiMKBHR5cGUYAiABKA4yFS53aXRuZXNzLnYxLkV2ZW50VHlwZRImCghkZWNpc2lvbhgDIAEoCzIULndpdG5lc3MudjEuRGVjaXNpb24SJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNuYXBzaG90GAUgASgIIjoKB1JlY2VpcHQSDAoEYm9keRgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJIqwCCgpBc2tSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDAoEa2luZBgCIAEoCRIlCgVpbnB1dBgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIvCg9yZXNwb25zZV9zY2hlbWEYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSGAoQYXV0aG9yaXplZF9yb2xlcxgFIAMoCRIQCghzdXJmYWNlcxgGIAMoCRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYByABKA0SMAoQY29udGV4dF9zbmFwc2hvdBgIIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIqCgd0aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkYKC0Fza1Jlc3BvbnNlEiYKCGRlY2lzaW9uGAEgASgLMhQud2l0bmVzcy52MS5EZWNpc2lvbhIPCgdjcmVhdGVkGAIgASgIIuABCg1BbnN3ZXJSZXF1ZXN0EhMKC2RlY2lzaW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSJAoHdmVyZGljdBgDIAEoDjITLndpdG5lc3MudjEuVmVyZGljdBImCgZhbnN3ZXIYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEQoJcmF0aW9uYWxlGAUgASgJEi8KD2N1cnJlbnRfY29udGV4dBgGIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIUCgxvbl9iZWhhbGZfb2YYByABKAkiZAoOQW5zd2VyUmVzcG9uc2USJgoIZGVjaXNpb24YASABKAsyFC53aXRuZXNzLnYxLkRlY2lzaW9uEioKB291dGNvbWUYAiABKA4yGS53aXRuZXNzLnYxLkFuc3dlck91dGNvbWUifwoWU3RyZWFtRGVjaXNpb25zUmVxdWVzdBIUCgxpbmNsdWRlX29wZW4YASABKAgSDQoFa2luZHMYAiADKAkSEAoIc3VyZmFjZXMYAyADKAkSGwoOYWZ0ZXJfc2VxdWVuY2UYBCABKARIAIgBAUIRCg9fYWZ0ZXJfc2VxdWVuY2UiQwoXU3RyZWFtRGVjaXNpb25zUmVzcG9uc2USKAoFZXZlbnQYASABKAsyGS53aXRuZXNzLnYxLkRlY2lzaW9uRXZlbnQiKwoUV2F0Y2hEZWNpc2lvblJlcXVlc3QSEwoLZGVjaXNpb25faWQYASABKAkiQQoVV2F0Y2hEZWNpc2lvblJlc3BvbnNlEigKBWV2ZW50GAEgASgLMhkud2l0bmVzcy52MS5EZWNpc2lvbkV2ZW50IjoKEkFja0RlbGl2ZXJ5UmVxdWVzdBITCgtkZWNpc2lvbl9pZBgBIAEoCRIPCgdzdXJmYWNlGAIgASgJIk8KE0Fja0RlbGl2ZXJ5UmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAgSJgoIZGVjaXNpb24YAiABKAsyFC53aXRuZXNzLnYxLkRlY2lzaW9uIjQKDUNhbmNlbFJlcXVlc3QSEwoLZGVjaXNpb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIjgKDkNhbmNlbFJlc3BvbnNlEiYKCGRlY2lzaW9uGAEgASgLMhQud2l0bmVzcy52MS5EZWNpc2lvbiJdChRSZXBvcnRDb250ZXh0UmVxdWVzdBITCgtkZWNpc2lvbl9pZBgBIAEoCRIwChBjb250ZXh0X3NuYXBzaG90GAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIlAKFVJlcG9ydENvbnRleHRSZXNwb25zZRImCghkZWNpc2lvbhgBIAEoCzIULndpdG5lc3MudjEuRGVjaXNpb24SDwoHbWF0Y2hlZBgCIAEoCCIpChJHZXREZWNpc2lvblJlcXVlc3QSEwoLZGVjaXNpb25faWQYASABKAkiYwoTR2V0RGVjaXNpb25SZXNwb25zZRImCghkZWNpc2lvbhgBIAEoCzIULndpdG5lc3MudjEuRGVjaXNpb24SJAoHcmVjZWlwdBgCIAEoCzITLndpdG5lc3MudjEuUmVjZWlwdCJyChRMaXN0RGVjaXNpb25zUmVxdWVzdBIkCghzdGF0dXNlcxgBIAMoDjISLndpdG5lc3MudjEuU3RhdHVzEg0KBWtpbmRzGAIgAygJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIlkKFUxpc3REZWNpc2lvbnNSZXNwb25zZRInCglkZWNpc2lvbnMYASADKAsyFC53aXRuZXNzLnYxLkRlY2lzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqhAQoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEg8KC1NUQVRVU19PUEVOEAESEwoPU1RBVFVTX0FQUFJPVkVEEAISEwoPU1RBVFVTX1JFSkVDVEVEEAMSFAoQU1RBVFVTX0NBTkNFTExFRBAEEhIKDlNUQVRVU19FWFBJUkVEEAUSGgoWU1RBVFVTX0NPTlRFWFRfQ0hBTkdFRBAGKksKB1ZlcmRpY3QSFwoTVkVSRElDVF9VTlNQRUNJRklFRBAAEhMKD1ZFUkRJQ1RfQVBQUk9WRRABEhIKDlZFUkRJQ1RfUkVKRUNUEAIqlQEKDUFuc3dlck91dGNvbWUSHgoaQU5TV0VSX09VVENPTUVfVU5TUEVDSUZJRUQQABIlCiFBTlNXRVJfT1VUQ09NRV9BV0FJVElOR19BUFBST1ZBTFMQARIZChVBTlNXRVJfT1VUQ09NRV9DTE9TRUQQAhIiCh5BTlNXRVJfT1VUQ09NRV9DT05URVhUX0NIQU5HRUQQAyrUAgoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIWChJFVkVOVF9UWVBFX0NSRUFURUQQARIYChRFVkVOVF9UWVBFX0RFTElWRVJFRBACEhcKE0VWRU5UX1RZUEVfQU5TV0VSRUQQAxIXChNFVkVOVF9UWVBFX0FQUFJPVkVEEAQSFwoTRVZFTlRfVFlQRV9SRUpFQ1RFRBAFEhgKFEVWRU5UX1RZUEVfQ0FOQ0VMTEVEEAYSIAocRVZFTlRfVFlQRV9DT05URVhUX0NPTkZJUk1FRBAHEh4KGkVWRU5UX1RZUEVfQ09OVEVYVF9DSEFOR0VEEAgSHQoZRVZFTlRfVFlQRV9GQUxMQkFDS19GSVJFRBAJEhYKEkVWRU5UX1RZUEVfRVhQSVJFRBAKEhsKF0VWRU5UX1RZUEVfU05BUFNIT1RfRU5EEAsyzAUKDldpdG5lc3NTZXJ2aWNlEjYKA0FzaxIWLndpdG5lc3MudjEuQXNrUmVxdWVzdBoXLndpdG5lc3MudjEuQXNrUmVzcG9uc2USPwoGQW5zd2VyEhkud2l0bmVzcy52MS5BbnN3ZXJSZXF1ZXN0Ghoud2l0bmVzcy52MS5BbnN3ZXJSZXNwb25zZRJcCg9TdHJlYW1EZWNpc2lvbnMSIi53aXRuZXNzLnYxLlN0cmVhbURlY2lzaW9uc1JlcXVlc3QaIy53aXRuZXNzLnYxLlN0cmVhbURlY2lzaW9uc1Jlc3BvbnNlMAESVgoNV2F0Y2hEZWNpc2lvbhIgLndpdG5lc3MudjEuV2F0Y2hEZWNpc2lvblJlcXVlc3QaIS53aXRuZXNzLnYxLldhdGNoRGVjaXNpb25SZXNwb25zZTABEk4KC0Fja0RlbGl2ZXJ5Eh4ud2l0bmVzcy52MS5BY2tEZWxpdmVyeVJlcXVlc3QaHy53aXRuZXNzLnYxLkFja0RlbGl2ZXJ5UmVzcG9uc2USPwoGQ2FuY2VsEhkud2l0bmVzcy52MS5DYW5jZWxSZXF1ZXN0Ghoud2l0bmVzcy52MS5DYW5jZWxSZXNwb25zZRJUCg1SZXBvcnRDb250ZXh0EiAud2l0bmVzcy52MS5SZXBvcnRDb250ZXh0UmVxdWVzdBohLndpdG5lc3MudjEuUmVwb3J0Q29udGV4dFJlc3BvbnNlEk4KC0dldERlY2lzaW9uEh4ud2l0bmVzcy52MS5HZXREZWNpc2lvblJlcXVlc3QaHy53aXRuZXNzLnYxLkdldERlY2lzaW9uUmVzcG9uc2USVAoNTGlzdERlY2lzaW9ucxIgLndpdG5lc3MudjEuTGlzdERlY2lzaW9uc1JlcXVlc3QaIS53aXRuZXNzLnYxLkxpc3REZWNpc2lvbnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chh3aXRuZXNzL3YxL3dpdG5lc3MucHJvdG8SCndpdG5lc3MudjEiXQoPRXNjYWxhdGlvbkxldmVsEigKBWFmdGVyGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHdlYmhvb2tzGAIgAygJEg4KBnVubGVzcxgDIAEoCSLtAQoKRXNjYWxhdGlvbhINCgVsZXZlbBgBIAEoDRIoCgVhZnRlchgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCgh3ZWJob29rcxgDIAMoCRIOCgZ1bmxlc3MYBCABKAkSKgoFc3RhdGUYBSABKA4yGy53aXRuZXNzLnYxLkVzY2FsYXRpb25TdGF0ZRIqCgZkdWVfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGZpcmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLxAgoORGVjaXNpb25Qb2xpY3kSFAoMbWF0Y2hlZF9raW5kGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKb25fdGltZW91dBgDIAEoCRIuCg50aW1lb3V0X2Fuc3dlchgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRItCgphY2tfd2luZG93GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGZhbGxiYWNrGAYgAygJEjIKD2NvbnRleHRfbWF4X2FnZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNhbGxvd19zZWxmX2FwcHJvdmFsGAggASgIEi8KCmVzY2FsYXRpb24YCSADKAsyGy53aXRuZXNzLnYxLkVzY2FsYXRpb25MZXZlbBIWCg5ub3RpZnlfb3V0Y29tZRgKIAMoCSLUAQoGQW5zd2VyEiQKB3ZlcmRpY3QYASABKA4yEy53aXRuZXNzLnYxLlZlcmRpY3QSJgoGYW5zd2VyGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCXJhdGlvbmFsZRgDIAEoCRIQCghvcGVyYXRvchgEIAEoCRIUCgxzdWJtaXR0ZWRfYnkYBSABKAkSLwoLYW5zd2VyZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAcgASgEIsEGCghEZWNpc2lvbhIKCgJpZBgBIAEoCRIMCgRraW5kGAIgASgJEiUKBWlucHV0GAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEi8KD3Jlc3BvbnNlX3NjaGVtYRgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIYChBhdXRob3JpemVkX3JvbGVzGAUgAygJEhAKCHN1cmZhY2VzGAYgAygJEhoKEnJlcXVpcmVkX2FwcHJvdmFscxgHIAEoDRIUCgxjb250ZXh0X2hhc2gYCCABKAkSIgoGc3RhdHVzGAkgASgOMhIud2l0bmVzcy52MS5TdGF0dXMSIwoHYW5zd2VycxgKIAMoCzISLndpdG5lc3MudjEuQW5zd2VyEhAKCGFza2VkX2J5GAsgASgJEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZGVsaXZlcmVkX3ZpYRgPIAEoCRItCgljbG9zZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YESABKAQSFQoNbGFzdF9zZXF1ZW5jZRgSIAEoBBIqCgZwb2xpY3kYEyABKAsyGi53aXRuZXNzLnYxLkRlY2lzaW9uUG9saWN5EjgKFGNvbnRleHRfY29uZmlybWVkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjbG9zZV9yZWFzb24YFSABKAkSEQoJY2xvc2VkX2J5GBYgASgJEhYKDmZhbGxiYWNrX2ZpcmVkGBcgASgIEisKC2VzY2FsYXRpb25zGBggAygLMhYud2l0bmVzcy52MS5Fc2NhbGF0aW9uEjYKEm5leHRfZXNjYWxhdGlvbl9hdBgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqAEKDURlY2lzaW9uRXZlbnQSEAoIc2VxdWVuY2UYASABKAQSIwoEdHlwZRgCIAEoDjIVLndpdG5lc3MudjEuRXZlbnRUeXBlEiYKCGRlY2lzaW9uGAMgASgLMhQud2l0bmVzcy52MS5EZWNpc2lvbhImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc25hcHNob3QYBSABKAgiOgoHUmVjZWlwdBIMCgRib2R5GAEgASgJEhEKCXNpZ25hdHVyZRgCIAEoDBIOCgZrZXlfaWQYAyABKAkirAIKCkFza1JlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIMCgRraW5kGAIgASgJEiUKBWlucHV0GAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEi8KD3Jlc3BvbnNlX3NjaGVtYRgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIYChBhdXRob3JpemVkX3JvbGVzGAUgAygJEhAKCHN1cmZhY2VzGAYgAygJEhoKEnJlcXVpcmVkX2FwcHJvdmFscxgHIAEoDRIwChBjb250ZXh0X3NuYXBzaG90GAggASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEioKB3RpbWVvdXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRgoLQXNrUmVzcG9uc2USJgoIZGVjaXNpb24YASABKAsyFC53aXRuZXNzLnYxLkRlY2lzaW9uEg8KB2NyZWF0ZWQYAiABKAgi4AEKDUFuc3dlclJlcXVlc3QSEwoLZGVjaXNpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIkCgd2ZXJkaWN0GAMgASgOMhMud2l0bmVzcy52MS5WZXJkaWN0EiYKBmFuc3dlchgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIRCglyYXRpb25hbGUYBSABKAkSLwoPY3VycmVudF9jb250ZXh0GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhQKDG9uX2JlaGFsZl9vZhgHIAEoCSJkCg5BbnN3ZXJSZXNwb25zZRImCghkZWNpc2lvbhgBIAEoCzIULndpdG5lc3MudjEuRGVjaXNpb24SKgoHb3V0Y29tZRgCIAEoDjIZLndpdG5lc3MudjEuQW5zd2VyT3V0Y29tZSJ/ChZTdHJlYW1EZWNpc2lvbnNSZXF1ZXN0EhQKDGluY2x1ZGVfb3BlbhgBIAEoCBINCgVraW5kcxgCIAMoCRIQCghzdXJmYWNlcxgDIAMoCRIbCg5hZnRlcl9zZXF1ZW5jZRgEIAEoBEgAiAEBQhEKD19hZnRlcl9zZXF1ZW5jZSJDChdTdHJlYW1EZWNpc2lvbnNSZXNwb25zZRIoCgVldmVudBgBIAEoCzIZLndpdG5lc3MudjEuRGVjaXNpb25FdmVudCIrChRXYXRjaERlY2lzaW9uUmVxdWVzdBITCgtkZWNpc2lvbl9pZBgBIAEoCSJBChVXYXRjaERlY2lzaW9uUmVzcG9uc2USKAoFZXZlbnQYASABKAsyGS53aXRuZXNzLnYxLkRlY2lzaW9uRXZlbnQiOgoSQWNrRGVsaXZlcnlSZXF1ZXN0EhMKC2RlY2lzaW9uX2lkGAEgASgJEg8KB3N1cmZhY2UYAiABKAkiTwoTQWNrRGVsaXZlcnlSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCBImCghkZWNpc2lvbhgCIAEoCzIULndpdG5lc3MudjEuRGVjaXNpb24iNAoNQ2FuY2VsUmVxdWVzdBITCgtkZWNpc2lvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOAoOQ2FuY2VsUmVzcG9uc2USJgoIZGVjaXNpb24YASABKAsyFC53aXRuZXNzLnYxLkRlY2lzaW9uIl0KFFJlcG9ydENvbnRleHRSZXF1ZXN0EhMKC2RlY2lzaW9uX2lkGAEgASgJEjAKEGNvbnRleHRfc25hcHNob3QYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUiUAoVUmVwb3J0Q29udGV4dFJlc3BvbnNlEiYKCGRlY2lzaW9uGAEgASgLMhQud2l0bmVzcy52MS5EZWNpc2lvbhIPCgdtYXRjaGVkGAIgASgIIikKEkdldERlY2lzaW9uUmVxdWVzdBITCgtkZWNpc2lvbl9pZBgBIAEoCSJjChNHZXREZWNpc2lvblJlc3BvbnNlEiYKCGRlY2lzaW9uGAEgASgLMhQud2l0bmVzcy52MS5EZWNpc2lvbhIkCgdyZWNlaXB0GAIgASgLMhMud2l0bmVzcy52MS5SZWNlaXB0InIKFExpc3REZWNpc2lvbnNSZXF1ZXN0EiQKCHN0YXR1c2VzGAEgAygOMhIud2l0bmVzcy52MS5TdGF0dXMSDQoFa2luZHMYAiADKAkSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkiWQoVTGlzdERlY2lzaW9uc1Jlc3BvbnNlEicKCWRlY2lzaW9ucxgBIAMoCzIULndpdG5lc3MudjEuRGVjaXNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKqEBCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASDwoLU1RBVFVTX09QRU4QARITCg9TVEFUVVNfQVBQUk9WRUQQAhITCg9TVEFUVVNfUkVKRUNURUQQAxIUChBTVEFUVVNfQ0FOQ0VMTEVEEAQSEgoOU1RBVFVTX0VYUElSRUQQBRIaChZTVEFUVVNfQ09OVEVYVF9DSEFOR0VEEAYqSwoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASEwoPVkVSRElDVF9BUFBST1ZFEAESEgoOVkVSRElDVF9SRUpFQ1QQAiqVAQoNQW5zd2VyT3V0Y29tZRIeChpBTlNXRVJfT1VUQ09NRV9VTlNQRUNJRklFRBAAEiUKIUFOU1dFUl9PVVRDT01FX0FXQUlUSU5HX0FQUFJPVkFMUxABEhkKFUFOU1dFUl9PVVRDT01FX0NMT1NFRBACEiIKHkFOU1dFUl9PVVRDT01FX0NPTlRFWFRfQ0hBTkdFRBADKu4CCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhYKEkVWRU5UX1RZUEVfQ1JFQVRFRBABEhgKFEVWRU5UX1RZUEVfREVMSVZFUkVEEAISFwoTRVZFTlRfVFlQRV9BTlNXRVJFRBADEhcKE0VWRU5UX1RZUEVfQVBQUk9WRUQQBBIXChNFVkVOVF9UWVBFX1JFSkVDVEVEEAUSGAoURVZFTlRfVFlQRV9DQU5DRUxMRUQQBhIgChxFVkVOVF9UWVBFX0NPTlRFWFRfQ09ORklSTUVEEAcSHgoaRVZFTlRfVFlQRV9DT05URVhUX0NIQU5HRUQQCBIdChlFVkVOVF9UWVBFX0ZBTExCQUNLX0ZJUkVEEAkSFgoSRVZFTlRfVFlQRV9FWFBJUkVEEAoSGwoXRVZFTlRfVFlQRV9TTkFQU0hPVF9FTkQQCxIYChRFVkVOVF9UWVBFX0VTQ0FMQVRFRBAMKosBCg9Fc2NhbGF0aW9uU3RhdGUSIAocRVNDQUxBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhwKGEVTQ0FMQVRJT05fU1RBVEVfUEVORElORxABEhoKFkVTQ0FMQVRJT05fU1RBVEVfRklSRUQQAhIcChhFU0NBTEFUSU9OX1NUQVRFX1NLSVBQRUQQAzLMBQoOV2l0bmVzc1NlcnZpY2USNgoDQXNrEhYud2l0bmVzcy52MS5Bc2tSZXF1ZXN0Ghcud2l0bmVzcy52MS5Bc2tSZXNwb25zZRI/CgZBbnN3ZXISGS53aXRuZXNzLnYxLkFuc3dlclJlcXVlc3QaGi53aXRuZXNzLnYxLkFuc3dlclJlc3BvbnNlElwKD1N0cmVhbURlY2lzaW9ucxIiLndpdG5lc3MudjEuU3RyZWFtRGVjaXNpb25zUmVxdWVzdBojLndpdG5lc3MudjEuU3RyZWFtRGVjaXNpb25zUmVzcG9uc2UwARJWCg1XYXRjaERlY2lzaW9uEiAud2l0bmVzcy52MS5XYXRjaERlY2lzaW9uUmVxdWVzdBohLndpdG5lc3MudjEuV2F0Y2hEZWNpc2lvblJlc3BvbnNlMAESTgoLQWNrRGVsaXZlcnkSHi53aXRuZXNzLnYxLkFja0RlbGl2ZXJ5UmVxdWVzdBofLndpdG5lc3MudjEuQWNrRGVsaXZlcnlSZXNwb25zZRI/CgZDYW5jZWwSGS53aXRuZXNzLnYxLkNhbmNlbFJlcXVlc3QaGi53aXRuZXNzLnYxLkNhbmNlbFJlc3BvbnNlElQKDVJlcG9ydENvbnRleHQSIC53aXRuZXNzLnYxLlJlcG9ydENvbnRleHRSZXF1ZXN0GiEud2l0bmVzcy52MS5SZXBvcnRDb250ZXh0UmVzcG9uc2USTgoLR2V0RGVjaXNpb24SHi53aXRuZXNzLnYxLkdldERlY2lzaW9uUmVxdWVzdBofLndpdG5lc3MudjEuR2V0RGVjaXNpb25SZXNwb25zZRJUCg1MaXN0RGVjaXNpb25zEiAud2l0bmVzcy52MS5MaXN0RGVjaXNpb25zUmVxdWVzdBohLndpdG5lc3MudjEuTGlzdERlY2lzaW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * One level of a policy's escalation chain.
+ *
+ * @generated from message witness.v1.EscalationLevel
+ */
+export type EscalationLevel = Message<"witness.v1.EscalationLevel"> & {
+  /**
+   * Time after creation at which the level comes due.
+   *
+   * @generated from field: google.protobuf.Duration after = 1;
+   */
+  after?: Duration | undefined;
+
+  /**
+   * Webhook names it pages.
+   *
+   * @generated from field: repeated string webhooks = 2;
+   */
+  webhooks: string[];
+
+  /**
+   * "acked", "answered", or empty (fires whenever the decision is open).
+   *
+   * @generated from field: string unless = 3;
+   */
+  unless: string;
+};
+
+/**
+ * Describes the message witness.v1.EscalationLevel.
+ * Use `create(EscalationLevelSchema)` to create a new message.
+ */
+export const EscalationLevelSchema: GenMessage<EscalationLevel> = /*@__PURE__*/
+  messageDesc(file_witness_v1_witness, 0);
+
+/**
+ * One escalation level as tracked on a decision.
+ *
+ * @generated from message witness.v1.Escalation
+ */
+export type Escalation = Message<"witness.v1.Escalation"> & {
+  /**
+   * 1-based position in the chain.
+   *
+   * @generated from field: uint32 level = 1;
+   */
+  level: number;
+
+  /**
+   * Time after creation at which the level comes due.
+   *
+   * @generated from field: google.protobuf.Duration after = 2;
+   */
+  after?: Duration | undefined;
+
+  /**
+   * Webhook names it pages.
+   *
+   * @generated from field: repeated string webhooks = 3;
+   */
+  webhooks: string[];
+
+  /**
+   * "acked", "answered", or empty.
+   *
+   * @generated from field: string unless = 4;
+   */
+  unless: string;
+
+  /**
+   * PENDING, FIRED or SKIPPED.
+   *
+   * @generated from field: witness.v1.EscalationState state = 5;
+   */
+  state: EscalationState;
+
+  /**
+   * When it comes (or came) due.
+   *
+   * @generated from field: google.protobuf.Timestamp due_at = 6;
+   */
+  dueAt?: Timestamp | undefined;
+
+  /**
+   * When it fired; unset unless FIRED.
+   *
+   * @generated from field: google.protobuf.Timestamp fired_at = 7;
+   */
+  firedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message witness.v1.Escalation.
+ * Use `create(EscalationSchema)` to create a new message.
+ */
+export const EscalationSchema: GenMessage<Escalation> = /*@__PURE__*/
+  messageDesc(file_witness_v1_witness, 1);
 
 /**
  * The effective policy copied into a decision when it was asked. A later
@@ -83,6 +181,21 @@ export type DecisionPolicy = Message<"witness.v1.DecisionPolicy"> & {
    * @generated from field: bool allow_self_approval = 8;
    */
   allowSelfApproval: boolean;
+
+  /**
+   * Levels paged one after another while the decision stays open (after
+   * the ack-window fallback).
+   *
+   * @generated from field: repeated witness.v1.EscalationLevel escalation = 9;
+   */
+  escalation: EscalationLevel[];
+
+  /**
+   * Webhook names told the outcome when the decision closes.
+   *
+   * @generated from field: repeated string notify_outcome = 10;
+   */
+  notifyOutcome: string[];
 };
 
 /**
@@ -90,7 +203,7 @@ export type DecisionPolicy = Message<"witness.v1.DecisionPolicy"> & {
  * Use `create(DecisionPolicySchema)` to create a new message.
  */
 export const DecisionPolicySchema: GenMessage<DecisionPolicy> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 0);
+  messageDesc(file_witness_v1_witness, 2);
 
 /**
  * One operator's answer.
@@ -155,7 +268,7 @@ export type Answer = Message<"witness.v1.Answer"> & {
  * Use `create(AnswerSchema)` to create a new message.
  */
 export const AnswerSchema: GenMessage<Answer> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 1);
+  messageDesc(file_witness_v1_witness, 3);
 
 /**
  * One question for humans.
@@ -324,6 +437,20 @@ export type Decision = Message<"witness.v1.Decision"> & {
    * @generated from field: bool fallback_fired = 23;
    */
   fallbackFired: boolean;
+
+  /**
+   * The policy's escalation levels and where each stands.
+   *
+   * @generated from field: repeated witness.v1.Escalation escalations = 24;
+   */
+  escalations: Escalation[];
+
+  /**
+   * When the next escalation level is due; unset when none can fire.
+   *
+   * @generated from field: google.protobuf.Timestamp next_escalation_at = 25;
+   */
+  nextEscalationAt?: Timestamp | undefined;
 };
 
 /**
@@ -331,7 +458,7 @@ export type Decision = Message<"witness.v1.Decision"> & {
  * Use `create(DecisionSchema)` to create a new message.
  */
 export const DecisionSchema: GenMessage<Decision> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 2);
+  messageDesc(file_witness_v1_witness, 4);
 
 /**
  * A change to a decision, as streams deliver it.
@@ -382,7 +509,7 @@ export type DecisionEvent = Message<"witness.v1.DecisionEvent"> & {
  * Use `create(DecisionEventSchema)` to create a new message.
  */
 export const DecisionEventSchema: GenMessage<DecisionEvent> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 3);
+  messageDesc(file_witness_v1_witness, 5);
 
 /**
  * A signed statement of how a closed decision ended.
@@ -417,7 +544,7 @@ export type Receipt = Message<"witness.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 4);
+  messageDesc(file_witness_v1_witness, 6);
 
 /**
  * Ask a new question.
@@ -496,7 +623,7 @@ export type AskRequest = Message<"witness.v1.AskRequest"> & {
  * Use `create(AskRequestSchema)` to create a new message.
  */
 export const AskRequestSchema: GenMessage<AskRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 5);
+  messageDesc(file_witness_v1_witness, 7);
 
 /**
  * The decision asked.
@@ -524,7 +651,7 @@ export type AskResponse = Message<"witness.v1.AskResponse"> & {
  * Use `create(AskResponseSchema)` to create a new message.
  */
 export const AskResponseSchema: GenMessage<AskResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 6);
+  messageDesc(file_witness_v1_witness, 8);
 
 /**
  * Answer a decision.
@@ -588,7 +715,7 @@ export type AnswerRequest = Message<"witness.v1.AnswerRequest"> & {
  * Use `create(AnswerRequestSchema)` to create a new message.
  */
 export const AnswerRequestSchema: GenMessage<AnswerRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 7);
+  messageDesc(file_witness_v1_witness, 9);
 
 /**
  * The result of an answer.
@@ -616,7 +743,7 @@ export type AnswerResponse = Message<"witness.v1.AnswerResponse"> & {
  * Use `create(AnswerResponseSchema)` to create a new message.
  */
 export const AnswerResponseSchema: GenMessage<AnswerResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 8);
+  messageDesc(file_witness_v1_witness, 10);
 
 /**
  * Subscribe to decision events.
@@ -661,7 +788,7 @@ export type StreamDecisionsRequest = Message<"witness.v1.StreamDecisionsRequest"
  * Use `create(StreamDecisionsRequestSchema)` to create a new message.
  */
 export const StreamDecisionsRequestSchema: GenMessage<StreamDecisionsRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 9);
+  messageDesc(file_witness_v1_witness, 11);
 
 /**
  * One streamed event.
@@ -682,7 +809,7 @@ export type StreamDecisionsResponse = Message<"witness.v1.StreamDecisionsRespons
  * Use `create(StreamDecisionsResponseSchema)` to create a new message.
  */
 export const StreamDecisionsResponseSchema: GenMessage<StreamDecisionsResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 10);
+  messageDesc(file_witness_v1_witness, 12);
 
 /**
  * Follow one decision.
@@ -703,7 +830,7 @@ export type WatchDecisionRequest = Message<"witness.v1.WatchDecisionRequest"> & 
  * Use `create(WatchDecisionRequestSchema)` to create a new message.
  */
 export const WatchDecisionRequestSchema: GenMessage<WatchDecisionRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 11);
+  messageDesc(file_witness_v1_witness, 13);
 
 /**
  * One event of the watched decision.
@@ -724,7 +851,7 @@ export type WatchDecisionResponse = Message<"witness.v1.WatchDecisionResponse"> 
  * Use `create(WatchDecisionResponseSchema)` to create a new message.
  */
 export const WatchDecisionResponseSchema: GenMessage<WatchDecisionResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 12);
+  messageDesc(file_witness_v1_witness, 14);
 
 /**
  * Acknowledge that a human has seen a decision.
@@ -752,7 +879,7 @@ export type AckDeliveryRequest = Message<"witness.v1.AckDeliveryRequest"> & {
  * Use `create(AckDeliveryRequestSchema)` to create a new message.
  */
 export const AckDeliveryRequestSchema: GenMessage<AckDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 13);
+  messageDesc(file_witness_v1_witness, 15);
 
 /**
  * The result of an acknowledgement.
@@ -780,7 +907,7 @@ export type AckDeliveryResponse = Message<"witness.v1.AckDeliveryResponse"> & {
  * Use `create(AckDeliveryResponseSchema)` to create a new message.
  */
 export const AckDeliveryResponseSchema: GenMessage<AckDeliveryResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 14);
+  messageDesc(file_witness_v1_witness, 16);
 
 /**
  * Withdraw a decision.
@@ -808,7 +935,7 @@ export type CancelRequest = Message<"witness.v1.CancelRequest"> & {
  * Use `create(CancelRequestSchema)` to create a new message.
  */
 export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 15);
+  messageDesc(file_witness_v1_witness, 17);
 
 /**
  * The cancelled decision.
@@ -829,7 +956,7 @@ export type CancelResponse = Message<"witness.v1.CancelResponse"> & {
  * Use `create(CancelResponseSchema)` to create a new message.
  */
 export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 16);
+  messageDesc(file_witness_v1_witness, 18);
 
 /**
  * Report the asker's current context.
@@ -857,7 +984,7 @@ export type ReportContextRequest = Message<"witness.v1.ReportContextRequest"> & 
  * Use `create(ReportContextRequestSchema)` to create a new message.
  */
 export const ReportContextRequestSchema: GenMessage<ReportContextRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 17);
+  messageDesc(file_witness_v1_witness, 19);
 
 /**
  * The result of a context report.
@@ -886,7 +1013,7 @@ export type ReportContextResponse = Message<"witness.v1.ReportContextResponse"> 
  * Use `create(ReportContextResponseSchema)` to create a new message.
  */
 export const ReportContextResponseSchema: GenMessage<ReportContextResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 18);
+  messageDesc(file_witness_v1_witness, 20);
 
 /**
  * Read one decision.
@@ -907,7 +1034,7 @@ export type GetDecisionRequest = Message<"witness.v1.GetDecisionRequest"> & {
  * Use `create(GetDecisionRequestSchema)` to create a new message.
  */
 export const GetDecisionRequestSchema: GenMessage<GetDecisionRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 19);
+  messageDesc(file_witness_v1_witness, 21);
 
 /**
  * One decision.
@@ -936,7 +1063,7 @@ export type GetDecisionResponse = Message<"witness.v1.GetDecisionResponse"> & {
  * Use `create(GetDecisionResponseSchema)` to create a new message.
  */
 export const GetDecisionResponseSchema: GenMessage<GetDecisionResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 20);
+  messageDesc(file_witness_v1_witness, 22);
 
 /**
  * List decisions.
@@ -978,7 +1105,7 @@ export type ListDecisionsRequest = Message<"witness.v1.ListDecisionsRequest"> & 
  * Use `create(ListDecisionsRequestSchema)` to create a new message.
  */
 export const ListDecisionsRequestSchema: GenMessage<ListDecisionsRequest> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 21);
+  messageDesc(file_witness_v1_witness, 23);
 
 /**
  * One page of decisions.
@@ -1006,7 +1133,7 @@ export type ListDecisionsResponse = Message<"witness.v1.ListDecisionsResponse"> 
  * Use `create(ListDecisionsResponseSchema)` to create a new message.
  */
 export const ListDecisionsResponseSchema: GenMessage<ListDecisionsResponse> = /*@__PURE__*/
-  messageDesc(file_witness_v1_witness, 22);
+  messageDesc(file_witness_v1_witness, 24);
 
 /**
  * Where a decision is in its life. OPEN, then exactly one terminal status.
@@ -1235,6 +1362,13 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_SNAPSHOT_END = 11;
    */
   SNAPSHOT_END = 11,
+
+  /**
+   * A level of the policy's escalation chain came due and paged its webhooks.
+   *
+   * @generated from enum value: EVENT_TYPE_ESCALATED = 12;
+   */
+  ESCALATED = 12,
 }
 
 /**
@@ -1242,6 +1376,47 @@ export enum EventType {
  */
 export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
   enumDesc(file_witness_v1_witness, 3);
+
+/**
+ * Where one escalation level of a decision stands.
+ *
+ * @generated from enum witness.v1.EscalationState
+ */
+export enum EscalationState {
+  /**
+   * Never used.
+   *
+   * @generated from enum value: ESCALATION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not yet due.
+   *
+   * @generated from enum value: ESCALATION_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Came due and paged its webhooks.
+   *
+   * @generated from enum value: ESCALATION_STATE_FIRED = 2;
+   */
+  FIRED = 2,
+
+  /**
+   * Never fires: its `unless` condition held, or the decision closed first.
+   *
+   * @generated from enum value: ESCALATION_STATE_SKIPPED = 3;
+   */
+  SKIPPED = 3,
+}
+
+/**
+ * Describes the enum witness.v1.EscalationState.
+ */
+export const EscalationStateSchema: GenEnum<EscalationState> = /*@__PURE__*/
+  enumDesc(file_witness_v1_witness, 4);
 
 /**
  * The decision service. Every RPC takes the caller's identity from the

@@ -46,6 +46,14 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_FALLBACK_FIRED: _ClassVar[EventType]
     EVENT_TYPE_EXPIRED: _ClassVar[EventType]
     EVENT_TYPE_SNAPSHOT_END: _ClassVar[EventType]
+    EVENT_TYPE_ESCALATED: _ClassVar[EventType]
+
+class EscalationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ESCALATION_STATE_UNSPECIFIED: _ClassVar[EscalationState]
+    ESCALATION_STATE_PENDING: _ClassVar[EscalationState]
+    ESCALATION_STATE_FIRED: _ClassVar[EscalationState]
+    ESCALATION_STATE_SKIPPED: _ClassVar[EscalationState]
 STATUS_UNSPECIFIED: Status
 STATUS_OPEN: Status
 STATUS_APPROVED: Status
@@ -72,9 +80,42 @@ EVENT_TYPE_CONTEXT_CHANGED: EventType
 EVENT_TYPE_FALLBACK_FIRED: EventType
 EVENT_TYPE_EXPIRED: EventType
 EVENT_TYPE_SNAPSHOT_END: EventType
+EVENT_TYPE_ESCALATED: EventType
+ESCALATION_STATE_UNSPECIFIED: EscalationState
+ESCALATION_STATE_PENDING: EscalationState
+ESCALATION_STATE_FIRED: EscalationState
+ESCALATION_STATE_SKIPPED: EscalationState
+
+class EscalationLevel(_message.Message):
+    __slots__ = ("after", "webhooks", "unless")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    UNLESS_FIELD_NUMBER: _ClassVar[int]
+    after: _duration_pb2.Duration
+    webhooks: _containers.RepeatedScalarFieldContainer[str]
+    unless: str
+    def __init__(self, after: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., webhooks: _Optional[_Iterable[str]] = ..., unless: _Optional[str] = ...) -> None: ...
+
+class Escalation(_message.Message):
+    __slots__ = ("level", "after", "webhooks", "unless", "state", "due_at", "fired_at")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    UNLESS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    FIRED_AT_FIELD_NUMBER: _ClassVar[int]
+    level: int
+    after: _duration_pb2.Duration
+    webhooks: _containers.RepeatedScalarFieldContainer[str]
+    unless: str
+    state: EscalationState
+    due_at: _timestamp_pb2.Timestamp
+    fired_at: _timestamp_pb2.Timestamp
+    def __init__(self, level: _Optional[int] = ..., after: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., webhooks: _Optional[_Iterable[str]] = ..., unless: _Optional[str] = ..., state: _Optional[_Union[EscalationState, str]] = ..., due_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., fired_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DecisionPolicy(_message.Message):
-    __slots__ = ("matched_kind", "timeout", "on_timeout", "timeout_answer", "ack_window", "fallback", "context_max_age", "allow_self_approval")
+    __slots__ = ("matched_kind", "timeout", "on_timeout", "timeout_answer", "ack_window", "fallback", "context_max_age", "allow_self_approval", "escalation", "notify_outcome")
     MATCHED_KIND_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     ON_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +124,8 @@ class DecisionPolicy(_message.Message):
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_MAX_AGE_FIELD_NUMBER: _ClassVar[int]
     ALLOW_SELF_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_OUTCOME_FIELD_NUMBER: _ClassVar[int]
     matched_kind: str
     timeout: _duration_pb2.Duration
     on_timeout: str
@@ -91,7 +134,9 @@ class DecisionPolicy(_message.Message):
     fallback: _containers.RepeatedScalarFieldContainer[str]
     context_max_age: _duration_pb2.Duration
     allow_self_approval: bool
-    def __init__(self, matched_kind: _Optional[str] = ..., timeout: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., on_timeout: _Optional[str] = ..., timeout_answer: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ack_window: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., fallback: _Optional[_Iterable[str]] = ..., context_max_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., allow_self_approval: bool = ...) -> None: ...
+    escalation: _containers.RepeatedCompositeFieldContainer[EscalationLevel]
+    notify_outcome: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, matched_kind: _Optional[str] = ..., timeout: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., on_timeout: _Optional[str] = ..., timeout_answer: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ack_window: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., fallback: _Optional[_Iterable[str]] = ..., context_max_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., allow_self_approval: bool = ..., escalation: _Optional[_Iterable[_Union[EscalationLevel, _Mapping]]] = ..., notify_outcome: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Answer(_message.Message):
     __slots__ = ("verdict", "answer", "rationale", "operator", "submitted_by", "answered_at", "sequence")
@@ -112,7 +157,7 @@ class Answer(_message.Message):
     def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., answer: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., rationale: _Optional[str] = ..., operator: _Optional[str] = ..., submitted_by: _Optional[str] = ..., answered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("id", "kind", "input", "response_schema", "authorized_roles", "surfaces", "required_approvals", "context_hash", "status", "answers", "asked_by", "created_at", "expires_at", "delivered_at", "delivered_via", "closed_at", "version", "last_sequence", "policy", "context_confirmed_at", "close_reason", "closed_by", "fallback_fired")
+    __slots__ = ("id", "kind", "input", "response_schema", "authorized_roles", "surfaces", "required_approvals", "context_hash", "status", "answers", "asked_by", "created_at", "expires_at", "delivered_at", "delivered_via", "closed_at", "version", "last_sequence", "policy", "context_confirmed_at", "close_reason", "closed_by", "fallback_fired", "escalations", "next_escalation_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +181,8 @@ class Decision(_message.Message):
     CLOSE_REASON_FIELD_NUMBER: _ClassVar[int]
     CLOSED_BY_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIRED_FIELD_NUMBER: _ClassVar[int]
+    ESCALATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ESCALATION_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     input: _struct_pb2.Value
@@ -159,7 +206,9 @@ class Decision(_message.Message):
     close_reason: str
     closed_by: str
     fallback_fired: bool
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., response_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., authorized_roles: _Optional[_Iterable[str]] = ..., surfaces: _Optional[_Iterable[str]] = ..., required_approvals: _Optional[int] = ..., context_hash: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., answers: _Optional[_Iterable[_Union[Answer, _Mapping]]] = ..., asked_by: _Optional[str] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_via: _Optional[str] = ..., closed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., last_sequence: _Optional[int] = ..., policy: _Optional[_Union[DecisionPolicy, _Mapping]] = ..., context_confirmed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_reason: _Optional[str] = ..., closed_by: _Optional[str] = ..., fallback_fired: bool = ...) -> None: ...
+    escalations: _containers.RepeatedCompositeFieldContainer[Escalation]
+    next_escalation_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., response_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., authorized_roles: _Optional[_Iterable[str]] = ..., surfaces: _Optional[_Iterable[str]] = ..., required_approvals: _Optional[int] = ..., context_hash: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., answers: _Optional[_Iterable[_Union[Answer, _Mapping]]] = ..., asked_by: _Optional[str] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_via: _Optional[str] = ..., closed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., last_sequence: _Optional[int] = ..., policy: _Optional[_Union[DecisionPolicy, _Mapping]] = ..., context_confirmed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., close_reason: _Optional[str] = ..., closed_by: _Optional[str] = ..., fallback_fired: bool = ..., escalations: _Optional[_Iterable[_Union[Escalation, _Mapping]]] = ..., next_escalation_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DecisionEvent(_message.Message):
     __slots__ = ("sequence", "type", "decision", "at", "snapshot")
