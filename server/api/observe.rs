@@ -101,7 +101,8 @@ const METHODS: [&str; 9] = [
 ];
 
 /// gRPC status codes by number.
-const CODES: [&str; 17] = [
+/// gRPC status code names by number, as `witness_refusals_total` labels them.
+pub(crate) const CODES: [&str; 17] = [
     "OK",
     "CANCELLED",
     "UNKNOWN",

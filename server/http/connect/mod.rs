@@ -163,7 +163,10 @@ impl Connect {
         }
         match self.call(protocol, &method, req).await {
             Ok(res) => res,
-            Err(e) => error_response(protocol, &e),
+            Err(e) => {
+                refused(method.name(), &e);
+                error_response(protocol, &e)
+            }
         }
     }
 
@@ -290,6 +293,7 @@ impl Call<'_> {
                 Ok((req, handler)) => match handler(req).await {
                     Err(s) => {
                         let e = ConnectError::from(s);
+                        refused(self.method.name(), &e);
                         futures::stream::once(async move { wire::end_stream(Some(&e)) }).boxed()
                     }
                     Ok(res) => {
@@ -396,6 +400,15 @@ async fn read_body(
             format!("request body: {e}"),
         )),
     }
+}
+
+/// Counts and logs a refused Connect request as the gRPC layer does.
+fn refused(rpc: &str, e: &ConnectError) {
+    let code = crate::api::observe::CODES
+        .get(e.code as usize)
+        .copied()
+        .unwrap_or("UNKNOWN");
+    crate::metrics::refused(rpc, code, &e.message);
 }
 
 /// A Connect error: JSON with the mapped HTTP status for unary calls, an

@@ -203,6 +203,10 @@ fn v01_field_names(message: &str) -> (Option<String>, String) {
 impl IntoResponse for V01Error {
     fn into_response(self) -> Response {
         let (status, body) = self.parts();
+        // Counted like gRPC refusals, under rpc "v1" with v0.1.1's error code
+        // (a fixed set, so labels stay bounded).
+        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+        crate::metrics::refused("v1", text("error"), text("message"));
         (status, axum::Json(body)).into_response()
     }
 }
