@@ -222,18 +222,16 @@ pub async fn wait_any(
     let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
     let closed =
         |d: &crate::proto::Decision| wanted.contains(d.id.as_str()) && d.status != St::Open as i32;
-    // The last log position seen; 0 until a snapshot or an event gave one.
-    let mut cursor = 0u64;
+    // The last log position seen; None until a snapshot or an event gave
+    // one (then a reconnect resumes after it, 0 included).
+    let mut cursor: Option<u64> = None;
     let mut backoff = std::time::Duration::from_millis(100);
     loop {
-        let resume = cursor > 0;
         let attempt = async {
             let mut stream = client
                 .stream_decisions(StreamDecisionsRequest {
-                    include_open: !resume,
-                    // `.into()` so this compiles whether the field is a plain
-                    // or an optional uint64.
-                    after_sequence: cursor.into(),
+                    include_open: cursor.is_none(),
+                    after_sequence: cursor,
                     ..Default::default()
                 })
                 .await?
@@ -243,7 +241,7 @@ pub async fn wait_any(
                 let Some(event) = resp.event else { continue };
                 on_event(&event);
                 if event.r#type == crate::proto::EventType::SnapshotEnd as i32 {
-                    cursor = event.sequence;
+                    cursor = Some(event.sequence);
                     // Not in the snapshot: closed before it (or not visible,
                     // or asked after it: then live events follow).
                     for id in wanted.iter().filter(|id| !open_seen.contains(**id)) {
@@ -265,7 +263,7 @@ pub async fn wait_any(
                     continue;
                 }
                 if !event.snapshot {
-                    cursor = cursor.max(event.sequence);
+                    cursor = Some(cursor.unwrap_or(0).max(event.sequence));
                 }
                 if let Some(d) = event.decision {
                     if closed(&d) {
