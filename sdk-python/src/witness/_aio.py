@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from typing import (
     Any,
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -421,7 +422,7 @@ class AsyncClient:
         kinds: Union[str, Iterable[str]] = (),
         surfaces: Union[str, Iterable[str]] = (),
         after_sequence: Optional[int] = None,
-    ) -> AsyncIterator[DecisionEvent]:
+    ) -> AsyncGenerator[DecisionEvent, None]:
         """Iterates (``async for``) over decision events, resuming by
         sequence on reconnect; see :meth:`Client.stream`. To end it early,
         ``break`` and ``await events.aclose()`` (or use

@@ -7,7 +7,9 @@ import queue
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    Any, Callable, Generator, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar, Union,
+)
 
 import grpc
 
@@ -518,7 +520,7 @@ class Client:
         kinds: Union[str, Iterable[str]] = (),
         surfaces: Union[str, Iterable[str]] = (),
         after_sequence: Optional[int] = None,
-    ) -> Iterator[DecisionEvent]:
+    ) -> Generator[DecisionEvent, None, None]:
         """Iterates over decision events, for consoles and surfaces; never ends by itself.
 
         ``include_open`` first yields the open decisions (``snapshot=True``)
