@@ -96,6 +96,13 @@ fn id(field: &str, value: &str) -> Result<()> {
 }
 
 fn check_id_len(field: &str, value: &str) -> Result<()> {
+    // PostgreSQL text cannot hold NUL: refuse it here rather than let the
+    // store fail on it (INTERNAL); no witness id has control characters.
+    if value.chars().any(char::is_control) {
+        return Err(
+            Refusal::invalid(format!("{field}: must not contain control characters")).into(),
+        );
+    }
     let n = value.chars().count();
     if n > MAX_ID_CHARS {
         return Err(Refusal::invalid(format!(

@@ -241,3 +241,33 @@ async fn a_database_outage_gives_unavailable_quickly_and_witness_recovers_withou
         .into_inner();
     assert_eq!(next(&mut st).await.decision.unwrap().id, d.id);
 }
+
+#[tokio::test]
+async fn ids_with_nul_are_invalid_argument_not_internal() {
+    let url = PgCluster::shared().fresh_database().await;
+    let s = Server::start_on(&url, "");
+    let mut alice = s.client("alice", &["sre"]).await;
+    let err = alice
+        .get_decision(proto::GetDecisionRequest {
+            decision_id: "a\0b".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(
+        err.message().starts_with("decision_id:"),
+        "{}",
+        err.message()
+    );
+    let req = proto::AskRequest {
+        request_id: "r\0".into(),
+        ..ask("nul.request", &["sre"], 1, None)
+    };
+    let err = alice.ask(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(
+        err.message().starts_with("request_id:"),
+        "{}",
+        err.message()
+    );
+}
