@@ -28,7 +28,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .filter(|v| !v.is_empty())
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: cannot parse {v:?}")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}: cannot parse {v:?}"))
+        })
         .unwrap_or(default)
 }
 
@@ -90,9 +93,10 @@ async fn chaos() {
         let started = Instant::now();
         let r = run_backend(pg, seed, Duration::from_secs(seconds)).await;
         println!(
-            "chaos[{name}]: {:.0}s, {} unknown outcomes; {}",
+            "chaos[{name}]: {:.0}s, {} unknown outcomes {:?}; {}",
             started.elapsed().as_secs_f64(),
             r.unknown,
+            r.unknown_codes,
             r.line()
         );
         if !r.passed() {
@@ -136,7 +140,10 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
     };
     let addrs: Vec<String> = servers.iter().map(|s| s.addr.clone()).collect();
     let config_path = servers[0].config_path();
-    println!("chaos[{name}]: witness at {addrs:?}, {}s of load and faults", run.as_secs());
+    println!(
+        "chaos[{name}]: witness at {addrs:?}, {}s of load and faults",
+        run.as_secs()
+    );
 
     let plan = nemesis::schedule(seed, run, servers.len(), pg);
     let nemesis_stop = Arc::new(AtomicBool::new(false));
@@ -191,7 +198,12 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
         println!("  {f}");
     }
 
-    let reader = load::client(&addrs[0], "auditor", &["sre"], Some(Duration::from_secs(30)));
+    let reader = load::client(
+        &addrs[0],
+        "auditor",
+        &["sre"],
+        Some(Duration::from_secs(30)),
+    );
     let mut problems = Vec::new();
     if let Err(e) = settle_timers(&reader).await {
         problems.push(e);
@@ -235,10 +247,13 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
             s.resumes
         );
     }
+    let undelivered = wait_webhooks(&hook, &log).await;
     println!(
-        "chaos[{name}]: webhook receiver got {} requests",
-        hook.hits().len()
+        "chaos[{name}]: webhook receiver got {} requests; {} fallback/escalation pages not delivered",
+        hook.hits().len(),
+        undelivered.len()
     );
+    problems.extend(undelivered);
     let fin = Final {
         log,
         listed,
@@ -291,7 +306,40 @@ async fn settle_timers(c: &witness::client::GrpcClient) -> Result<(), String> {
             }
         }
         if Instant::now() > deadline {
-            return Err("timed decisions still open 60s after the load stopped (a timer was lost)".into());
+            return Err(
+                "timed decisions still open 60s after the load stopped (a timer was lost)".into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits (up to 60s) until every FALLBACK_FIRED and ESCALATED event has
+/// reached the webhook receiver (at least once, by its Idempotency-Key);
+/// returns the pages that never arrived.
+async fn wait_webhooks(hook: &Receiver, log: &[LogEvent]) -> Vec<String> {
+    let pages: Vec<String> = log
+        .iter()
+        .filter(|e| {
+            e.etype == proto::EventType::FallbackFired as i32
+                || e.etype == proto::EventType::Escalated as i32
+        })
+        .map(|e| format!("{}/{}", e.decision.id, e.sequence))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: std::collections::HashSet<String> = hook
+            .delivered()
+            .into_iter()
+            .map(|h| h.idempotency_key)
+            .collect();
+        let missing: Vec<String> = pages
+            .iter()
+            .filter(|k| !got.contains(*k))
+            .map(|k| format!("webhook page {k} (FALLBACK_FIRED/ESCALATED) never delivered"))
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            return missing;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -369,8 +417,8 @@ fn audit_verify(config: &std::path::Path) -> Audit {
         };
     }
     let out = run(false);
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let events = text
         .strip_prefix("ok: ")
         .and_then(|t| t.split(' ').next())

@@ -11,14 +11,27 @@ use witness::proto::{self, EventType as Et, Status as St};
 pub enum Op {
     /// An Ask whose input carries `{"rid": rid}`, so its decision can be
     /// found in the log even when the client never learnt the id.
-    Ask { rid: String },
+    Ask {
+        rid: String,
+    },
     /// An Answer whose rationale is its request id.
-    Answer { rid: String, decision_id: String },
+    Answer {
+        rid: String,
+        decision_id: String,
+    },
     /// A Cancel whose reason is unique.
-    Cancel { decision_id: String, reason: String },
-    Ack { decision_id: String },
+    Cancel {
+        decision_id: String,
+        reason: String,
+    },
+    Ack {
+        decision_id: String,
+    },
     /// ReportContext with the asked snapshot (`changed` false) or another.
-    Report { decision_id: String, changed: bool },
+    Report {
+        decision_id: String,
+        changed: bool,
+    },
 }
 
 /// How an operation ended, as the client saw it.
@@ -62,6 +75,8 @@ pub struct Subscription {
     /// (sequence, event type, decision id) in arrival order, across resumes.
     pub seen: Vec<(u64, i32, String)>,
     pub resumes: u32,
+    /// Each stream opened: replica, after_sequence asked, first event got.
+    pub trace: Vec<String>,
 }
 
 /// What `witness audit verify` said.
@@ -93,6 +108,8 @@ pub struct Report {
     pub ops: usize,
     pub acknowledged: usize,
     pub unknown: usize,
+    /// Why outcomes were unknown: status code -> count.
+    pub unknown_codes: BTreeMap<String, usize>,
     pub lost: Vec<String>,
     pub duplicated: Vec<String>,
     pub violations: Vec<String>,
@@ -162,7 +179,11 @@ fn is_terminal(t: i32) -> bool {
 
 fn name(t: i32) -> String {
     Et::try_from(t)
-        .map(|e| e.as_str_name().trim_start_matches("EVENT_TYPE_").to_string())
+        .map(|e| {
+            e.as_str_name()
+                .trim_start_matches("EVENT_TYPE_")
+                .to_string()
+        })
         .unwrap_or_else(|_| format!("type {t}"))
 }
 
@@ -278,8 +299,10 @@ fn check_log(fin: &Final, r: &mut Report) {
 fn check_decision(evs: &[&LogEvent], fin: &Final, r: &mut Report) {
     let id = &evs[0].decision.id;
     if evs[0].etype != Et::Created as i32 {
-        r.violations
-            .push(format!("decision {id}: first event is {}", name(evs[0].etype)));
+        r.violations.push(format!(
+            "decision {id}: first event is {}",
+            name(evs[0].etype)
+        ));
     }
     let created = &evs[0].decision;
     let mut closed_at: Option<usize> = None;
@@ -290,8 +313,10 @@ fn check_decision(evs: &[&LogEvent], fin: &Final, r: &mut Report) {
     for (i, e) in evs.iter().enumerate() {
         let t = e.etype;
         if i > 0 && t == Et::Created as i32 {
-            r.duplicated
-                .push(format!("decision {id}: CREATED twice (sequence {})", e.sequence));
+            r.duplicated.push(format!(
+                "decision {id}: CREATED twice (sequence {})",
+                e.sequence
+            ));
         }
         if let Some(c) = closed_at {
             r.violations.push(format!(
@@ -341,8 +366,9 @@ fn check_decision(evs: &[&LogEvent], fin: &Final, r: &mut Report) {
                     && new_answer(p).is_some_and(|a| a.verdict == proto::Verdict::Reject as i32)
             });
             if !vetoed {
-                r.violations
-                    .push(format!("decision {id}: REJECTED without a reject answer before it"));
+                r.violations.push(format!(
+                    "decision {id}: REJECTED without a reject answer before it"
+                ));
             }
         }
         if t == Et::Delivered as i32 {
@@ -353,8 +379,9 @@ fn check_decision(evs: &[&LogEvent], fin: &Final, r: &mut Report) {
             let due = micros(&created.created_at).unwrap_or(0)
                 + duration_us(&created.policy.as_ref().and_then(|p| p.ack_window));
             if e.at_us < due {
-                r.violations
-                    .push(format!("decision {id}: FALLBACK_FIRED before the ack window ended"));
+                r.violations.push(format!(
+                    "decision {id}: FALLBACK_FIRED before the ack window ended"
+                ));
             }
         }
         if t == Et::Escalated as i32 {
@@ -405,8 +432,9 @@ fn check_timers(
     let late = |stop: i64, due: i64| stop > due.saturating_add(fin.grace_us);
     if let Some(exp) = micros(&created.expires_at) {
         if closed_at.is_none() && late(fin.end_us, exp) {
-            r.lost
-                .push(format!("decision {id}: expiry timer never fired (still open)"));
+            r.lost.push(format!(
+                "decision {id}: expiry timer never fired (still open)"
+            ));
         }
     }
     let policy = created.policy.clone().unwrap_or_default();
@@ -484,7 +512,12 @@ fn check_ops(
                 .push(format!("answer {rid}: recorded {} times", evs.len()));
         }
     }
-    let final_state = |id: &str| by_decision.get(id).and_then(|e| e.last()).map(|e| &e.decision);
+    let final_state = |id: &str| {
+        by_decision
+            .get(id)
+            .and_then(|e| e.last())
+            .map(|e| &e.decision)
+    };
     let terminal = |id: &str| {
         by_decision
             .get(id)
@@ -495,7 +528,11 @@ fn check_ops(
     let mut answer_outcomes: HashMap<&str, i32> = HashMap::new();
     for rec in history {
         match &rec.outcome {
-            Outcome::Unknown(_) => r.unknown += 1,
+            Outcome::Unknown(why) => {
+                r.unknown += 1;
+                let code = why.split(':').next().unwrap_or_default().to_string();
+                *r.unknown_codes.entry(code).or_default() += 1;
+            }
             Outcome::Ok { .. } => r.acknowledged += 1,
             Outcome::Fail(_) => {}
         }
@@ -540,8 +577,8 @@ fn check_ops(
                 }
                 let recorded = answered.get(rid);
                 if *answer_outcome == proto::AnswerOutcome::ContextChanged as i32 {
-                    let closed = terminal(decision_id)
-                        .is_some_and(|e| e.etype == Et::ContextChanged as i32);
+                    let closed =
+                        terminal(decision_id).is_some_and(|e| e.etype == Et::ContextChanged as i32);
                     if !closed && lost.insert(rid.clone()) {
                         r.lost.push(format!(
                             "answer {rid}: acknowledged CONTEXT_CHANGED but decision {decision_id} did not close so"
@@ -585,7 +622,13 @@ fn check_ops(
                     "answer {rid}: refused ({why}) yet recorded in the log"
                 ));
             }
-            (Op::Cancel { decision_id, reason }, Outcome::Ok { .. }) => {
+            (
+                Op::Cancel {
+                    decision_id,
+                    reason,
+                },
+                Outcome::Ok { .. },
+            ) => {
                 let done = terminal(decision_id).is_some_and(|t| {
                     t.etype == Et::Cancelled as i32 && &t.decision.close_reason == reason
                 });
@@ -605,7 +648,13 @@ fn check_ops(
                     ));
                 }
             }
-            (Op::Report { decision_id, changed }, Outcome::Ok { flag, .. }) => {
+            (
+                Op::Report {
+                    decision_id,
+                    changed,
+                },
+                Outcome::Ok { flag, .. },
+            ) => {
                 if *flag == *changed {
                     r.violations.push(format!(
                         "report-context on {decision_id}: changed={changed} answered matched={flag}"
@@ -648,6 +697,7 @@ fn check_subscription(s: &Subscription, fin: &Final, r: &mut Report) {
                 return;
             }
             Some(got) if (got.0, got.1, got.2.as_str()) != *exp => {
+                let near: Vec<&String> = s.trace.iter().take(6).collect();
                 let what = if s.seen[..i].iter().any(|g| g.0 == got.0) {
                     "a duplicate of"
                 } else if got.0 > exp.0 {
@@ -656,7 +706,7 @@ fn check_subscription(s: &Subscription, fin: &Final, r: &mut Report) {
                     "out of order:"
                 };
                 r.violations.push(format!(
-                    "subscriber {} ({} resumes): expected event {} ({} on {}), got {what} event {} ({})",
+                    "subscriber {} ({} resumes): expected event {} ({} on {}), got {what} event {} ({}); first streams: {near:?}",
                     s.name,
                     s.resumes,
                     exp.0,

@@ -20,7 +20,13 @@ fn input(rid: &str) -> Option<prost_types::Value> {
 }
 
 /// A decision `id` asked with `rid`, as it is after event `seq`.
-fn state(id: &str, rid: &str, status: St, seq: u64, answers: Vec<proto::Answer>) -> proto::Decision {
+fn state(
+    id: &str,
+    rid: &str,
+    status: St,
+    seq: u64,
+    answers: Vec<proto::Answer>,
+) -> proto::Decision {
     proto::Decision {
         id: id.into(),
         kind: "chaos.plain".into(),
@@ -67,7 +73,11 @@ fn good() -> (Vec<Record>, Vec<Subscription>, Final) {
     let a = approval("op1", "a1", 2);
     let log = vec![
         ev(1, Et::Created, state("d1", "r1", St::Open, 1, vec![])),
-        ev(2, Et::Answered, state("d1", "r1", St::Open, 2, vec![a.clone()])),
+        ev(
+            2,
+            Et::Answered,
+            state("d1", "r1", St::Open, 2, vec![a.clone()]),
+        ),
         ev(3, Et::Approved, state("d1", "r1", St::Approved, 3, vec![a])),
     ];
     let closed = log[2].decision.clone();
@@ -168,17 +178,29 @@ fn a_subscriber_gap_or_duplicate_across_resumes_fails() {
     gap.seen.remove(1);
     let r = run(&h, &[gap], &f);
     assert_eq!(r.violations.len(), 1);
-    assert!(r.violations[0].contains("a gap before"), "{:?}", r.violations);
+    assert!(
+        r.violations[0].contains("a gap before"),
+        "{:?}",
+        r.violations
+    );
 
     let mut dup = s[0].clone();
     dup.seen.insert(2, dup.seen[1].clone());
     let r = run(&h, &[dup], &f);
-    assert!(r.violations[0].contains("a duplicate of"), "{:?}", r.violations);
+    assert!(
+        r.violations[0].contains("a duplicate of"),
+        "{:?}",
+        r.violations
+    );
 
     let mut short = s[0].clone();
     short.seen.pop();
     let r = run(&h, &[short], &f);
-    assert!(r.violations[0].contains("never received event 3"), "{:?}", r.violations);
+    assert!(
+        r.violations[0].contains("never received event 3"),
+        "{:?}",
+        r.violations
+    );
 }
 
 #[test]

@@ -17,7 +17,12 @@ pub const OPERATORS: [&str; 4] = ["op1", "op2", "op3", "op4"];
 pub const ASKER: &str = "app";
 
 /// A client that reconnects lazily (the server may be down right now).
-pub fn client(addr: &str, principal: &str, roles: &[&str], timeout: Option<Duration>) -> GrpcClient {
+pub fn client(
+    addr: &str,
+    principal: &str,
+    roles: &[&str],
+    timeout: Option<Duration>,
+) -> GrpcClient {
     let mut ep = Endpoint::from_shared(format!("http://{addr}"))
         .expect("endpoint")
         .connect_timeout(Duration::from_secs(2))
@@ -30,8 +35,11 @@ pub fn client(addr: &str, principal: &str, roles: &[&str], timeout: Option<Durat
         roles: roles.iter().map(|r| r.to_string()).collect(),
         ..Credentials::default()
     };
-    WitnessServiceClient::with_interceptor(ep.connect_lazy(), AuthInterceptor::new(&creds).expect("creds"))
-        .max_decoding_message_size(64 << 20)
+    WitnessServiceClient::with_interceptor(
+        ep.connect_lazy(),
+        AuthInterceptor::new(&creds).expect("creds"),
+    )
+    .max_decoding_message_size(64 << 20)
 }
 
 /// The clients of one worker for one replica.
@@ -46,7 +54,10 @@ impl Clients {
         let t = Some(Duration::from_secs(8));
         Clients {
             asker: client(addr, ASKER, &[], t),
-            ops: OPERATORS.iter().map(|o| client(addr, o, &["sre"], t)).collect(),
+            ops: OPERATORS
+                .iter()
+                .map(|o| client(addr, o, &["sre"], t))
+                .collect(),
         }
     }
 }
@@ -425,7 +436,10 @@ pub async fn subscriber(
     target: Arc<AtomicU64>,
 ) -> Subscription {
     let mut rng = StdRng::seed_from_u64(seed);
-    let clients: Vec<GrpcClient> = addrs.iter().map(|a| client(a, "auditor", &["sre"], None)).collect();
+    let clients: Vec<GrpcClient> = addrs
+        .iter()
+        .map(|a| client(a, "auditor", &["sre"], None))
+        .collect();
     let mut sub = Subscription {
         name: name.into(),
         kind_glob: kind_glob.clone(),
@@ -441,7 +455,10 @@ pub async fn subscriber(
             return sub;
         }
         turn += 1;
-        let mut c = clients[turn % clients.len()].clone();
+        let replica = turn % clients.len();
+        let mut c = clients[replica].clone();
+        let mut first: Option<String> = None;
+        let asked = last;
         let req = proto::StreamDecisionsRequest {
             include_open: last.is_none(),
             kinds: kind_glob.iter().cloned().collect(),
@@ -459,16 +476,21 @@ pub async fn subscriber(
                         if done(last) { return sub; }
                     }
                     m = stream.message() => match m {
+                        Err(s) => { first.get_or_insert_with(|| format!("error {:?} {}", s.code(), s.message())); break }
                         Ok(Some(m)) => {
                             let Some(e) = m.event else { continue };
-                            if e.snapshot {
-                                continue;
+                            if first.is_none() {
+                                first = Some(format!("{} {}{}", e.sequence, e.r#type, if e.snapshot { " snapshot" } else { "" }));
                             }
+                            // The end marker is itself flagged `snapshot`.
                             if e.r#type == proto::EventType::SnapshotEnd as i32 {
                                 if last.is_none() {
                                     sub.start_after = e.sequence;
                                 }
                                 last = Some(e.sequence);
+                                continue;
+                            }
+                            if e.snapshot {
                                 continue;
                             }
                             let id = e.decision.map(|d| d.id).unwrap_or_default();
@@ -480,6 +502,9 @@ pub async fn subscriber(
                 }
             }
         }
+        sub.trace.push(format!(
+            "replica {replica} after {asked:?}: first {first:?}, then last {last:?}"
+        ));
         sub.resumes += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

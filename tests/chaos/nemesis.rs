@@ -38,7 +38,8 @@ pub fn schedule(seed: u64, run: Duration, replicas: usize, pg: bool) -> Vec<(Dur
         if at + MAX_FAULT >= run {
             return out;
         }
-        let ms = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..hi));
+        let ms =
+            |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..hi));
         let replica = rng.random_range(0..replicas);
         let fault = match (pg, rng.random_range(0..10)) {
             (_, 0..=4) => Fault::Kill {
