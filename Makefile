@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean
+.PHONY: run run-postgres stop-postgres test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -79,6 +79,12 @@ screenshot: browser
 proto:
 	sdk-python/generate.sh
 	cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error && npm run generate
+
+## Property tests at high case counts (part of `make chaos`, not of `make test`).
+FUZZ_CASES ?= 100000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --test fuzz --test properties
+	PROPTEST_CASES=$(FUZZ_CASES) MODEL_GRPC_CASES=$$(( $(FUZZ_CASES) / 100 )) $(CARGO) test --release --test model
 
 bench:
 	$(CARGO) build --release --bin witness
