@@ -267,7 +267,7 @@ fn proto_value() -> impl Strategy<Value = prost_types::Value> {
 fn normalised(p: prost_types::Value) -> prost_types::Value {
     let kind = match p.kind {
         None => Kind::NullValue(0),
-        Some(Kind::NumberValue(n)) if n == 0.0 => Kind::NumberValue(0.0),
+        Some(Kind::NumberValue(n)) => Kind::NumberValue(if n == 0.0 { 0.0 } else { n }),
         Some(Kind::ListValue(l)) => Kind::ListValue(prost_types::ListValue {
             values: l.values.into_iter().map(normalised).collect(),
         }),
