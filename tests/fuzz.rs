@@ -140,7 +140,7 @@ fn js_number_ok(text: &str, f: f64) -> bool {
         (e.starts_with('+') || e.starts_with('-')) && e[1..].chars().all(|c| c.is_ascii_digit())
     });
     let a = f.abs();
-    let exponent_expected = a != 0.0 && !(1e-7..1e21).contains(&a);
+    let exponent_expected = a != 0.0 && !(1e-6..1e21).contains(&a);
     digits_ok && exp_ok && exp.is_some() == exponent_expected
 }
 
@@ -707,5 +707,22 @@ fn a_self_referencing_schema_does_not_overflow() {
     ] {
         let _ = check_schema(&schema);
         let _ = validate_answer(&schema, &json!({"a": {"a": 1}}));
+    }
+}
+
+/// Found by `canonical_numbers_are_javascripts` at 4,000 cases (the test's
+/// own reading of JavaScript was wrong: exponents start below 1e-6, not
+/// 1e-7); pinned with values JavaScript prints.
+#[test]
+fn numbers_print_as_javascript_prints_them() {
+    for (f, js) in [
+        (1e-6, "0.000001"),
+        (1e-7, "1e-7"),
+        (2.788202839497533e-7, "2.788202839497533e-7"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),
+        (-0.0, "0"),
+    ] {
+        assert_eq!(canonical_json(&json!(f)), js);
     }
 }
