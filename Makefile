@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean
+.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -80,10 +80,16 @@ proto:
 	sdk-python/generate.sh
 	cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error && npm run generate
 
-## Load + faults + a Jepsen-style checker (not part of `make test`): CHAOS_SECONDS
+## Property tests at high case counts (part of `make chaos`, not of `make test`).
+FUZZ_CASES ?= 100000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --test fuzz --test properties
+	PROPTEST_CASES=$(FUZZ_CASES) MODEL_GRPC_CASES=$$(( $(FUZZ_CASES) / 100 )) $(CARGO) test --release --test model
+
+## Fuzzing (above), then load + faults + a Jepsen-style checker (not part of `make test`): CHAOS_SECONDS
 ## (default 120, per backend), CHAOS_SEED (default random, printed first),
 ## CHAOS_BACKEND=sqlite|postgres|both (default both). The last line is the verdict.
-chaos: pg
+chaos: pg fuzz
 	@mkdir -p target; \
 	  { $(CARGO) test --release --test chaos -- --ignored --nocapture chaos 2>&1; echo $$? > target/chaos.status; } | tee target/chaos.log; \
 	  echo; grep '^chaos: ' target/chaos.log | tail -1; exit $$(cat target/chaos.status)

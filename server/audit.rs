@@ -1,8 +1,12 @@
 //! `witness audit verify`: checks the hash chain event by event, then
 //! replays the whole log through the core and compares every decision row.
+//! It also reports two state hashes (see [`state_hash`]): of the projection
+//! rebuilt from the log, and of the rows as stored.
 
+use crate::core::canonical::{canonical_json, sha256_hex};
 use crate::core::{apply, chain_hash, Decision, Event, GENESIS_HASH};
 use crate::store::{ProjectionRow, Result, Store};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
 /// The first thing found wrong.
@@ -19,7 +23,59 @@ pub struct AuditReport {
     pub events: u64,
     pub decisions: usize,
     pub head_hash: String,
+    /// State hash of the projection rebuilt from the log (None when the
+    /// chain is broken, so the log cannot be replayed to its end).
+    pub state_hash_replayed: Option<String>,
+    /// State hash of the decision rows as stored.
+    pub state_hash_stored: String,
     pub problem: Option<Problem>,
+}
+
+/// One decision row in its canonical form: its columns and its decision
+/// (`body`) as one canonical JSON object, the decision re-encoded from what
+/// it decodes to, so that both backends and both sides encode it alike.
+pub fn canonical_row(row: &ProjectionRow, decision: Value) -> String {
+    canonical_json(&json!({
+        "id": row.id,
+        "kind": row.kind,
+        "status": row.status,
+        "asked_by": row.asked_by,
+        "created_at": row.created_at,
+        "version": row.version,
+        "last_sequence": row.last_sequence,
+        "expires_at": row.expires_at,
+        "fallback_at": row.fallback_at,
+        "decision": decision,
+    }))
+}
+
+/// The canonical form of the row a store writes for `d`.
+pub fn canonical_decision_row(d: &Decision) -> String {
+    let value = serde_json::to_value(d).unwrap_or(Value::Null);
+    canonical_row(&ProjectionRow::of(d), value)
+}
+
+/// The canonical form of a row as stored. A body that is not a decision is
+/// kept as the JSON (or text) it is, so it hashes differently.
+pub fn canonical_stored_row(row: &ProjectionRow) -> String {
+    let decision = match serde_json::from_str::<Decision>(&row.body) {
+        Ok(d) => serde_json::to_value(d).unwrap_or(Value::Null),
+        Err(_) => serde_json::from_str::<Value>(&row.body)
+            .unwrap_or_else(|_| Value::String(row.body.clone())),
+    };
+    canonical_row(row, decision)
+}
+
+/// The state hash: lowercase hex SHA-256 over every row's canonical form,
+/// each followed by a newline, in id order (by bytes, whatever the
+/// database's collation). The empty projection hashes the empty string.
+pub fn state_hash<'a>(rows_by_id: impl IntoIterator<Item = &'a String>) -> String {
+    let mut bytes = Vec::new();
+    for line in rows_by_id {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    sha256_hex(&bytes)
 }
 
 const PAGE: usize = 1000;
@@ -30,6 +86,8 @@ pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
         events: 0,
         decisions: 0,
         head_hash: GENESIS_HASH.into(),
+        state_hash_replayed: None,
+        state_hash_stored: String::new(),
         problem: None,
     };
     let mut replayed: BTreeMap<String, Decision> = BTreeMap::new();
@@ -93,21 +151,43 @@ pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
             };
             if bad.is_some() {
                 report.problem = bad;
-                return Ok(report);
+                break;
             }
             report.events = row.sequence;
             report.head_hash = row.hash;
             after = row.sequence;
         }
-        if done {
+        if done || report.problem.is_some() {
             break;
         }
     }
-    report.problem = compare_projection(store, &mut replayed, report.events).await?;
+    let mut stored_rows = BTreeMap::new();
+    let projection =
+        compare_projection(store, &mut replayed, report.events, &mut stored_rows).await?;
+    report.state_hash_stored = state_hash(stored_rows.values());
+    report.decisions = replayed.len();
+    if report.problem.is_some() {
+        // The chain is broken: the replay stopped short, so its hash would
+        // describe no state the log claims.
+        return Ok(report);
+    }
+    let replayed_rows: BTreeMap<&String, String> = replayed
+        .iter()
+        .map(|(id, d)| (id, canonical_decision_row(d)))
+        .collect();
+    let replayed_hash = state_hash(replayed_rows.values());
+    report.problem = projection;
     if report.problem.is_none() {
         report.problem = compare_receipts(store, &replayed, &closing_hash).await?;
     }
-    report.decisions = replayed.len();
+    if report.problem.is_none() && replayed_hash != report.state_hash_stored {
+        report.problem = Some(Problem {
+            sequence: report.events,
+            reason: "the state hash of the stored rows differs from the replayed projection's"
+                .into(),
+        });
+    }
+    report.state_hash_replayed = Some(replayed_hash);
     Ok(report)
 }
 
@@ -162,10 +242,12 @@ async fn compare_receipts(
 /// Every decision row must equal its replay, column by column (the
 /// indexed columns drive listing, snapshots and the timers, so an edit to
 /// one of them alone must not pass), and every replay must have a row.
+/// Collects every stored row's canonical form into `stored` as it goes.
 async fn compare_projection(
     store: &dyn Store,
     replayed: &mut BTreeMap<String, Decision>,
     head: u64,
+    stored: &mut BTreeMap<String, String>,
 ) -> Result<Option<Problem>> {
     let mut first: Option<Problem> = None;
     let mut note = |sequence: u64, reason: String| {
@@ -179,6 +261,7 @@ async fn compare_projection(
         let rows = store.projection_rows(&after, PAGE).await?;
         for row in &rows {
             seen += 1;
+            stored.insert(row.id.clone(), canonical_stored_row(row));
             let stored_seq = u64::try_from(row.last_sequence).unwrap_or(0);
             match replayed.get(&row.id) {
                 _ if stored_seq > head => note(

@@ -19,6 +19,18 @@ fn verify(config: &Path, db: &Path) -> (i32, String) {
     )
 }
 
+/// `witness audit verify --json`: the exit code and the report.
+fn verify_json(config: &Path, db: &Path) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(bin())
+        .args(["audit", "verify", "--json", "--config"])
+        .arg(config)
+        .env("WITNESS__STORE__URL", format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    let doc = serde_json::from_slice(&out.stdout).unwrap();
+    (out.status.code().unwrap_or(-1), doc)
+}
+
 async fn populated() -> Server {
     let s = Server::start("");
     let mut asker = s.client("svc", &[]).await;
@@ -105,4 +117,58 @@ async fn audit_verify_names_the_first_bad_event() {
     let (code, out) = verify(&cfg, &projected);
     assert_eq!(code, 1);
     assert!(out.contains("differs from the replayed events"), "{out}");
+    assert!(out.contains("state hashes DIFFER"), "{out}");
+}
+
+#[tokio::test]
+async fn a_tampered_row_changes_the_stored_state_hash_only() {
+    let mut s = populated().await;
+    s.kill9();
+    let cfg = s.config_path();
+    let (code, out) = verify(&cfg, &s.db_path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("state hashes are equal"), "{out}");
+    let (code, clean) = verify_json(&cfg, &s.db_path());
+    assert_eq!(code, 0, "{clean}");
+    assert_eq!(clean["ok"], true);
+    assert_eq!(clean["events"], 9);
+    assert_eq!(clean["decisions"], 3);
+    assert_eq!(clean["state_hash_equal"], true);
+    assert_eq!(clean["state_hash_replayed"], clean["state_hash_stored"]);
+
+    // A column alone, the body alone, and a whole row removed.
+    for (name, tamper) in [
+        (
+            "version",
+            "UPDATE decisions SET version = version + 1 WHERE rowid = 2",
+        ),
+        (
+            "body",
+            "UPDATE decisions SET body = replace(body, 'cluster-a', 'cluster-z') WHERE rowid = 3",
+        ),
+        ("row", "DELETE FROM decisions WHERE rowid = 1"),
+    ] {
+        let copy = tampered(&s, name, tamper);
+        let (code, doc) = verify_json(&cfg, &copy);
+        assert_eq!(code, 1, "{name}: {doc}");
+        assert_eq!(doc["ok"], false, "{name}: {doc}");
+        assert_eq!(doc["state_hash_equal"], false, "{name}: {doc}");
+        assert_eq!(
+            doc["state_hash_replayed"], clean["state_hash_replayed"],
+            "{name}: the log is untouched, so its replay is too"
+        );
+        assert_ne!(
+            doc["state_hash_stored"], clean["state_hash_stored"],
+            "{name}"
+        );
+        assert!(doc["problem"]["reason"].is_string(), "{name}: {doc}");
+    }
+
+    // A broken chain: no replayed hash, the stored one still reported.
+    let edited = tampered(&s, "chain", "DELETE FROM events WHERE sequence = 5");
+    let (code, doc) = verify_json(&cfg, &edited);
+    assert_eq!(code, 1);
+    assert!(doc["state_hash_replayed"].is_null(), "{doc}");
+    assert_eq!(doc["state_hash_stored"], clean["state_hash_stored"]);
+    assert_eq!(doc["problem"]["sequence"], 5);
 }

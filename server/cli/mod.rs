@@ -165,6 +165,9 @@ pub enum AuditCommand {
         /// TOML configuration file naming the store (default: sqlite://witness.db).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -386,7 +389,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             Ok(exit::OK)
         }
         Command::Audit {
-            command: AuditCommand::Verify { config },
+            command: AuditCommand::Verify { config, json },
         } => {
             let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
             let store = crate::store::open_existing(&config.store.url, &config.store.pg_options())
@@ -395,7 +398,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             let report = crate::audit::verify(store.as_ref())
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(output::audit(&report))
+            Ok(output::audit(&report, json))
         }
         Command::Outbox { command } => local::outbox(command).await,
         Command::Token { command } => Ok(local::token(command)),

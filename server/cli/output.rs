@@ -295,21 +295,43 @@ impl Printer {
     }
 }
 
-/// Prints an audit report; returns the exit code (1 on a problem).
-pub fn audit(r: &AuditReport) -> i32 {
-    match &r.problem {
-        None => {
-            println!(
-                "ok: {} events, {} decisions, head {}",
-                r.events, r.decisions, r.head_hash
-            );
-            0
-        }
-        Some(p) => {
-            println!("FAILED at event {}: {}", p.sequence, p.reason);
-            1
-        }
+/// Prints an audit report; returns the exit code (1 on a problem, a state
+/// hash mismatch included).
+pub fn audit(r: &AuditReport, as_json: bool) -> i32 {
+    let equal = r.state_hash_replayed.as_deref() == Some(r.state_hash_stored.as_str());
+    let code = if r.problem.is_none() && equal { 0 } else { 1 };
+    if as_json {
+        let doc = json!({
+            "ok": code == 0,
+            "events": r.events,
+            "decisions": r.decisions,
+            "head_hash": r.head_hash,
+            "state_hash_replayed": r.state_hash_replayed,
+            "state_hash_stored": r.state_hash_stored,
+            "state_hash_equal": equal,
+            "problem": r.problem.as_ref().map(|p| json!({"sequence": p.sequence, "reason": p.reason})),
+        });
+        println!("{doc}");
+        return code;
     }
+    match &r.problem {
+        None => println!(
+            "ok: {} events, {} decisions, head {}",
+            r.events, r.decisions, r.head_hash
+        ),
+        Some(p) => println!("FAILED at event {}: {}", p.sequence, p.reason),
+    }
+    let replayed = r
+        .state_hash_replayed
+        .as_deref()
+        .unwrap_or("none (the log cannot be replayed to its end)");
+    println!("state hash replayed: {replayed}");
+    println!("state hash stored:   {}", r.state_hash_stored);
+    println!(
+        "state hashes {}",
+        if equal { "are equal" } else { "DIFFER" }
+    );
+    code
 }
 
 #[cfg(test)]

@@ -456,6 +456,16 @@ pub async fn open_existing(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dy
     open(url, pg).await
 }
 
+/// Where a store reads the time that stamps events: the system clock in
+/// production; a test that writes the same log into two stores passes its
+/// own (see `SqliteStore::open_with_clock`, `PostgresStore::open_with_clock`).
+pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
+
+/// The system clock, as a [`Clock`].
+pub fn system_clock() -> Clock {
+    Arc::new(now_micros)
+}
+
 /// Unix time now, in microseconds: the store stamps events with it.
 pub fn now_micros() -> Micros {
     let since = std::time::SystemTime::now()

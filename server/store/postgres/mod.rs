@@ -104,6 +104,11 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
 impl PostgresStore {
     /// Connects, migrates, and starts the writer and the listener.
     pub async fn open(url: &str, opts: &PgOptions) -> Result<Self> {
+        Self::open_with_clock(url, opts, super::system_clock()).await
+    }
+
+    /// [`PostgresStore::open`], stamping events with `clock`'s time.
+    pub async fn open_with_clock(url: &str, opts: &PgOptions, clock: super::Clock) -> Result<Self> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
@@ -131,7 +136,7 @@ impl PostgresStore {
         let head = head(&pool.get().await?).await?;
         let (commit_tx, commits) = watch::channel(head);
         let (writer, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_loop(pool.clone(), rx, commit_tx.clone()));
+        tokio::spawn(write_loop(pool.clone(), rx, commit_tx.clone(), clock));
         tokio::spawn(listen_loop(config, commit_tx));
         Ok(PostgresStore {
             pool,

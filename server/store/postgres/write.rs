@@ -12,6 +12,7 @@ pub(super) async fn write_loop(
     pool: Pool,
     mut rx: mpsc::Receiver<(Command, Reply)>,
     commits: watch::Sender<u64>,
+    clock: super::super::Clock,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -25,7 +26,7 @@ pub(super) async fn write_loop(
         let span =
             tracing::info_span!("store.commit", store = "postgres", batch_size = batch.len());
         let began = std::time::Instant::now();
-        let results = match write_batch(&pool, cmds).instrument(span).await {
+        let results = match write_batch(&pool, cmds, &clock).instrument(span).await {
             Ok((results, head)) => {
                 crate::metrics::store_committed(
                     batch.len(),
@@ -61,7 +62,11 @@ fn is_refusal(e: &StoreError) -> bool {
     )
 }
 
-async fn write_batch(pool: &Pool, cmds: Vec<Command>) -> Result<(Vec<Result<Applied>>, u64)> {
+async fn write_batch(
+    pool: &Pool,
+    cmds: Vec<Command>,
+    clock: &super::super::Clock,
+) -> Result<(Vec<Result<Applied>>, u64)> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let lock = tx
@@ -73,7 +78,8 @@ async fn write_batch(pool: &Pool, cmds: Vec<Command>) -> Result<(Vec<Result<Appl
         hash: row.get(1),
     };
     let mut chain = start.clone();
-    let now = super::super::now_micros();
+    // Read under the chain lock, so event times follow sequence order.
+    let now = clock();
     let mut results = Vec::with_capacity(cmds.len());
     for cmd in cmds {
         let before = chain.clone();

@@ -99,13 +99,18 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &str) -> Result<Self> {
+        Self::open_with_clock(path, super::system_clock()).await
+    }
+
+    /// [`SqliteStore::open`], stamping events with `clock`'s time.
+    pub async fn open_with_clock(path: &str, clock: super::Clock) -> Result<Self> {
         let path = path.to_string();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path, clock))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    fn open_blocking(path: &str) -> Result<Self> {
+    fn open_blocking(path: &str, clock: super::Clock) -> Result<Self> {
         if let Some(dir) = Path::new(path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -132,6 +137,7 @@ impl SqliteStore {
                     conn,
                     chain,
                     commits: commit_tx,
+                    clock,
                 }
                 .run(rx)
             })

@@ -12,6 +12,7 @@ pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) chain: Chain,
     pub(super) commits: watch::Sender<u64>,
+    pub(super) clock: super::super::Clock,
 }
 
 impl Writer {
@@ -75,7 +76,7 @@ impl Writer {
     /// Writes every command of the batch, each in its own savepoint so that a
     /// refusal or failure affects only that command, and commits once.
     fn write_batch(&mut self, cmds: impl Iterator<Item = Command>) -> Result<Vec<Result<Applied>>> {
-        let now = super::super::now_micros();
+        let now = (self.clock)();
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
