@@ -48,20 +48,35 @@ pub struct SqliteStore {
     commits: watch::Receiver<u64>,
 }
 
+/// Classifies a SQLite error: a busy or locked database, or a machine
+/// that cannot write (I/O, full disk, out of memory), is `Unavailable`; a
+/// damaged file or a column that does not decode is `Corrupt`; a statement
+/// no retry fixes (constraint, syntax, no such table, API misuse) is
+/// `Internal`, a bug.
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                StoreError::Unavailable(e.to_string())
-            }
+        use rusqlite::ErrorCode as C;
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::OutOfMemory
+                | C::SystemIoFailure
+                | C::DiskFull
+                | C::CannotOpen
+                | C::FileLockingProtocolFailed
+                | C::OperationInterrupted
+                | C::SchemaChanged
+                | C::PermissionDenied
+                | C::ReadOnly => StoreError::Unavailable(e.to_string()),
+                C::DatabaseCorrupt | C::NotADatabase => StoreError::Corrupt(e.to_string()),
+                _ => StoreError::Internal(format!("sqlite: {e}")),
+            },
             rusqlite::Error::FromSqlConversionFailure(..)
-            | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt(e.to_string()),
-            other => StoreError::Unavailable(other.to_string()),
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::Internal(format!("sqlite: {e}")),
         }
     }
 }
@@ -185,21 +200,33 @@ impl SqliteStore {
 const OUTBOX_COLUMNS: &str =
     "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
 
-fn outbox_item(r: &rusqlite::Row) -> rusqlite::Result<OutboxItem> {
-    let status: String = r.get(6)?;
-    Ok(OutboxItem {
+/// One outbox row; the outer error is the driver's, the inner one a row
+/// whose status does not decode.
+fn outbox_item(r: &rusqlite::Row) -> rusqlite::Result<Result<OutboxItem>> {
+    let id: i64 = r.get(0)?;
+    let decoded = OutboxStatus::decode(id, &r.get::<_, String>(6)?).and_then(|status| {
+        Ok((
+            status,
+            OutboxStatus::decode_event_type(id, &r.get::<_, String>(4)?)?,
+        ))
+    });
+    let (status, event_type) = match decoded {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(OutboxItem {
         id: r.get(0)?,
         webhook: r.get(1)?,
         decision_id: r.get(2)?,
         sequence: r.get::<_, i64>(3)? as u64,
-        event_type: r.get(4)?,
+        event_type,
         body: r.get(5)?,
-        status: OutboxStatus::parse(&status).unwrap_or(OutboxStatus::Pending),
+        status,
         attempts: r.get(7)?,
         next_attempt_at: r.get(8)?,
         last_error: r.get(9)?,
         delivered_at: r.get(10)?,
-    })
+    }))
 }
 
 fn read_chain(conn: &Connection) -> Result<Chain> {
@@ -480,7 +507,9 @@ impl Store for SqliteStore {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![now, lease_us, limit as i64], outbox_item)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .collect()
         })
         .await
     }
@@ -520,7 +549,7 @@ impl Store for SqliteStore {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit as i64], outbox_item)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().collect()
         })
         .await
     }
