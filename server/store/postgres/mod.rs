@@ -572,3 +572,22 @@ impl Store for PostgresStore {
         self.commits.clone()
     }
 }
+
+#[cfg(test)]
+mod error_tests {
+    use super::retryable_sqlstate;
+
+    #[test]
+    fn outages_are_retryable_refusals_are_not() {
+        for c in [
+            "08006", "53300", "57P01", "57014", "40001", "40P01", "58030",
+        ] {
+            assert!(retryable_sqlstate(c), "{c}");
+        }
+        for c in [
+            "23505", "23503", "42601", "42P01", "42703", "22P02", "28P01",
+        ] {
+            assert!(!retryable_sqlstate(c), "{c}");
+        }
+    }
+}

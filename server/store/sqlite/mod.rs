@@ -570,3 +570,35 @@ impl Store for SqliteStore {
         self.commits.clone()
     }
 }
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn constraint_is_internal_not_a_file_is_corrupt_a_bad_column_is_corrupt() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let e: StoreError = c
+            .execute("INSERT INTO t VALUES (1)", [])
+            .unwrap_err()
+            .into();
+        assert!(matches!(e, StoreError::Internal(_)), "{e}");
+        let e: StoreError = c.execute("SELECT * FROM nope", []).unwrap_err().into();
+        assert!(matches!(e, StoreError::Internal(_)), "{e}");
+        let e: StoreError = c
+            .query_row("SELECT 'x'", [], |r| r.get::<_, i64>(0))
+            .unwrap_err()
+            .into();
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not.db");
+        std::fs::write(&path, vec![7u8; 8192]).unwrap();
+        let e = connect(path.to_str().unwrap())
+            .and_then(|mut c| migrate(&mut c).map(|_| ()))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+    }
+}
