@@ -124,7 +124,7 @@ pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
                     Ok(ev)
                         if ev.sequence != row.sequence
                             || ev.decision_id != row.decision_id
-                            || ev.kind.type_name() != row.event_type
+                            || ev.kind.event_type().as_str() != row.event_type
                             || ev.at != row.at =>
                     {
                         problem(format!(

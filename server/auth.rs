@@ -20,6 +20,21 @@ pub enum AuthError {
 /// Result alias for auth.
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;
 
+/// Why the identity table cannot be built from `[[principals]]` (at start,
+/// before anything listens). Names the principal and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    /// `token_sha256` is not 32 bytes of hex.
+    #[error("principals.{principal}.token_sha256: {source}")]
+    BadTokenHash {
+        principal: String,
+        source: hex::FromHexError,
+    },
+    /// A `can_ask` pattern is not a glob (the message names the key).
+    #[error("{}", .0.message)]
+    BadCanAsk(crate::core::Refusal),
+}
+
 /// Name used for dev-mode requests that carry no principal.
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -74,12 +89,12 @@ pub struct Auth {
     roles: Option<std::sync::Arc<std::collections::BTreeMap<String, Vec<String>>>>,
 }
 
-fn principal_from(p: &PrincipalConfig) -> std::result::Result<Principal, String> {
+fn principal_from(p: &PrincipalConfig) -> std::result::Result<Principal, AuthSetupError> {
     Ok(Principal {
         name: p.name.clone(),
         roles: p.roles.clone(),
         can_ask: KindGlobs::new(&format!("principals.{}.can_ask", p.name), &p.can_ask)
-            .map_err(|e| e.message)?,
+            .map_err(AuthSetupError::BadCanAsk)?,
         can_act_for: p.can_act_for.clone(),
         anonymous: false,
     })
@@ -87,19 +102,23 @@ fn principal_from(p: &PrincipalConfig) -> std::result::Result<Principal, String>
 
 impl Auth {
     /// Builds the identity table; `principals` must be validated config.
-    pub fn new(principals: &[PrincipalConfig]) -> std::result::Result<Auth, String> {
+    pub fn new(principals: &[PrincipalConfig]) -> std::result::Result<Auth, AuthSetupError> {
         let entries = principals
             .iter()
             .map(|p| {
                 let mut token_hash = [0u8; 32];
-                hex::decode_to_slice(&p.token_sha256, &mut token_hash)
-                    .map_err(|e| format!("principals.{}.token_sha256: {e}", p.name))?;
+                hex::decode_to_slice(&p.token_sha256, &mut token_hash).map_err(|source| {
+                    AuthSetupError::BadTokenHash {
+                        principal: p.name.clone(),
+                        source,
+                    }
+                })?;
                 Ok(Entry {
                     token_hash,
                     principal: principal_from(p)?,
                 })
             })
-            .collect::<std::result::Result<Vec<Entry>, String>>()?;
+            .collect::<std::result::Result<Vec<Entry>, AuthSetupError>>()?;
         let roles = (!entries.is_empty()).then(|| {
             std::sync::Arc::new(
                 entries

@@ -383,6 +383,7 @@ impl Config {
                 crate::core::schema::span(max)
             )));
         }
+        crate::store::check_url(&self.store.url).map_err(|e| ConfigError(e.to_string()))?;
         if self.outbox.max_attempts == 0 {
             return Err(ConfigError(
                 "outbox.max_attempts: must be at least 1".into(),

@@ -239,7 +239,7 @@ async fn send(
             "idempotency-key",
             format!("{}/{}", item.decision_id, item.sequence),
         )
-        .header("x-witness-event", &item.event_type)
+        .header("x-witness-event", item.event_type.as_str())
         .body(body)
         .send()
         .await

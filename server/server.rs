@@ -15,13 +15,47 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Why the server cannot start or stopped.
+/// Why the server cannot start or stopped. Each refusal to start is its own
+/// variant, carrying what its message needs.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// Dev mode (no principals) on an address others can reach.
+    #[error(
+        "refusing to listen on {addr} in dev mode: with no [[principals]] configured anyone who can \
+         reach the port could answer decisions. Configure principals (name, token_sha256, roles; \
+         `witness token new NAME --roles ROLE` makes one) or listen on 127.0.0.1."
+    )]
+    DevModeNotLoopback { addr: SocketAddr },
+    /// Bearer tokens in plaintext on an address others can reach.
+    #[error(
+        "refusing to serve plaintext on non-loopback {addr}: bearer tokens would cross the network \
+         unencrypted. Configure [tls] (cert, key), or pass --insecure to do it anyway (e.g. behind a \
+         TLS-terminating proxy)."
+    )]
+    PlaintextNotLoopback { addr: SocketAddr },
+    /// A listen address that resolves to nothing.
+    #[error("listen: cannot resolve {listen:?}")]
+    Unresolvable { listen: String },
+    /// A `[tls]` file cannot be read.
+    #[error("tls: {}: {source}", .path.display())]
+    TlsFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthSetupError),
+    /// A `[[policies]]` rule the core refuses (the message names the key).
+    #[error("{}", .0.message)]
+    Policy(crate::core::Refusal),
+    #[error(transparent)]
+    ReceiptKey(#[from] crate::receipts::KeyError),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The Connect/HTTP endpoint cannot be built (its descriptors).
     #[error("{0}")]
-    Refused(String),
+    Endpoint(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("listen: {0}")]
@@ -39,26 +73,18 @@ pub fn check_listen(addr: SocketAddr, dev_mode: bool, tls: bool, insecure: bool)
         return Ok(());
     }
     if dev_mode {
-        return Err(ServeError::Refused(format!(
-            "refusing to listen on {addr} in dev mode: with no [[principals]] configured anyone who can \
-             reach the port could answer decisions. Configure principals (name, token_sha256, roles; \
-             `witness token new NAME --roles ROLE` makes one) or listen on 127.0.0.1."
-        )));
+        return Err(ServeError::DevModeNotLoopback { addr });
     }
     if !tls && !insecure {
-        return Err(ServeError::Refused(format!(
-            "refusing to serve plaintext on non-loopback {addr}: bearer tokens would cross the network \
-             unencrypted. Configure [tls] (cert, key), or pass --insecure to do it anyway (e.g. behind a \
-             TLS-terminating proxy)."
-        )));
+        return Err(ServeError::PlaintextNotLoopback { addr });
     }
     Ok(())
 }
 
 /// Builds the service from the config.
 pub async fn build(config: &Config) -> Result<Arc<Witness>> {
-    let auth = Auth::new(&config.principals).map_err(ServeError::Refused)?;
-    let policies = Policies::new(&config.policies).map_err(|e| ServeError::Refused(e.message))?;
+    let auth = Auth::new(&config.principals)?;
+    let policies = Policies::new(&config.policies).map_err(ServeError::Policy)?;
     let store = store::open(&config.store.url, &config.store.pg_options()).await?;
     let hub = crate::hub::Hub::start(store.clone(), config.streams.ring);
     tokio::spawn(crate::timers::run(store.clone()));
@@ -78,8 +104,7 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
             config.limits.burst,
             config.limits.max_streams_per_principal,
         ),
-        receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())
-            .map_err(|e| ServeError::Refused(e.to_string()))?,
+        receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())?,
         limits: config.limits,
     }))
 }
@@ -130,14 +155,18 @@ async fn resolve(listen: &str) -> Result<SocketAddr> {
         .await
         .map_err(ServeError::Listen)?
         .next()
-        .ok_or_else(|| ServeError::Refused(format!("listen: cannot resolve {listen:?}")))
+        .ok_or_else(|| ServeError::Unresolvable {
+            listen: listen.to_string(),
+        })
 }
 
 /// The rustls server configuration from `[tls]`.
 fn tls_config(t: &crate::config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig> {
     let read = |path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| ServeError::Refused(format!("tls: {}: {e}", path.display())))
+        std::fs::read(path).map_err(|source| ServeError::TlsFile {
+            path: path.to_path_buf(),
+            source,
+        })
     };
     let identity = tonic::transport::Identity::from_pem(read(&t.cert)?, read(&t.key)?);
     let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
@@ -209,16 +238,14 @@ fn routes(
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_err =
-        |e: tonic_reflection::server::Error| ServeError::Refused(format!("reflection: {e}"));
-    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
-    let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection_v1 = reflection().build_v1()?;
     let endpoint = WitnessEndpoint::new(
         GrpcApi::new(witness.clone()),
         witness.limits.max_message_bytes,
         http_side,
     )
-    .map_err(ServeError::Refused)?;
+    .map_err(ServeError::Endpoint)?;
     let grpc = tonic::service::Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -338,11 +365,13 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:50051".parse().unwrap();
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
         assert!(check_listen(lo, true, false, false).is_ok());
-        let e = check_listen(any, true, true, true).unwrap_err().to_string();
+        let e = check_listen(any, true, true, true).unwrap_err();
+        assert!(matches!(e, ServeError::DevModeNotLoopback { .. }), "{e}");
+        let e = e.to_string();
         assert!(e.contains("dev mode") && e.contains("principals"), "{e}");
-        let e = check_listen(any, false, false, false)
-            .unwrap_err()
-            .to_string();
+        let e = check_listen(any, false, false, false).unwrap_err();
+        assert!(matches!(e, ServeError::PlaintextNotLoopback { .. }), "{e}");
+        let e = e.to_string();
         assert!(e.contains("--insecure"), "{e}");
         assert!(check_listen(any, false, false, true).is_ok());
         assert!(

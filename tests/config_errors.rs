@@ -96,3 +96,23 @@ fn an_unknown_environment_override_names_the_variable() {
         "{err}"
     );
 }
+
+#[test]
+fn a_malformed_or_unknown_store_url_is_a_config_error_naming_store_url() {
+    for (url, says) in [
+        (
+            "postgres://w:hunter2@db:notaport/witness",
+            "not a valid PostgreSQL URL",
+        ),
+        ("mysql://db/witness", "unsupported store"),
+        ("sqlite://", "needs a path"),
+    ] {
+        let (code, err, wrote) = serve_with("", &[("WITNESS__STORE__URL", url)]);
+        assert_eq!(code, Some(2), "{url}: {err}");
+        assert!(!wrote, "{url}: nothing written");
+        assert!(err.contains("config: store.url: "), "{url}: {err}");
+        assert!(err.contains(says), "{url}: {err}");
+        assert!(!err.contains("unavailable"), "not an outage: {err}");
+        assert!(!err.contains("hunter2"), "the password stays secret: {err}");
+    }
+}

@@ -271,3 +271,48 @@ async fn ids_with_nul_are_invalid_argument_not_internal() {
         err.message()
     );
 }
+
+/// A statement PostgreSQL refuses for good (here a unique violation, from a
+/// row written behind witness's back) is INTERNAL, which clients do not
+/// retry; not UNAVAILABLE, and not "inconsistent data".
+#[tokio::test]
+async fn a_unique_violation_is_internal_not_unavailable_and_not_corrupt() {
+    let url = PgCluster::shared().fresh_database().await;
+    let s = Server::start_on(&url, "");
+    let mut asker = s.client("svc", &[]).await;
+    asker
+        .ask(ask("deploy.prod", &["sre"], 1, None))
+        .await
+        .unwrap();
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Take the next sequence number before witness does.
+    db.batch_execute(
+        "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
+         SELECT sequence + 1, 'x', 'CREATED', 0, '{}', '', '' FROM chain",
+    )
+    .await
+    .unwrap();
+    let err = asker
+        .ask(ask("deploy.prod", &["sre"], 1, None))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{}", err.message());
+    assert!(err.message().contains("23505"), "{}", err.message());
+    assert!(
+        !err.message().contains("inconsistent"),
+        "not corrupt data: {}",
+        err.message()
+    );
+    assert!(!witness::client::retryable(&err), "{}", err.message());
+    // The refusal left nothing behind: without the stray row, asks work.
+    db.batch_execute("DELETE FROM events WHERE decision_id = 'x'")
+        .await
+        .unwrap();
+    asker
+        .ask(ask("deploy.prod", &["sre"], 1, None))
+        .await
+        .unwrap();
+}

@@ -225,6 +225,38 @@ async fn a_failing_receiver_gets_the_delivery_after_retries_and_dead_letters_are
     assert_eq!(list("delivered").len(), 2);
 }
 
+/// A status no witness writes is corrupt data: `outbox list` fails naming
+/// the row, instead of showing the delivery as pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_outbox_status_fails_outbox_list_naming_the_row() {
+    let r = Receiver::start(0).await;
+    let s = Server::start(&config(&r.url, ""));
+    let mut asker = s.client("svc", &[]).await;
+    let req = proto::AskRequest {
+        surfaces: vec!["hook".into()],
+        ..ask("deploy.prod", &["sre"], 1, None)
+    };
+    asker.ask(req).await.unwrap();
+    wait_hits(&r, 1).await;
+    let id: i64 = open_db(&s.db_path())
+        .query_row("UPDATE outbox SET status = 'sent' RETURNING id", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["outbox", "list", "--config"])
+        .arg(s.config_path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("outbox row {id}: unknown status \"sent\"")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing shown as pending");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_closes_expired_and_on_timeout_reject_records_the_configured_answer() {
     let r = Receiver::start(0).await;

@@ -144,26 +144,25 @@ pub fn verdict_from_proto(raw: i32) -> Option<core::Verdict> {
 }
 
 pub fn event_type(kind: &core::EventKind) -> proto::EventType {
-    use core::EventKind as K;
-    match kind {
-        K::Created { .. } => proto::EventType::Created,
-        K::Delivered { .. } => proto::EventType::Delivered,
-        K::Answered { .. } => proto::EventType::Answered,
-        K::Approved => proto::EventType::Approved,
-        K::Rejected => proto::EventType::Rejected,
-        K::Cancelled { .. } => proto::EventType::Cancelled,
-        K::ContextConfirmed { .. } => proto::EventType::ContextConfirmed,
-        K::ContextChanged { .. } => proto::EventType::ContextChanged,
-        K::FallbackFired { .. } => proto::EventType::FallbackFired,
-        K::Expired => proto::EventType::Expired,
-        K::Escalated { .. } => proto::EventType::Escalated,
-    }
+    event_type_of(kind.event_type())
 }
 
-/// The event type named by a stored type string (as `EventKind::type_name`).
-pub fn event_type_from_name(name: &str) -> proto::EventType {
-    proto::EventType::from_str_name(&format!("EVENT_TYPE_{name}"))
-        .unwrap_or(proto::EventType::Unspecified)
+/// The proto enum value of an event type.
+pub fn event_type_of(t: core::EventType) -> proto::EventType {
+    use core::EventType as T;
+    match t {
+        T::Created => proto::EventType::Created,
+        T::Delivered => proto::EventType::Delivered,
+        T::Answered => proto::EventType::Answered,
+        T::Approved => proto::EventType::Approved,
+        T::Rejected => proto::EventType::Rejected,
+        T::Cancelled => proto::EventType::Cancelled,
+        T::ContextConfirmed => proto::EventType::ContextConfirmed,
+        T::ContextChanged => proto::EventType::ContextChanged,
+        T::FallbackFired => proto::EventType::FallbackFired,
+        T::Expired => proto::EventType::Expired,
+        T::Escalated => proto::EventType::Escalated,
+    }
 }
 
 pub fn answer_outcome(o: core::Outcome) -> proto::AnswerOutcome {

@@ -45,6 +45,12 @@ impl From<ServiceError> for Status {
                     tracing::error!(error = %s, "store inconsistency");
                     Status::internal(s.to_string())
                 }
+                // A bug (or an outside schema edit): INTERNAL, which clients
+                // do not retry; never UNAVAILABLE, which they would.
+                StoreError::Internal(_) | StoreError::BadUrl(_) => {
+                    tracing::error!(error = %s, "store error");
+                    Status::internal(s.to_string())
+                }
             },
         }
     }

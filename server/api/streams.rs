@@ -58,7 +58,9 @@ fn event(p: &Published) -> proto::DecisionEvent {
 fn state_event(d: &Decision) -> proto::DecisionEvent {
     proto::DecisionEvent {
         sequence: d.last_sequence,
-        r#type: convert::event_type_from_name(&d.last_event_type) as i32,
+        r#type: d
+            .last_event_type
+            .map_or(proto::EventType::Unspecified, convert::event_type_of) as i32,
         decision: Some(convert::decision(d)),
         at: Some(convert::timestamp(d.updated_at)),
         snapshot: true,

@@ -1,23 +1,25 @@
 //! `witness list`: open decisions first, newest first, in aligned columns.
 
-use super::{errors, output, ListArgs};
+use super::errors::{CliError, Result};
+use super::{output, ListArgs};
 use crate::api::convert::micros_from_timestamp;
 use crate::proto;
 use serde_json::json;
 
 /// Runs `witness list`.
-pub(super) async fn run(a: ListArgs) -> Result<i32, String> {
+pub(super) async fn run(a: ListArgs) -> Result {
     let statuses = a
         .status
         .iter()
         .map(|s| {
             crate::core::Status::parse(s)
                 .map(|st| crate::api::convert::status(st) as i32)
-                .ok_or_else(|| {
-                    format!(
-                        "--status: unknown status {s:?} (one of open, approved, rejected, \
-                         cancelled, expired, context_changed)"
-                    )
+                .ok_or_else(|| CliError::BadArgument {
+                    flag: "--status",
+                    message: format!(
+                        "unknown status {s:?} (one of open, approved, rejected, cancelled, \
+                         expired, context_changed)"
+                    ),
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -31,11 +33,7 @@ pub(super) async fn run(a: ListArgs) -> Result<i32, String> {
             page_size: a.page_size,
             page_token: token,
         };
-        let resp = c
-            .list_decisions(req)
-            .await
-            .map_err(errors::rpc)?
-            .into_inner();
+        let resp = c.list_decisions(req).await?.into_inner();
         all.extend(resp.decisions);
         token = resp.next_page_token;
         if !a.all || token.is_empty() {

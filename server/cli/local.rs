@@ -1,5 +1,6 @@
 //! Local subcommands that work on the store directly (no server needed).
 
+use super::errors::{CliError, Result};
 use crate::config::Config;
 use crate::store::{now_micros, OutboxItem, OutboxStatus};
 use clap::Subcommand;
@@ -42,21 +43,19 @@ fn micros_text(us: i64) -> String {
 fn item_json(i: &OutboxItem) -> serde_json::Value {
     serde_json::json!({
         "id": i.id, "webhook": i.webhook, "decision_id": i.decision_id, "sequence": i.sequence,
-        "event_type": i.event_type, "status": i.status.as_str(), "attempts": i.attempts,
+        "event_type": i.event_type.as_str(), "status": i.status.as_str(), "attempts": i.attempts,
         "next_attempt_at": micros_text(i.next_attempt_at), "last_error": i.last_error,
         "delivered_at": i.delivered_at.map(micros_text),
     })
 }
 
-async fn open(config: Option<PathBuf>) -> Result<std::sync::Arc<dyn crate::store::Store>, String> {
-    let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-    crate::store::open(&config.store.url, &config.store.pg_options())
-        .await
-        .map_err(|e| e.to_string())
+async fn open(config: Option<PathBuf>) -> Result<std::sync::Arc<dyn crate::store::Store>> {
+    let config = Config::load(config.as_deref())?;
+    Ok(crate::store::open(&config.store.url, &config.store.pg_options()).await?)
 }
 
 /// Runs `witness outbox …`.
-pub async fn outbox(cmd: OutboxCommand) -> Result<i32, String> {
+pub async fn outbox(cmd: OutboxCommand) -> Result {
     match cmd {
         OutboxCommand::List {
             config,
@@ -66,16 +65,13 @@ pub async fn outbox(cmd: OutboxCommand) -> Result<i32, String> {
         } => {
             let status = match status.as_deref() {
                 None => None,
-                Some(s) => Some(
-                    OutboxStatus::parse(s)
-                        .ok_or_else(|| format!("--status: unknown status {s:?}"))?,
-                ),
+                Some(s) => Some(OutboxStatus::parse(s).ok_or_else(|| CliError::BadArgument {
+                    flag: "--status",
+                    message: format!("unknown status {s:?}"),
+                })?),
             };
             let store = open(config).await?;
-            let items = store
-                .outbox_list(status, limit)
-                .await
-                .map_err(|e| e.to_string())?;
+            let items = store.outbox_list(status, limit).await?;
             for i in &items {
                 if json {
                     println!("{}", item_json(i));
@@ -105,13 +101,12 @@ pub async fn outbox(cmd: OutboxCommand) -> Result<i32, String> {
             all_dead,
         } => {
             if id.is_none() && !all_dead {
-                return Err("outbox retry: give a delivery id or --all-dead".into());
+                return Err(CliError::Usage(
+                    "outbox retry: give a delivery id or --all-dead",
+                ));
             }
             let store = open(config).await?;
-            let n = store
-                .outbox_retry(id, now_micros())
-                .await
-                .map_err(|e| e.to_string())?;
+            let n = store.outbox_retry(id, now_micros()).await?;
             println!(
                 "{n} deliver{} queued again",
                 if n == 1 { "y" } else { "ies" }
@@ -180,7 +175,7 @@ pub enum ReceiptCommand {
 }
 
 /// Runs `witness receipt …`.
-pub async fn receipt(cmd: ReceiptCommand) -> Result<i32, String> {
+pub async fn receipt(cmd: ReceiptCommand) -> Result {
     use base64::Engine;
     match cmd {
         ReceiptCommand::Get { id, out, conn } => {
@@ -190,31 +185,32 @@ pub async fn receipt(cmd: ReceiptCommand) -> Result<i32, String> {
                 .get_decision(crate::proto::GetDecisionRequest {
                     decision_id: id.clone(),
                 })
-                .await
-                .map_err(super::rpc)?
+                .await?
                 .into_inner();
-            let r = resp
-                .receipt
-                .ok_or_else(|| format!("decision {id} has no receipt yet: it is still open"))?;
+            let r = resp.receipt.ok_or(CliError::NoReceipt(id))?;
             let file = crate::receipts::ReceiptFile {
                 body: r.body,
                 signature: base64::engine::general_purpose::STANDARD.encode(r.signature),
                 key_id: r.key_id,
             };
-            let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())? + "\n";
+            let text = serde_json::to_string_pretty(&file).map_err(CliError::Encode)? + "\n";
             match out {
                 Some(path) => {
-                    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?
+                    std::fs::write(&path, text).map_err(|source| CliError::File { path, source })?
                 }
                 None => print!("{text}"),
             }
             Ok(0)
         }
         ReceiptCommand::Verify { file, public_key } => {
-            let text =
-                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let key = std::fs::read_to_string(&public_key)
-                .map_err(|e| format!("{}: {e}", public_key.display()))?;
+            let read = |path: &PathBuf| {
+                std::fs::read_to_string(path).map_err(|source| CliError::File {
+                    path: path.clone(),
+                    source,
+                })
+            };
+            let text = read(&file)?;
+            let key = read(&public_key)?;
             let receipt: crate::receipts::ReceiptFile = match serde_json::from_str(&text) {
                 Ok(r) => r,
                 Err(e) => {
@@ -234,9 +230,8 @@ pub async fn receipt(cmd: ReceiptCommand) -> Result<i32, String> {
             }
         }
         ReceiptCommand::PublicKey { config } => {
-            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let key = crate::receipts::ReceiptKey::load(&config.receipt_key_file())
-                .map_err(|e| e.to_string())?;
+            let config = Config::load(config.as_deref())?;
+            let key = crate::receipts::ReceiptKey::load(&config.receipt_key_file())?;
             println!("{}", key.public_key_hex());
             Ok(0)
         }

@@ -5,7 +5,8 @@ mod list;
 mod local;
 mod output;
 
-pub(crate) use errors::rpc;
+pub use errors::CliError;
+use errors::Result;
 
 use crate::client::{self, Credentials, GrpcClient};
 use crate::config::Config;
@@ -208,7 +209,7 @@ pub struct Conn {
 
 impl Conn {
     /// Connects, with errors said in CLI terms.
-    pub(crate) async fn client(&self) -> Result<GrpcClient, String> {
+    pub(crate) async fn client(&self) -> Result<GrpcClient> {
         let creds = Credentials {
             token: self.token.clone(),
             principal: self.principal.clone(),
@@ -221,7 +222,7 @@ impl Conn {
         };
         client::connect(&self.server, &creds)
             .await
-            .map_err(|e| errors::client(e, &self.server))
+            .map_err(|e| CliError::client(e, &self.server))
     }
 
     /// Whether the user gave no identity at all (`anonymous` in dev mode).
@@ -321,21 +322,25 @@ pub struct ListArgs {
 }
 
 /// Parses a JSON argument, reading `@FILE` when given.
-fn json_value_arg(flag: &str, raw: &str) -> Result<serde_json::Value, String> {
+fn json_value_arg(flag: &'static str, raw: &str) -> Result<serde_json::Value> {
     let text = match raw.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{flag}: {path}: {e}"))?,
+        Some(path) => std::fs::read_to_string(path).map_err(|source| CliError::ReadArg {
+            flag,
+            path: path.to_string(),
+            source,
+        })?,
         None => raw.to_string(),
     };
-    serde_json::from_str(&text).map_err(|e| format!("{flag}: not JSON: {e}"))
+    serde_json::from_str(&text).map_err(|source| CliError::Json { flag, source })
 }
 
-fn json_arg(flag: &str, raw: &str) -> Result<prost_types::Value, String> {
+fn json_arg(flag: &'static str, raw: &str) -> Result<prost_types::Value> {
     Ok(crate::api::convert::json_to_proto(&json_value_arg(
         flag, raw,
     )?))
 }
 
-fn opt_json_arg(flag: &str, raw: &Option<String>) -> Result<Option<prost_types::Value>, String> {
+fn opt_json_arg(flag: &'static str, raw: &Option<String>) -> Result<Option<prost_types::Value>> {
     raw.as_deref().map(|r| json_arg(flag, r)).transpose()
 }
 
@@ -343,18 +348,19 @@ fn fresh_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Runs the command line and returns the process exit code.
+/// Runs the command line and returns the process exit code. The one place
+/// a failure becomes text on stderr and an exit code.
 pub async fn run(cli: Cli) -> i32 {
     match run_inner(cli).await {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("witness: {message}");
-            exit::ERROR
+        Err(e) => {
+            eprintln!("witness: {e}");
+            e.exit_code()
         }
     }
 }
 
-async fn run_inner(cli: Cli) -> Result<i32, String> {
+async fn run_inner(cli: Cli) -> Result {
     if !matches!(cli.command, Command::Serve { .. }) {
         crate::telemetry::init_default();
     }
@@ -364,24 +370,19 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             listen,
             insecure,
         } => {
-            let mut config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            let mut config = Config::load(config.as_deref())?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
             // The config decides the log format and trace export.
-            let _telemetry =
-                crate::telemetry::init(&config.log, &config.tracing).map_err(|e| e.to_string())?;
+            let _telemetry = crate::telemetry::init(&config.log, &config.tracing)?;
             crate::metrics::init(config.metrics.enabled);
-            crate::server::serve(config, insecure)
-                .await
-                .map_err(|e| e.to_string())?;
+            crate::server::serve(config, insecure).await?;
             Ok(exit::OK)
         }
         Command::Migrate { config } => {
-            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            crate::store::open(&config.store.url, &config.store.pg_options())
-                .await
-                .map_err(|e| e.to_string())?;
+            let config = Config::load(config.as_deref())?;
+            crate::store::open(&config.store.url, &config.store.pg_options()).await?;
             println!(
                 "migrations applied to {}",
                 crate::server::redact_url(&config.store.url)
@@ -391,20 +392,17 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
         Command::Audit {
             command: AuditCommand::Verify { config, json },
         } => {
-            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            let store = crate::store::open_existing(&config.store.url, &config.store.pg_options())
-                .await
-                .map_err(|e| e.to_string())?;
-            let report = crate::audit::verify(store.as_ref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let config = Config::load(config.as_deref())?;
+            let store =
+                crate::store::open_existing(&config.store.url, &config.store.pg_options()).await?;
+            let report = crate::audit::verify(store.as_ref()).await?;
             Ok(output::audit(&report, json))
         }
         Command::Outbox { command } => local::outbox(command).await,
         Command::Token { command } => Ok(local::token(command)),
         Command::Receipt { command } => local::receipt(command).await,
         Command::Bench(args) => {
-            crate::bench::run(args).await?;
+            crate::bench::run(args).await.map_err(CliError::Bench)?;
             Ok(exit::OK)
         }
         Command::Ask(a) => {
@@ -431,7 +429,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             let d = c
                 .ask_nowait(&ask)
                 .await
-                .map_err(|e| errors::client(e, &a.conn.server))?;
+                .map_err(|e| CliError::client(e, &a.conn.server))?;
             if !a.wait {
                 p.decision(Some(&d));
                 return Ok(exit::OK);
@@ -440,14 +438,14 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             eprintln!("{}", output::waiting_hint(&d, &a.conn));
             let closed = client::wait_closed(c.grpc(), &d.id, |_| {})
                 .await
-                .map_err(|e| errors::client(e, &a.conn.server))?;
+                .map_err(|e| CliError::client(e, &a.conn.server))?;
             p.decision(Some(&closed));
             Ok(status_exit(closed.status))
         }
         Command::Answer(a) => {
             errors::decision_id(&a.id)?;
             if a.conn.anonymous() {
-                return Err(errors::NEEDS_IDENTITY.to_string());
+                return Err(CliError::NeedsIdentity);
             }
             let p = Printer::new(a.conn.json);
             let req = proto::AnswerRequest {
@@ -463,7 +461,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                 on_behalf_of: a.on_behalf_of.clone(),
             };
             let mut c = a.conn.client().await?;
-            let resp = c.answer(req).await.map_err(rpc)?.into_inner();
+            let resp = c.answer(req).await?.into_inner();
             p.answered(&resp);
             Ok(exit::OK)
         }
@@ -472,8 +470,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             let mut c = conn.client().await?;
             let resp = c
                 .get_decision(proto::GetDecisionRequest { decision_id: id })
-                .await
-                .map_err(rpc)?;
+                .await?;
             Printer::new(conn.json).decision(resp.into_inner().decision.as_ref());
             Ok(exit::OK)
         }
@@ -484,7 +481,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
             let mut c = conn.client().await?;
             let closed = client::wait_closed(&mut c, &id, |e| p.event(e))
                 .await
-                .map_err(|e| errors::client(e, &conn.server))?;
+                .map_err(|e| CliError::client(e, &conn.server))?;
             Ok(status_exit(closed.status))
         }
         Command::Stream {
@@ -510,8 +507,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                     decision_id: id,
                     reason,
                 })
-                .await
-                .map_err(rpc)?;
+                .await?;
             Printer::new(conn.json).decision(resp.into_inner().decision.as_ref());
             Ok(exit::OK)
         }
@@ -523,8 +519,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                     decision_id: id,
                     surface,
                 })
-                .await
-                .map_err(rpc)?;
+                .await?;
             Printer::new(conn.json).acked(&resp.into_inner());
             Ok(exit::OK)
         }
@@ -536,7 +531,7 @@ async fn run_inner(cli: Cli) -> Result<i32, String> {
                 decision_id: id,
                 context_snapshot: Some(snapshot),
             };
-            let resp = c.report_context(req).await.map_err(rpc)?;
+            let resp = c.report_context(req).await?;
             Printer::new(conn.json).reported(&resp.into_inner());
             Ok(exit::OK)
         }
@@ -557,7 +552,7 @@ pub fn status_exit(status: i32) -> i32 {
 
 /// Prints events until interrupted, resuming after the last one seen when
 /// the stream drops or is ended for being slow.
-async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i32, String> {
+async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result {
     let p = Printer::new(conn.json);
     let mut backoff = std::time::Duration::from_millis(100);
     loop {
@@ -583,7 +578,7 @@ async fn stream(mut req: proto::StreamDecisionsRequest, conn: &Conn) -> Result<i
         }
         .await;
         match outcome {
-            Err(s) if !client::retryable(&s) => return Err(rpc(s)),
+            Err(s) if !client::retryable(&s) => return Err(CliError::Rpc(s)),
             Err(s) => eprintln!(
                 "witness: stream interrupted ({}); resuming after {}",
                 s.message(),

@@ -153,15 +153,15 @@ fn client_tls(t: &TlsOptions) -> Result<tonic::transport::ClientTlsConfig> {
 }
 
 /// Whether a failed call may be retried: the server or the network was
-/// briefly unavailable, or a stream was ended for falling behind.
+/// briefly unavailable, or a stream was ended for falling behind. INTERNAL
+/// from the server is a bug or corrupt data, which no retry fixes; only
+/// tonic's own INTERNAL for a broken HTTP/2 stream is retried.
 pub fn retryable(s: &tonic::Status) -> bool {
-    matches!(
-        s.code(),
-        tonic::Code::Unavailable
-            | tonic::Code::ResourceExhausted
-            | tonic::Code::Unknown
-            | tonic::Code::Internal
-    ) || s.message().contains("transport")
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::ResourceExhausted | tonic::Code::Unknown => true,
+        tonic::Code::Internal => s.message().starts_with("h2 protocol error"),
+        _ => s.message().contains("transport"),
+    }
 }
 
 /// Watches `id` until it closes and returns the closed decision, calling
@@ -284,5 +284,28 @@ pub async fn wait_any(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retryable;
+    use tonic::Status;
+
+    #[test]
+    fn internal_from_the_server_is_not_retried_but_outages_are() {
+        assert!(!retryable(&Status::internal(
+            "store error: postgres (23505): duplicate key"
+        )));
+        assert!(!retryable(&Status::internal(
+            "store data is inconsistent: outbox row 1"
+        )));
+        assert!(retryable(&Status::internal(
+            "h2 protocol error: stream reset"
+        )));
+        assert!(retryable(&Status::unavailable(
+            "store unavailable: db down"
+        )));
+        assert!(!retryable(&Status::invalid_argument("kind: empty")));
     }
 }

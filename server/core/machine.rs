@@ -187,7 +187,7 @@ pub fn create(new: NewDecision, policy: Policy, now: Micros) -> Result<EventKind
         closed_by: None,
         fallback_fired: false,
         escalations,
-        last_event_type: String::new(),
+        last_event_type: None,
         updated_at: now,
     };
     Ok(EventKind::Created {
@@ -604,7 +604,7 @@ pub fn apply(state: Option<Decision>, event: &Event) -> Result<Decision, ApplyEr
     }
     d.version += 1;
     d.last_sequence = event.sequence;
-    d.last_event_type = event.kind.type_name().to_string();
+    d.last_event_type = Some(event.kind.event_type());
     d.updated_at = event.at;
     Ok(d)
 }

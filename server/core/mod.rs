@@ -2,6 +2,7 @@
 //! limit checks. No I/O and no clock: callers pass the time in.
 
 pub mod canonical;
+pub mod event_type;
 pub mod machine;
 pub mod model;
 pub mod notify;
@@ -9,6 +10,7 @@ pub mod policy;
 pub mod receipt;
 pub mod schema;
 
+pub use event_type::{EventType, UnknownEventType};
 pub use machine::{apply, create, decide, Action, Actor, Decided, NewDecision, Outcome};
 pub use model::*;
 

@@ -245,9 +245,11 @@ pub struct Decision {
     /// The escalation chain's levels and where each stands.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalations: Vec<Escalation>,
-    /// Type of the latest event (e.g. `ANSWERED`) and when it happened, so
-    /// a snapshot can describe a decision without reading its events.
-    pub last_event_type: String,
+    /// Type of the latest event (e.g. `ANSWERED`; `""` when stored,
+    /// before the first) and when it happened, so a snapshot can describe a
+    /// decision without reading its events.
+    #[serde(with = "super::event_type::last_event_type")]
+    pub last_event_type: Option<super::EventType>,
     pub updated_at: Micros,
 }
 
@@ -352,24 +354,6 @@ pub enum EventKind {
     },
 }
 
-impl EventKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            EventKind::Created { .. } => "CREATED",
-            EventKind::Delivered { .. } => "DELIVERED",
-            EventKind::Answered { .. } => "ANSWERED",
-            EventKind::Approved => "APPROVED",
-            EventKind::Rejected => "REJECTED",
-            EventKind::Cancelled { .. } => "CANCELLED",
-            EventKind::ContextConfirmed { .. } => "CONTEXT_CONFIRMED",
-            EventKind::ContextChanged { .. } => "CONTEXT_CHANGED",
-            EventKind::FallbackFired { .. } => "FALLBACK_FIRED",
-            EventKind::Expired => "EXPIRED",
-            EventKind::Escalated { .. } => "ESCALATED",
-        }
-    }
-}
-
 /// One entry of the global, gap-free, hash-chained event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -381,10 +365,11 @@ pub struct Event {
 }
 
 impl Event {
-    /// The canonical JSON text that is stored and hashed.
-    pub fn canonical(&self) -> String {
-        let value = serde_json::to_value(self).unwrap_or(Value::Null);
-        super::canonical::canonical_json(&value)
+    /// The canonical JSON text that is stored and hashed. Fails only on a
+    /// bug (a value serde cannot represent); never hashes a placeholder.
+    pub fn canonical(&self) -> Result<String, serde_json::Error> {
+        let value = serde_json::to_value(self)?;
+        Ok(super::canonical::canonical_json(&value))
     }
 }
 

@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// What can go wrong in a store.
+/// What can go wrong in a store. Each backend classifies its driver's
+/// errors into these, once (`From` impls in `sqlite`/`postgres`); the gRPC
+/// code of each lives in `api::error`, nowhere else.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{}", crate::core::not_found_message(.0))]
@@ -27,9 +29,40 @@ pub enum StoreError {
     /// The database cannot be reached or is busy: retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The stored data contradicts itself.
+    /// The stored data contradicts itself or cannot be decoded.
     #[error("store data is inconsistent: {0}")]
     Corrupt(String),
+    /// The database refused a statement in a way no retry fixes (a
+    /// constraint or syntax error, an undefined table or column): a bug or
+    /// an outside edit of the schema, not bad data and not an outage.
+    #[error("store error: {0}")]
+    Internal(String),
+    /// `store.url` names no store this witness can open (unknown scheme,
+    /// malformed URL, a read-only tool given a missing file).
+    #[error("store.url: {0}")]
+    BadUrl(String),
+}
+
+impl StoreError {
+    /// The same class of error with the same text, for every command of a
+    /// batch that failed as a whole (the error itself is not `Clone`).
+    pub fn for_each_in_batch(&self) -> StoreError {
+        let msg = match self {
+            StoreError::Unavailable(m)
+            | StoreError::Corrupt(m)
+            | StoreError::Internal(m)
+            | StoreError::BadUrl(m) => m.clone(),
+            other => other.to_string(),
+        };
+        match self {
+            StoreError::Corrupt(_) => StoreError::Corrupt(msg),
+            StoreError::Internal(_) => StoreError::Internal(msg),
+            StoreError::BadUrl(_) => StoreError::BadUrl(msg),
+            // An outage, or a command-level refusal that aborted the whole
+            // batch (never expected): the batch may be retried.
+            _ => StoreError::Unavailable(msg),
+        }
+    }
 }
 
 /// Result alias for stores.
@@ -225,7 +258,8 @@ pub fn plan(
             at: now,
             kind,
         }
-        .canonical();
+        .canonical()
+        .map_err(|e| StoreError::Internal(format!("event {sequence} does not serialise: {e}")))?;
         // Re-read what is stored, so the projection is built from exactly
         // the bytes a replay will read.
         let event: Event =
@@ -340,6 +374,23 @@ impl OutboxStatus {
         .into_iter()
         .find(|x| x.as_str() == s)
     }
+
+    /// The event type stored in outbox row `id`.
+    pub fn decode_event_type(id: i64, s: &str) -> Result<core::EventType> {
+        s.parse()
+            .map_err(|e| StoreError::Corrupt(format!("outbox row {id}: {e}")))
+    }
+
+    /// The status stored in outbox row `id`: anything else is corrupt data,
+    /// never silently "pending" (which would re-send, or hide, a delivery).
+    pub fn decode(id: i64, s: &str) -> Result<OutboxStatus> {
+        OutboxStatus::parse(s).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "outbox row {id}: unknown status {:?} (expected pending, delivered or dead)",
+                core::cut(s)
+            ))
+        })
+    }
 }
 
 /// One outbox row.
@@ -349,7 +400,7 @@ pub struct OutboxItem {
     pub webhook: String,
     pub decision_id: String,
     pub sequence: u64,
-    pub event_type: String,
+    pub event_type: core::EventType,
     pub body: String,
     pub status: OutboxStatus,
     pub attempts: u32,
@@ -430,17 +481,38 @@ pub trait Store: Send + Sync + 'static {
     fn commits(&self) -> watch::Receiver<u64>;
 }
 
+/// Checks that `url` names a store this witness can open, without opening
+/// it: `sqlite://PATH`, or a `postgres://` / `postgresql://` URL that
+/// tokio-postgres accepts. Config validation calls it, so a typo is a
+/// configuration error at startup, never an outage.
+pub fn check_url(url: &str) -> Result<()> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::BadUrl(
+                "sqlite:// needs a path (e.g. sqlite://witness.db)".into(),
+            ));
+        }
+        return Ok(());
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // The parser's messages name the bad part, never the password.
+        return url
+            .parse::<tokio_postgres::Config>()
+            .map(|_| ())
+            .map_err(|e| StoreError::BadUrl(format!("not a valid PostgreSQL URL: {e}")));
+    }
+    Err(StoreError::BadUrl(
+        "unsupported store (expected sqlite://PATH or postgres://...)".into(),
+    ))
+}
+
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…`.
 pub async fn open(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>> {
+    check_url(url)?;
     if let Some(path) = url.strip_prefix("sqlite://") {
         return Ok(Arc::new(sqlite::SqliteStore::open(path).await?));
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(postgres::PostgresStore::open(url, pg).await?));
-    }
-    Err(StoreError::Unavailable(
-        "store.url: unsupported store (expected sqlite://PATH or postgres://...)".into(),
-    ))
+    Ok(Arc::new(postgres::PostgresStore::open(url, pg).await?))
 }
 
 /// Opens the store at `url` for a read-only tool: a SQLite file that does
@@ -448,8 +520,8 @@ pub async fn open(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>>
 pub async fn open_existing(url: &str, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if !std::path::Path::new(path).is_file() {
-            return Err(StoreError::Unavailable(format!(
-                "store.url: no SQLite database at {path} (nothing to read)"
+            return Err(StoreError::BadUrl(format!(
+                "no SQLite database at {path} (nothing to read)"
             )));
         }
     }

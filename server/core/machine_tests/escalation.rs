@@ -158,7 +158,7 @@ fn replay_rebuilds_the_same_ladder() {
     sim.ok(Action::FireFallback, s(130));
     let mut state = None;
     for e in &sim.log {
-        let text = e.canonical();
+        let text = e.canonical().unwrap();
         let back: Event = serde_json::from_str(&text).unwrap();
         state = Some(apply(state, &back).unwrap());
     }

@@ -165,6 +165,10 @@ fn service_parts(route: Route, err: ServiceError) -> (StatusCode, Value) {
             tracing::error!(error = %s, "store inconsistency");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "internal", s.to_string())
         }
+        ServiceError::Store(s @ (StoreError::Internal(_) | StoreError::BadUrl(_))) => {
+            tracing::error!(error = %s, "store error");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal", s.to_string())
+        }
     }
 }
 

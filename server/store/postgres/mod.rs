@@ -65,31 +65,46 @@ pub struct PostgresStore {
     commits: watch::Receiver<u64>,
 }
 
+/// Classifies a driver error by its SQLSTATE: what a retry may fix
+/// (connection, resources, shutdown, timeout, serialization failure,
+/// deadlock) is `Unavailable`; everything else the server said is a
+/// statement no retry fixes (constraint violations, `42xxx` syntax and
+/// undefined table/column, data exceptions): `Internal`, a bug, not
+/// corrupt data. Undecodable stored data is `Corrupt`, classified where it
+/// is decoded.
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        use tokio_postgres::error::SqlState;
-        let retryable = match e.code() {
-            None => true, // I/O, closed connection, timeout
-            Some(code) => {
-                let c = code.code();
-                c.starts_with("08") // connection exceptions
-                    || c.starts_with("53") // insufficient resources
-                    || c.starts_with("57") // operator intervention (shutdown, cancel, timeout)
-                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
-                    || *code == SqlState::T_R_DEADLOCK_DETECTED
+        match e.code() {
+            Some(code) if !retryable_sqlstate(code.code()) => {
+                StoreError::Internal(format!("postgres ({}): {e}", code.code()))
             }
-        };
-        if retryable {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Corrupt(e.to_string())
+            // No SQLSTATE: I/O, a closed connection, a client-side timeout.
+            // Or one of the retryable states above.
+            _ => StoreError::Unavailable(e.to_string()),
         }
     }
 }
 
+/// Whether a SQLSTATE names a condition a later retry may not meet again.
+fn retryable_sqlstate(c: &str) -> bool {
+    c.starts_with("08") // connection exceptions
+        || c.starts_with("53") // insufficient resources
+        || c.starts_with("57") // operator intervention: 57P01 admin shutdown, 57014 statement timeout
+        || c.starts_with("58") // system error (I/O) outside PostgreSQL
+        || c == "40001" // serialization failure
+        || c == "40P01" // deadlock detected
+}
+
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Unavailable(format!("database: {e}"))
+        use deadpool_postgres::PoolError;
+        match e {
+            // The server answered the connection attempt with an error of
+            // its own (e.g. a wrong password or a missing database).
+            PoolError::Backend(e) => e.into(),
+            // Timeouts, a closed pool, a failed connect: an outage.
+            other => StoreError::Unavailable(format!("database: {other}")),
+        }
     }
 }
 
@@ -111,7 +126,7 @@ impl PostgresStore {
     pub async fn open_with_clock(url: &str, opts: &PgOptions, clock: super::Clock) -> Result<Self> {
         let mut config: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+            .map_err(|e: tokio_postgres::Error| StoreError::BadUrl(e.to_string()))?;
         config.connect_timeout(opts.connect_timeout);
         config.options(format!(
             "-c statement_timeout={}",
@@ -131,7 +146,7 @@ impl PostgresStore {
             .recycle_timeout(Some(opts.connect_timeout))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(|e| StoreError::Internal(format!("connection pool: {e}")))?;
         migrate(&pool).await?;
         let head = head(&pool.get().await?).await?;
         let (commit_tx, commits) = watch::channel(head);
@@ -230,20 +245,21 @@ async fn listen_loop(config: tokio_postgres::Config, commits: watch::Sender<u64>
 const OUTBOX_COLUMNS: &str =
     "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
 
-fn outbox_item(r: &tokio_postgres::Row) -> OutboxItem {
-    OutboxItem {
-        id: r.get(0),
+fn outbox_item(r: &tokio_postgres::Row) -> Result<OutboxItem> {
+    let id: i64 = r.get(0);
+    Ok(OutboxItem {
+        id,
         webhook: r.get(1),
         decision_id: r.get(2),
         sequence: r.get::<_, i64>(3) as u64,
-        event_type: r.get(4),
+        event_type: OutboxStatus::decode_event_type(id, r.get(4))?,
         body: r.get(5),
-        status: OutboxStatus::parse(r.get(6)).unwrap_or(OutboxStatus::Pending),
+        status: OutboxStatus::decode(id, r.get(6))?,
         attempts: r.get::<_, i32>(7) as u32,
         next_attempt_at: r.get(8),
         last_error: r.get(9),
         delivered_at: r.get(10),
-    }
+    })
 }
 
 fn raw_event(r: &tokio_postgres::Row) -> RawEvent {
@@ -491,7 +507,7 @@ impl Store for PostgresStore {
             .await?
             .query(&sql, &[&now, &lease_us, &(limit as i64)])
             .await?;
-        Ok(rows.iter().map(outbox_item).collect())
+        rows.iter().map(outbox_item).collect()
     }
 
     async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()> {
@@ -540,7 +556,7 @@ impl Store for PostgresStore {
             .await?
             .query(&sql, &[&status, &(limit as i64)])
             .await?;
-        Ok(rows.iter().map(outbox_item).collect())
+        rows.iter().map(outbox_item).collect()
     }
 
     async fn outbox_retry(&self, id: Option<i64>, now: i64) -> Result<u64> {
@@ -559,5 +575,24 @@ impl Store for PostgresStore {
 
     fn commits(&self) -> watch::Receiver<u64> {
         self.commits.clone()
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::retryable_sqlstate;
+
+    #[test]
+    fn outages_are_retryable_refusals_are_not() {
+        for c in [
+            "08006", "53300", "57P01", "57014", "40001", "40P01", "58030",
+        ] {
+            assert!(retryable_sqlstate(c), "{c}");
+        }
+        for c in [
+            "23505", "23503", "42601", "42P01", "42703", "22P02", "28P01",
+        ] {
+            assert!(!retryable_sqlstate(c), "{c}");
+        }
     }
 }

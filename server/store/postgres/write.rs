@@ -41,11 +41,8 @@ pub(super) async fn write_loop(
                 results
             }
             Err(e) => {
-                let msg = e.to_string();
-                batch
-                    .iter()
-                    .map(|_| Err(StoreError::Unavailable(msg.clone())))
-                    .collect()
+                // Every command shares the batch's fate, and its class of error.
+                batch.iter().map(|_| Err(e.for_each_in_batch())).collect()
             }
         };
         for ((_, reply), result) in batch.into_iter().zip(results) {

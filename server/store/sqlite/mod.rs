@@ -48,20 +48,35 @@ pub struct SqliteStore {
     commits: watch::Receiver<u64>,
 }
 
+/// Classifies a SQLite error: a busy or locked database, or a machine
+/// that cannot write (I/O, full disk, out of memory), is `Unavailable`; a
+/// damaged file or a column that does not decode is `Corrupt`; a statement
+/// no retry fixes (constraint, syntax, no such table, API misuse) is
+/// `Internal`, a bug.
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                StoreError::Unavailable(e.to_string())
-            }
+        use rusqlite::ErrorCode as C;
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::OutOfMemory
+                | C::SystemIoFailure
+                | C::DiskFull
+                | C::CannotOpen
+                | C::FileLockingProtocolFailed
+                | C::OperationInterrupted
+                | C::SchemaChanged
+                | C::PermissionDenied
+                | C::ReadOnly => StoreError::Unavailable(e.to_string()),
+                C::DatabaseCorrupt | C::NotADatabase => StoreError::Corrupt(e.to_string()),
+                _ => StoreError::Internal(format!("sqlite: {e}")),
+            },
             rusqlite::Error::FromSqlConversionFailure(..)
-            | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt(e.to_string()),
-            other => StoreError::Unavailable(other.to_string()),
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::Internal(format!("sqlite: {e}")),
         }
     }
 }
@@ -191,21 +206,33 @@ impl SqliteStore {
 const OUTBOX_COLUMNS: &str =
     "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
 
-fn outbox_item(r: &rusqlite::Row) -> rusqlite::Result<OutboxItem> {
-    let status: String = r.get(6)?;
-    Ok(OutboxItem {
+/// One outbox row; the outer error is the driver's, the inner one a row
+/// whose status does not decode.
+fn outbox_item(r: &rusqlite::Row) -> rusqlite::Result<Result<OutboxItem>> {
+    let id: i64 = r.get(0)?;
+    let decoded = OutboxStatus::decode(id, &r.get::<_, String>(6)?).and_then(|status| {
+        Ok((
+            status,
+            OutboxStatus::decode_event_type(id, &r.get::<_, String>(4)?)?,
+        ))
+    });
+    let (status, event_type) = match decoded {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(OutboxItem {
         id: r.get(0)?,
         webhook: r.get(1)?,
         decision_id: r.get(2)?,
         sequence: r.get::<_, i64>(3)? as u64,
-        event_type: r.get(4)?,
+        event_type,
         body: r.get(5)?,
-        status: OutboxStatus::parse(&status).unwrap_or(OutboxStatus::Pending),
+        status,
         attempts: r.get(7)?,
         next_attempt_at: r.get(8)?,
         last_error: r.get(9)?,
         delivered_at: r.get(10)?,
-    })
+    }))
 }
 
 fn read_chain(conn: &Connection) -> Result<Chain> {
@@ -486,7 +513,9 @@ impl Store for SqliteStore {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![now, lease_us, limit as i64], outbox_item)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .collect()
         })
         .await
     }
@@ -526,7 +555,7 @@ impl Store for SqliteStore {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit as i64], outbox_item)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().collect()
         })
         .await
     }
@@ -545,5 +574,37 @@ impl Store for SqliteStore {
 
     fn commits(&self) -> watch::Receiver<u64> {
         self.commits.clone()
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn constraint_is_internal_not_a_file_is_corrupt_a_bad_column_is_corrupt() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let e: StoreError = c
+            .execute("INSERT INTO t VALUES (1)", [])
+            .unwrap_err()
+            .into();
+        assert!(matches!(e, StoreError::Internal(_)), "{e}");
+        let e: StoreError = c.execute("SELECT * FROM nope", []).unwrap_err().into();
+        assert!(matches!(e, StoreError::Internal(_)), "{e}");
+        let e: StoreError = c
+            .query_row("SELECT 'x'", [], |r| r.get::<_, i64>(0))
+            .unwrap_err()
+            .into();
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not.db");
+        std::fs::write(&path, vec![7u8; 8192]).unwrap();
+        let e = connect(path.to_str().unwrap())
+            .and_then(|mut c| migrate(&mut c).map(|_| ()))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
     }
 }

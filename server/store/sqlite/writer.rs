@@ -58,11 +58,8 @@ impl Writer {
             }
             Err(e) => {
                 self.chain = start.clone();
-                let msg = e.to_string();
-                batch
-                    .iter()
-                    .map(|_| Err(StoreError::Unavailable(msg.clone())))
-                    .collect()
+                // Every command shares the batch's fate, and its class of error.
+                batch.iter().map(|_| Err(e.for_each_in_batch())).collect()
             }
         };
         if self.chain.sequence != start.sequence {
