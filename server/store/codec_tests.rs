@@ -86,7 +86,7 @@ fn roundtrip(e: &Event) -> (String, Event) {
 /// A log touching every event kind, with non-default values everywhere.
 fn rich_log() -> Vec<Event> {
     let mut ask = small_ask();
-    ask.input = json!({"ünï": "\u{2028}", "n": -1.5e-7, "big": 9007199254740993u64, "0": []});
+    ask.input = json!({"ünï": "\u{2028}", "n": -1.5e-7, "big": 9007199254740992u64, "0": []});
     ask.response_schema = Some(json!({"type": "object"}));
     ask.context_hash = Some("ab".repeat(32));
     ask.timeout_us = Some(60_000_000);
