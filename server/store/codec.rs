@@ -61,6 +61,12 @@ struct Templates {
     answer: Value,
     escalation: Value,
     level: Value,
+    delivered: Value,
+    cancelled: Value,
+    confirmed: Value,
+    changed: Value,
+    fallback: Value,
+    escalated: Value,
 }
 
 fn templates() -> &'static Templates {
@@ -90,21 +96,27 @@ fn templates() -> &'static Templates {
         }),
         escalation: json!({"level": 0, "due_at": 0, "state": "PENDING", "fired_at": null}),
         level: json!({"after_us": 0, "webhooks": [], "unless": "none"}),
+        delivered: json!({"surface": "", "by": ""}),
+        cancelled: json!({"by": "", "reason": ""}),
+        confirmed: json!({"by": ""}),
+        changed: json!({"by": "", "reported_hash": ""}),
+        fallback: json!({"webhooks": []}),
+        escalated: json!({"level": 0, "webhooks": []}),
     })
 }
 
 /// The template of an event type's payload; None for types without one.
-fn payload_template(event_type: &str) -> Option<Value> {
+fn payload_template(event_type: &str) -> Option<&'static Value> {
     let t = templates();
     Some(match event_type {
-        "CREATED" => t.decision.clone(),
-        "ANSWERED" => t.answer.clone(),
-        "DELIVERED" => json!({"surface": "", "by": ""}),
-        "CANCELLED" => json!({"by": "", "reason": ""}),
-        "CONTEXT_CONFIRMED" => json!({"by": ""}),
-        "CONTEXT_CHANGED" => json!({"by": "", "reported_hash": ""}),
-        "FALLBACK_FIRED" => json!({"webhooks": []}),
-        "ESCALATED" => json!({"level": 0, "webhooks": []}),
+        "CREATED" => &t.decision,
+        "ANSWERED" => &t.answer,
+        "DELIVERED" => &t.delivered,
+        "CANCELLED" => &t.cancelled,
+        "CONTEXT_CONFIRMED" => &t.confirmed,
+        "CONTEXT_CHANGED" => &t.changed,
+        "FALLBACK_FIRED" => &t.fallback,
+        "ESCALATED" => &t.escalated,
         _ => return None,
     })
 }
@@ -195,7 +207,7 @@ pub fn encode_event(event: &Event) -> Result<String, CodecError> {
             }
         }
     }
-    strip(&mut payload, &template);
+    strip(&mut payload, template);
     Ok(canonical_json(&payload))
 }
 
@@ -226,7 +238,7 @@ pub fn decode_event(
                         .or_insert_with(|| column_value(field, decision_id, at));
                 }
             }
-            fill(&mut payload, &template);
+            fill(&mut payload, template);
             let data = match event_type {
                 "CREATED" => json!({ "decision": payload }),
                 "ANSWERED" => json!({ "answer": payload }),
