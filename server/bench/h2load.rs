@@ -143,6 +143,9 @@ pub fn run(n: usize, asks: usize) -> Result<(), String> {
             ask / health.max(1.0)
         );
     }
+    if asks == 0 {
+        return Ok(());
+    }
     let servers = start_servers(None, 1)?;
     let dir = servers.dir.clone();
     let ask = write_body(&dir, "ask.bin", &small_ask())?;

@@ -63,7 +63,7 @@ pub struct BenchArgs {
     /// bytes per decision and server memory over --size-asks asks (0: skip).
     #[arg(long, default_value_t = 0)]
     pub h2load: usize,
-    /// Small asks for the bytes-per-decision and memory figures.
+    /// Small asks for the bytes-per-decision and memory figures (0: skip).
     #[arg(long, default_value_t = 100_000)]
     pub size_asks: usize,
 }
