@@ -143,9 +143,17 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with(&format!("ok: {n} events")), "{out}");
 
-    assert_eq!(events(&db)[..n as usize], old_events[..], "old events untouched");
+    assert_eq!(
+        events(&db)[..n as usize],
+        old_events[..],
+        "old events untouched"
+    );
     let since: i64 = open_db(&db)
-        .query_row("SELECT since_sequence FROM log_formats WHERE format = 2", [], |r| r.get(0))
+        .query_row(
+            "SELECT since_sequence FROM log_formats WHERE format = 2",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(since, n + 1);
     let new_rows = rows(&db);
@@ -215,8 +223,12 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
         let db = db2.clone();
         async move {
             let c = open_db(&db);
-            c.query_row("SELECT count(*) FROM events WHERE type = 'CANCELLED'", [], |r| r.get::<_, i64>(0))
-                .unwrap()
+            c.query_row(
+                "SELECT count(*) FROM events WHERE type = 'CANCELLED'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
                 >= 2
         }
     })
@@ -242,10 +254,27 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
         .expect("the new CANCELLED event")
         .0;
     for (name, sql) in [
-        ("new-body", format!("UPDATE events SET body = replace(body, 'after', 'before') WHERE sequence = {last}")),
-        ("new-at", format!("UPDATE events SET at = at + 1 WHERE sequence = {last}")),
-        ("new-type", format!("UPDATE events SET type = 'EXPIRED' WHERE sequence = {last}")),
-        ("new-id", format!("UPDATE events SET decision_id = '{}' WHERE sequence = {last}", open[1])),
+        (
+            "new-body",
+            format!(
+                "UPDATE events SET body = replace(body, 'after', 'before') WHERE sequence = {last}"
+            ),
+        ),
+        (
+            "new-at",
+            format!("UPDATE events SET at = at + 1 WHERE sequence = {last}"),
+        ),
+        (
+            "new-type",
+            format!("UPDATE events SET type = 'EXPIRED' WHERE sequence = {last}"),
+        ),
+        (
+            "new-id",
+            format!(
+                "UPDATE events SET decision_id = '{}' WHERE sequence = {last}",
+                open[1]
+            ),
+        ),
     ] {
         let bad = tamper(&db, name, &sql);
         let (code, out) = verify(&cfg, &bad);

@@ -53,7 +53,14 @@ fn h2load(
     m: usize,
 ) -> Result<Run, String> {
     let out = Command::new("h2load")
-        .args(["-n", &n.to_string(), "-c", &c.to_string(), "-m", &m.to_string()])
+        .args([
+            "-n",
+            &n.to_string(),
+            "-c",
+            &c.to_string(),
+            "-m",
+            &m.to_string(),
+        ])
         .arg("--data")
         .arg(body)
         .args([
@@ -99,7 +106,11 @@ fn decisions(db: &Path) -> Result<u64, String> {
         .map_err(|e| e.to_string())
 }
 
-fn write_body(dir: &Path, name: &str, message: &impl Message) -> Result<std::path::PathBuf, String> {
+fn write_body(
+    dir: &Path,
+    name: &str,
+    message: &impl Message,
+) -> Result<std::path::PathBuf, String> {
     let path = dir.join(name);
     std::fs::write(&path, grpc_frame(message)).map_err(|e| e.to_string())?;
     Ok(path)
@@ -110,7 +121,11 @@ fn ratio_at(n: usize, c: usize, m: usize) -> Result<(f64, f64), String> {
     let servers = start_servers(None, 1)?;
     let dir = servers.dir.clone();
     let addr = &servers.addrs[0];
-    let health = write_body(&dir, "health.bin", &tonic_health::pb::HealthCheckRequest::default())?;
+    let health = write_body(
+        &dir,
+        "health.bin",
+        &tonic_health::pb::HealthCheckRequest::default(),
+    )?;
     let ask = write_body(&dir, "ask.bin", &small_ask())?;
     // Warm up both paths (connections, caches) before measuring.
     h2load(addr, HEALTH_PATH, &health, 2000, c, m)?;

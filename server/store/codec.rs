@@ -24,8 +24,8 @@
 //! the log stays readable with any SQL client, and the canonical form that
 //! makes the hash reproducible already exists.
 
-use crate::core::canonical::canonical_json;
 use super::ProjectionRow;
+use crate::core::canonical::canonical_json;
 use crate::core::{chain_hash, Decision, Event, EventKind, Micros};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
@@ -247,8 +247,8 @@ pub fn decode_event(
             json!({ "type": event_type, "data": data })
         }
     };
-    let kind: EventKind = serde_json::from_value(kind)
-        .map_err(|e| CodecError(format!("event {sequence}: {e}")))?;
+    let kind: EventKind =
+        serde_json::from_value(kind).map_err(|e| CodecError(format!("event {sequence}: {e}")))?;
     Ok(Event {
         sequence,
         decision_id: decision_id.to_string(),

@@ -72,14 +72,7 @@ fn stored_row(d: &Decision) -> ProjectionRow {
 fn roundtrip(e: &Event) -> (String, Event) {
     let body = encode_event(e).unwrap();
     assert!(!is_format1(&body), "{body}");
-    let back = decode_event(
-        e.sequence,
-        &e.decision_id,
-        e.kind.type_name(),
-        e.at,
-        &body,
-    )
-    .unwrap();
+    let back = decode_event(e.sequence, &e.decision_id, e.kind.type_name(), e.at, &body).unwrap();
     (body, back)
 }
 
@@ -246,7 +239,10 @@ fn no_compact_body_can_look_like_format_1() {
 #[test]
 fn garbage_is_an_error_not_a_panic() {
     for body in ["", "[]", "{\"by\":3}", "nul", "{\"at\":1}"] {
-        assert!(decode_event(1, ID, "CANCELLED", T0, body).is_err(), "{body}");
+        assert!(
+            decode_event(1, ID, "CANCELLED", T0, body).is_err(),
+            "{body}"
+        );
     }
     assert!(decode_event(1, ID, "NO_SUCH_TYPE", T0, "{}").is_err());
     let d = apply(None, &rich_log()[0]).unwrap();

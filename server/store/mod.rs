@@ -9,8 +9,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::core::{
-    self, apply, Action, Decision, Event, Micros, NewDecision, Outcome, Policy,
-    Refusal, Status,
+    self, apply, Action, Decision, Event, Micros, NewDecision, Outcome, Policy, Refusal, Status,
 };
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -14,8 +14,8 @@ mod write;
 use write::{load_decision, write_loop};
 
 use super::{
-    codec, Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery, ProjectionRow,
-    RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
+    codec, Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -395,10 +395,7 @@ impl Store for PostgresStore {
             )
             .await?;
         tx.commit().await?;
-        let open = rows
-            .iter()
-            .map(decision)
-            .collect::<Result<_>>()?;
+        let open = rows.iter().map(decision).collect::<Result<_>>()?;
         Ok((open, head))
     }
 

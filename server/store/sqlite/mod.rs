@@ -266,7 +266,9 @@ fn decode_rows(rows: Vec<ProjectionRow>) -> Result<Vec<Decision>> {
 
 fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
     let row = conn
-        .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM decisions WHERE id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM decisions WHERE id = ?1"
+        ))?
         .query_row([id], projection_row)
         .optional()?;
     Ok(row.as_ref().map(codec::decode_row).transpose()?)
@@ -281,9 +283,7 @@ fn event_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, String, String, i64, S
 
 fn parse_events(rows: Vec<(i64, String, String, i64, String)>) -> Result<Vec<Event>> {
     rows.iter()
-        .map(|(seq, id, ty, at, body)| {
-            Ok(codec::decode_event(*seq as u64, id, ty, *at, body)?)
-        })
+        .map(|(seq, id, ty, at, body)| Ok(codec::decode_event(*seq as u64, id, ty, *at, body)?))
         .collect()
 }
 
