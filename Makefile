@@ -95,8 +95,10 @@ chaos: pg fuzz
 	  echo; grep '^chaos: ' target/chaos.log | tail -1; exit $$(cat target/chaos.status)
 
 bench:
+	@command -v h2load >/dev/null || { echo "installing h2load (apt: nghttp2-client)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 	$(CARGO) build --release --bin witness
-	WITNESS_LOG=error target/release/witness bench --metrics-cost --streams --timers 2000 --confirmations 100 $(ARGS)
+	WITNESS_LOG=error target/release/witness bench --h2load 20000 --metrics-cost --streams --timers 2000 --confirmations 100 $(ARGS)
 
 bench-postgres: pg
 	$(CARGO) build --release --bin witness

@@ -4,8 +4,8 @@
 //! rebuilt from the log, and of the rows as stored.
 
 use crate::core::canonical::{canonical_json, sha256_hex};
-use crate::core::{apply, chain_hash, Decision, Event, GENESIS_HASH};
-use crate::store::{ProjectionRow, Result, Store};
+use crate::core::{apply, Decision, GENESIS_HASH};
+use crate::store::{codec, ProjectionRow, Result, Store};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -114,12 +114,26 @@ pub async fn verify(store: &dyn Store) -> Result<AuditReport> {
                     "event {expected}: prev_hash does not match event {}'s hash (an event was removed, inserted or reordered)",
                     expected - 1
                 ))
-            } else if chain_hash(&row.prev_hash, &row.body) != row.hash {
+            } else if codec::event_hash(
+                &row.prev_hash,
+                row.sequence,
+                &row.decision_id,
+                &row.event_type,
+                row.at,
+                &row.body,
+            ) != row.hash
+            {
                 problem(format!(
                     "event {expected}: hash does not match its content (edited)"
                 ))
             } else {
-                match serde_json::from_str::<Event>(&row.body) {
+                match codec::decode_event(
+                    row.sequence,
+                    &row.decision_id,
+                    &row.event_type,
+                    row.at,
+                    &row.body,
+                ) {
                     Err(e) => problem(format!("event {expected}: body is not an event: {e}")),
                     Ok(ev)
                         if ev.sequence != row.sequence
@@ -319,7 +333,8 @@ fn row_difference(row: &ProjectionRow, replayed: &Decision) -> Option<String> {
         Ok(v) => v,
         Err(e) => return Some(format!("cannot serialize the replayed decision: {e}")),
     };
-    let stored: serde_json::Value = match serde_json::from_str(&row.body) {
+    // Rows leave default-valued fields out (`store::codec`): compare whole.
+    let stored = match codec::row_value(row) {
         Ok(v) => v,
         Err(e) => return Some(format!("column body is not JSON: {e}")),
     };

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod confirmations;
+mod h2load;
 mod timers;
 
 /// Options of `witness bench`.
@@ -57,6 +58,14 @@ pub struct BenchArgs {
     /// their context (events written per waiting ask per hour; 0: skip).
     #[arg(long, default_value_t = 0)]
     pub confirmations: usize,
+    /// Also print the issue-18 ratios from h2load runs of this many
+    /// requests each (Ask / health Check at -c 32 -m 1 and -c 16 -m 8), then
+    /// bytes per decision and server memory over --size-asks asks (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub h2load: usize,
+    /// Small asks for the bytes-per-decision and memory figures (0: skip).
+    #[arg(long, default_value_t = 100_000)]
+    pub size_asks: usize,
 }
 
 /// One measured operation.
@@ -162,7 +171,11 @@ pub fn start_servers_with(
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
     let config = dir.join("witness.toml");
     std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n[limits]\nrequests_per_second = 0\nmax_streams_per_principal = 2000\n{extra}")).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // WITNESS_BENCH_SERVER measures another build's server (before/after).
+    let exe = match std::env::var_os("WITNESS_BENCH_SERVER") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => std::env::current_exe().map_err(|e| e.to_string())?,
+    };
     let mut servers = Servers {
         addrs: Vec::new(),
         children: Vec::new(),
@@ -239,6 +252,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             args.seconds.max(12),
         )
         .await?;
+    }
+    if args.h2load > 0 {
+        let (n, asks) = (args.h2load, args.size_asks);
+        tokio::task::spawn_blocking(move || h2load::run(n, asks))
+            .await
+            .map_err(|e| e.to_string())??;
     }
     if args.streams_only {
         for &n in &args.subscribers {

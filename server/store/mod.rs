@@ -4,12 +4,12 @@
 //! [`plan`]: it runs the pure core, numbers and hash-chains the events, and
 //! yields exactly the rows to write, so both backends write the same thing.
 
+pub mod codec;
 pub mod postgres;
 pub mod sqlite;
 
 use crate::core::{
-    self, apply, chain_hash, Action, Decision, Event, Micros, NewDecision, Outcome, Policy,
-    Refusal, Status,
+    self, apply, Action, Decision, Event, Micros, NewDecision, Outcome, Policy, Refusal, Status,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -252,19 +252,17 @@ pub fn plan(
             (_, None) => return Err(StoreError::Corrupt("event without a decision".into())),
         };
         let sequence = chain.sequence + 1;
-        let body = Event {
+        let event_type = kind.type_name();
+        let body = codec::encode_event(&Event {
             sequence,
-            decision_id,
+            decision_id: decision_id.clone(),
             at: now,
             kind,
-        }
-        .canonical()
-        .map_err(|e| StoreError::Internal(format!("event {sequence} does not serialise: {e}")))?;
+        })?;
         // Re-read what is stored, so the projection is built from exactly
         // the bytes a replay will read.
-        let event: Event =
-            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let hash = chain_hash(&chain.hash, &body);
+        let event = codec::decode_event(sequence, &decision_id, event_type, now, &body)?;
+        let hash = codec::event_hash(&chain.hash, sequence, &decision_id, event_type, now, &body);
         let was_open = state.as_ref().is_some_and(|d| !d.status.is_terminal());
         let after = apply(state, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         outbox.extend(core::notify::notifications(&event, &after));

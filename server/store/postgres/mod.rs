@@ -14,8 +14,8 @@ mod write;
 use write::{load_decision, write_loop};
 
 use super::{
-    Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery, ProjectionRow,
-    RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
+    codec, Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -30,7 +30,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_outbox.sql"),
     include_str!("../migrations/postgres/0003_receipts.sql"),
+    include_str!("../migrations/postgres/0004_compact_log.sql"),
 ];
+/// The migration after whose SQL the decision rows are re-encoded.
+const COMPACT_ROWS: usize = 4;
 /// Serialises migrations when several replicas start at once.
 const MIGRATION_LOCK: i64 = 0x0077_6974_6e65_7373; // "witness"
 const CHANNEL: &str = "witness_events";
@@ -116,6 +119,45 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
     serde_json::from_str(body).map_err(corrupt)
 }
 
+/// A `decisions` row's columns, in `projection_row` order.
+const ROW_COLUMNS: &str = "id, kind, status, asked_by, created_at, version, last_sequence,
+     expires_at, fallback_at, body";
+
+fn projection_row(r: &tokio_postgres::Row) -> Result<ProjectionRow> {
+    let row = || -> std::result::Result<_, tokio_postgres::Error> {
+        Ok(ProjectionRow {
+            id: r.try_get(0)?,
+            kind: r.try_get(1)?,
+            status: r.try_get(2)?,
+            asked_by: r.try_get(3)?,
+            created_at: r.try_get(4)?,
+            version: r.try_get(5)?,
+            last_sequence: r.try_get(6)?,
+            expires_at: r.try_get(7)?,
+            fallback_at: r.try_get(8)?,
+            body: r.try_get(9)?,
+        })
+    };
+    row().map_err(|e| StoreError::Corrupt(format!("decisions row: {e}")))
+}
+
+/// A decision from a `SELECT {ROW_COLUMNS}` row.
+fn decision(r: &tokio_postgres::Row) -> Result<Decision> {
+    Ok(codec::decode_row(&projection_row(r)?)?)
+}
+
+/// An event from `SELECT sequence, decision_id, type, at, body`.
+fn event(r: &tokio_postgres::Row) -> Result<Event> {
+    let sequence: i64 = r.try_get(0)?;
+    Ok(codec::decode_event(
+        sequence as u64,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+    )?)
+}
+
 impl PostgresStore {
     /// Connects, migrates, and starts the writer and the listener.
     pub async fn open(url: &str, opts: &PgOptions) -> Result<Self> {
@@ -167,6 +209,20 @@ async fn head(c: &impl GenericClient) -> Result<u64> {
 }
 
 /// Applies pending migrations under an advisory lock.
+/// Rewrites every decision row in the compact form (rows are not hashed;
+/// the log is left exactly as it is).
+async fn compact_rows(tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
+    let update = tx
+        .prepare("UPDATE decisions SET body = $2 WHERE id = $1")
+        .await?;
+    for r in tx.query("SELECT id, body FROM decisions", &[]).await? {
+        let (id, body): (&str, &str) = (r.try_get(0)?, r.try_get(1)?);
+        let compact = codec::encode_decision(&codec::decode_full_decision(body)?)?;
+        tx.execute(&update, &[&id, &compact]).await?;
+    }
+    Ok(())
+}
+
 async fn migrate(pool: &Pool) -> Result<()> {
     let mut client = pool.get().await?;
     client
@@ -189,6 +245,9 @@ async fn migrate(pool: &Pool) -> Result<()> {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             let tx = client.transaction().await?;
             tx.batch_execute(sql).await?;
+            if i + 1 == COMPACT_ROWS {
+                compact_rows(&tx).await?;
+            }
             tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
             tx.commit().await?;
         }
@@ -297,9 +356,11 @@ impl Store for PostgresStore {
             .get()
             .await?
             .query(
-                "SELECT body FROM decisions
-                 WHERE id > $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
-                 ORDER BY id LIMIT $3",
+                &format!(
+                    "SELECT {ROW_COLUMNS} FROM decisions
+                     WHERE id > $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+                     ORDER BY id LIMIT $3"
+                ),
                 &[
                     &q.after_id.clone().unwrap_or_default(),
                     &statuses,
@@ -307,7 +368,7 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
-        rows.iter().map(|r| parse(r.get::<_, &str>(0))).collect()
+        rows.iter().map(decision).collect()
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
@@ -316,11 +377,12 @@ impl Store for PostgresStore {
             .get()
             .await?
             .query(
-                "SELECT body FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+                "SELECT sequence, decision_id, type, at, body FROM events
+                 WHERE sequence > $1 ORDER BY sequence LIMIT $2",
                 &[&(after as i64), &(limit as i64)],
             )
             .await?;
-        rows.iter().map(|r| parse(r.get::<_, &str>(0))).collect()
+        rows.iter().map(event).collect()
     }
 
     async fn decision_events(&self, id: &str) -> Result<Vec<Event>> {
@@ -329,11 +391,12 @@ impl Store for PostgresStore {
             .get()
             .await?
             .query(
-                "SELECT body FROM events WHERE decision_id = $1 ORDER BY sequence",
+                "SELECT sequence, decision_id, type, at, body FROM events
+                 WHERE decision_id = $1 ORDER BY sequence",
                 &[&id],
             )
             .await?;
-        rows.iter().map(|r| parse(r.get::<_, &str>(0))).collect()
+        rows.iter().map(event).collect()
     }
 
     async fn open_snapshot(&self) -> Result<(Vec<Decision>, u64)> {
@@ -348,15 +411,12 @@ impl Store for PostgresStore {
         let head = head(&tx).await?;
         let rows = tx
             .query(
-                "SELECT body FROM decisions WHERE status = 'OPEN' ORDER BY id",
+                &format!("SELECT {ROW_COLUMNS} FROM decisions WHERE status = 'OPEN' ORDER BY id"),
                 &[],
             )
             .await?;
         tx.commit().await?;
-        let open = rows
-            .iter()
-            .map(|r| parse(r.get::<_, &str>(0)))
-            .collect::<Result<_>>()?;
+        let open = rows.iter().map(decision).collect::<Result<_>>()?;
         Ok((open, head))
     }
 
@@ -424,29 +484,11 @@ impl Store for PostgresStore {
             .get()
             .await?
             .query(
-                "SELECT id, kind, status, asked_by, created_at, version, last_sequence,
-                        expires_at, fallback_at, body
-                 FROM decisions WHERE id > $1 ORDER BY id LIMIT $2",
+                &format!("SELECT {ROW_COLUMNS} FROM decisions WHERE id > $1 ORDER BY id LIMIT $2"),
                 &[&after_id, &(limit as i64)],
             )
             .await?;
-        let row = |r: &tokio_postgres::Row| -> std::result::Result<_, tokio_postgres::Error> {
-            Ok(ProjectionRow {
-                id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                status: r.try_get(2)?,
-                asked_by: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-                version: r.try_get(5)?,
-                last_sequence: r.try_get(6)?,
-                expires_at: r.try_get(7)?,
-                fallback_at: r.try_get(8)?,
-                body: r.try_get(9)?,
-            })
-        };
-        rows.iter()
-            .map(|r| row(r).map_err(|e| StoreError::Corrupt(format!("decisions row: {e}"))))
-            .collect()
+        rows.iter().map(projection_row).collect()
     }
 
     async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>> {

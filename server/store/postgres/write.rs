@@ -112,10 +112,13 @@ async fn write_batch(
 
 pub(super) async fn load_decision(c: &impl GenericClient, id: &str) -> Result<Option<Decision>> {
     let select = c
-        .prepare_cached("SELECT body FROM decisions WHERE id = $1")
+        .prepare_cached(&format!(
+            "SELECT {} FROM decisions WHERE id = $1",
+            super::ROW_COLUMNS
+        ))
         .await?;
     let row = c.query_opt(&select, &[&id]).await?;
-    row.map(|r| parse(r.get::<_, &str>(0))).transpose()
+    row.as_ref().map(super::decision).transpose()
 }
 
 async fn execute_one(
@@ -194,7 +197,7 @@ async fn write_plan(c: &impl GenericClient, plan: &super::super::Plan, now: i64)
             }));
         }
         let d = &plan.decision;
-        let body = serde_json::to_string(d).map_err(corrupt)?;
+        let body = super::super::codec::encode_decision(d)?;
         let expires_at = d.expires_at.filter(|_| d.status == Status::Open);
         let fallback_at = d.ladder_due_at();
         let (version, last, events) = (

@@ -9,7 +9,7 @@
 mod writer;
 
 use super::{
-    Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    codec, Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
     ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
 };
 use crate::core::{Decision, Event};
@@ -26,7 +26,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_outbox.sql"),
     include_str!("../migrations/sqlite/0003_receipts.sql"),
+    include_str!("../migrations/sqlite/0004_compact_log.sql"),
 ];
+/// The migration after whose SQL the decision rows are re-encoded.
+const COMPACT_ROWS: usize = 4;
 const READERS: usize = 4;
 const MAX_BATCH: usize = 512;
 
@@ -105,10 +108,27 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
+        if i + 1 == COMPACT_ROWS {
+            compact_rows(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
     }
     Ok(MIGRATIONS.len())
+}
+
+/// Rewrites every decision row in the compact form (rows are not hashed;
+/// the log is left exactly as it is).
+fn compact_rows(conn: &Connection) -> Result<()> {
+    let mut select = conn.prepare("SELECT id, body FROM decisions")?;
+    let mut update = conn.prepare("UPDATE decisions SET body = ?2 WHERE id = ?1")?;
+    let mut rows = select.query([])?;
+    while let Some(r) = rows.next()? {
+        let (id, body): (String, String) = (r.get(0)?, r.get(1)?);
+        let compact = codec::encode_decision(&codec::decode_full_decision(&body)?)?;
+        update.execute(params![id, compact])?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -251,19 +271,52 @@ fn read_chain(conn: &Connection) -> Result<Chain> {
     Ok(head.unwrap_or_else(Chain::genesis))
 }
 
-fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
-    let body: Option<String> = conn
-        .query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    body.map(|b| serde_json::from_str(&b).map_err(corrupt))
-        .transpose()
+/// A `decisions` row's columns, in `projection_row` order.
+const ROW_COLUMNS: &str = "id, kind, status, asked_by, created_at, version, last_sequence,
+     expires_at, fallback_at, body";
+
+fn projection_row(r: &rusqlite::Row) -> rusqlite::Result<ProjectionRow> {
+    Ok(ProjectionRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        status: r.get(2)?,
+        asked_by: r.get(3)?,
+        created_at: r.get(4)?,
+        version: r.get(5)?,
+        last_sequence: r.get(6)?,
+        expires_at: r.get(7)?,
+        fallback_at: r.get(8)?,
+        body: r.get(9)?,
+    })
 }
 
-fn parse_events(rows: Vec<String>) -> Result<Vec<Event>> {
+fn decode_rows(rows: Vec<ProjectionRow>) -> Result<Vec<Decision>> {
+    Ok(rows
+        .iter()
+        .map(codec::decode_row)
+        .collect::<Result<_, _>>()?)
+}
+
+fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM decisions WHERE id = ?1"
+        ))?
+        .query_row([id], projection_row)
+        .optional()?;
+    Ok(row.as_ref().map(codec::decode_row).transpose()?)
+}
+
+/// The columns an event is decoded from, in `codec::decode_event` order.
+const EVENT_COLUMNS: &str = "sequence, decision_id, type, at, body";
+
+fn event_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, String, String, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn parse_events(rows: Vec<(i64, String, String, i64, String)>) -> Result<Vec<Event>> {
     rows.iter()
-        .map(|b| serde_json::from_str(b).map_err(corrupt))
+        .map(|(seq, id, ty, at, body)| Ok(codec::decode_event(*seq as u64, id, ty, *at, body)?))
         .collect()
 }
 
@@ -289,33 +342,31 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let statuses: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
             // The status list is a JSON array so the statement stays fixed.
-            let mut stmt = c.prepare_cached(
-                "SELECT body FROM decisions
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM decisions
                  WHERE id > ?1 AND (?2 = '[]' OR status IN (SELECT value FROM json_each(?2)))
-                 ORDER BY id LIMIT ?3",
-            )?;
+                 ORDER BY id LIMIT ?3"
+            ))?;
             let statuses = serde_json::to_string(&statuses).map_err(corrupt)?;
             let rows = stmt
                 .query_map(
                     params![q.after_id.unwrap_or_default(), statuses, q.limit as i64],
-                    |r| r.get::<_, String>(0),
+                    projection_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.iter()
-                .map(|b| serde_json::from_str(b).map_err(corrupt))
-                .collect()
+            decode_rows(rows)
         })
         .await
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT body FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2"
+            ))?;
             let rows = stmt
-                .query_map(params![after as i64, limit as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+                .query_map(params![after as i64, limit as i64], event_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             parse_events(rows)
         })
         .await
@@ -324,12 +375,12 @@ impl Store for SqliteStore {
     async fn decision_events(&self, id: &str) -> Result<Vec<Event>> {
         let id = id.to_string();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT body FROM events WHERE decision_id = ?1 ORDER BY sequence",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE decision_id = ?1 ORDER BY sequence"
+            ))?;
             let rows = stmt
-                .query_map([id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+                .query_map([id], event_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             parse_events(rows)
         })
         .await
@@ -344,20 +395,16 @@ impl Store for SqliteStore {
                     r.get(0)
                 })?;
             let rows = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT body FROM decisions WHERE status = 'OPEN' ORDER BY id",
-                )?;
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {ROW_COLUMNS} FROM decisions WHERE status = 'OPEN' ORDER BY id"
+                ))?;
                 let rows = stmt
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                    .query_map([], projection_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows
             };
             tx.commit()?;
-            let decisions = rows
-                .iter()
-                .map(|b| serde_json::from_str(b).map_err(corrupt))
-                .collect::<Result<_>>()?;
-            Ok((decisions, head as u64))
+            Ok((decode_rows(rows)?, head as u64))
         })
         .await
     }
@@ -425,26 +472,11 @@ impl Store for SqliteStore {
     async fn projection_rows(&self, after_id: &str, limit: usize) -> Result<Vec<ProjectionRow>> {
         let after_id = after_id.to_string();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, kind, status, asked_by, created_at, version, last_sequence,
-                        expires_at, fallback_at, body
-                 FROM decisions WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM decisions WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
             let rows = stmt
-                .query_map(params![after_id, limit as i64], |r| {
-                    Ok(ProjectionRow {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        status: r.get(2)?,
-                        asked_by: r.get(3)?,
-                        created_at: r.get(4)?,
-                        version: r.get(5)?,
-                        last_sequence: r.get(6)?,
-                        expires_at: r.get(7)?,
-                        fallback_at: r.get(8)?,
-                        body: r.get(9)?,
-                    })
-                })?
+                .query_map(params![after_id, limit as i64], projection_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })

@@ -144,7 +144,7 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
     }
     if !plan.events.is_empty() {
         let d = &plan.decision;
-        let body = serde_json::to_string(d).map_err(corrupt)?;
+        let body = super::super::codec::encode_decision(d)?;
         conn.prepare_cached(
             "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
                                     expires_at, fallback_at, body)

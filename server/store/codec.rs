@@ -1,0 +1,348 @@
+//! The stored form of events and decision rows (both backends).
+//!
+//! Events are stored compactly (format 2): the columns hold `sequence`,
+//! `decision_id`, `type` and `at`, and `body` holds only what the event
+//! adds, as canonical JSON without the fields that equal a fixed default
+//! (the templates below) or a column. CREATED carries the request and the
+//! resolved policy once; later events carry their own payload (the answer,
+//! the cancel reason, ...). The chain hash covers exactly the stored bytes:
+//! SHA-256 over the previous hash and the columns and body joined by
+//! newlines.
+//!
+//! Logs written before the compact format (format 1) stored every event as
+//! the canonical JSON of the whole event, hashed alone; such a body always
+//! starts with `{"at":` (canonical key order puts `at` first), which no
+//! format-2 body does (no template has an `at` key), so both decode and a
+//! chain may mix them.
+//!
+//! Decision rows store the decision as JSON without default-valued fields
+//! and without the fields the row has columns for; rows written before hold
+//! every field in their body and decode the same way.
+//!
+//! Compact JSON rather than protobuf: `input` and `answer` are arbitrary
+//! JSON that a protobuf `Struct` would store larger and with lossy numbers,
+//! the log stays readable with any SQL client, and the canonical form that
+//! makes the hash reproducible already exists.
+
+use super::ProjectionRow;
+use crate::core::canonical::canonical_json;
+use crate::core::{chain_hash, Decision, Event, EventKind, Micros};
+use serde_json::{json, Map, Value};
+use std::sync::OnceLock;
+
+/// A stored event or row that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CodecError(String);
+
+impl From<CodecError> for super::StoreError {
+    fn from(e: CodecError) -> Self {
+        super::StoreError::Corrupt(e.0)
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> CodecError {
+    CodecError(e.to_string())
+}
+
+/// The prefix of every format-1 (whole event) body.
+const FORMAT1_PREFIX: &str = "{\"at\":";
+
+/// Whether `body` is a format-1 event (the whole event as canonical JSON).
+pub fn is_format1(body: &str) -> bool {
+    body.starts_with(FORMAT1_PREFIX)
+}
+
+/// The defaults a compact body leaves out. Fixed for good: changing one
+/// would change what stored bodies mean.
+struct Templates {
+    decision: Value,
+    policy: Value,
+    answer: Value,
+    escalation: Value,
+    level: Value,
+    delivered: Value,
+    cancelled: Value,
+    confirmed: Value,
+    changed: Value,
+    fallback: Value,
+    escalated: Value,
+}
+
+fn templates() -> &'static Templates {
+    static T: OnceLock<Templates> = OnceLock::new();
+    T.get_or_init(|| Templates {
+        decision: json!({
+            "id": "", "kind": "", "input": null, "response_schema": null,
+            "authorized_roles": [], "surfaces": [], "required_approvals": 1,
+            "context_hash": null, "status": "OPEN", "answers": [], "asked_by": "",
+            "created_at": 0, "expires_at": null, "delivered_at": null,
+            "delivered_via": null, "closed_at": null, "version": 0, "last_sequence": 0,
+            "context_confirmed_at": null, "context_confirmed_sequence": 0,
+            "close_reason": null, "closed_by": null, "fallback_fired": false,
+            "escalations": [], "last_event_type": "", "updated_at": 0,
+            // Filled from the policy template on decode.
+            "policy": {},
+        }),
+        policy: json!({
+            "matched_kind": "", "required_approvals": 1, "timeout_us": null,
+            "on_timeout": "expire", "timeout_answer": null, "ack_window_us": 60_000_000,
+            "fallback": [], "context_max_age_us": 60_000_000, "allow_self_approval": false,
+            "webhook_surfaces": [], "escalation": [], "notify_outcome": [],
+        }),
+        answer: json!({
+            "verdict": "APPROVE", "answer": null, "rationale": "", "operator": "",
+            "submitted_by": null, "answered_at": 0, "sequence": 0,
+        }),
+        escalation: json!({"level": 0, "due_at": 0, "state": "PENDING", "fired_at": null}),
+        level: json!({"after_us": 0, "webhooks": [], "unless": "none"}),
+        delivered: json!({"surface": "", "by": ""}),
+        cancelled: json!({"by": "", "reason": ""}),
+        confirmed: json!({"by": ""}),
+        changed: json!({"by": "", "reported_hash": ""}),
+        fallback: json!({"webhooks": []}),
+        escalated: json!({"level": 0, "webhooks": []}),
+    })
+}
+
+/// The template of an event type's payload; None for types without one.
+fn payload_template(event_type: &str) -> Option<&'static Value> {
+    let t = templates();
+    Some(match event_type {
+        "CREATED" => &t.decision,
+        "ANSWERED" => &t.answer,
+        "DELIVERED" => &t.delivered,
+        "CANCELLED" => &t.cancelled,
+        "CONTEXT_CONFIRMED" => &t.confirmed,
+        "CONTEXT_CHANGED" => &t.changed,
+        "FALLBACK_FIRED" => &t.fallback,
+        "ESCALATED" => &t.escalated,
+        _ => return None,
+    })
+}
+
+/// Removes the fields of `v` equal to the template's (recursing into the
+/// fields whose shape is known); never looks inside arbitrary JSON.
+fn strip(v: &mut Value, template: &Value) {
+    let (Value::Object(map), Value::Object(tmpl)) = (v, template) else {
+        return;
+    };
+    let t = templates();
+    for (key, val) in map.iter_mut() {
+        match key.as_str() {
+            "policy" => strip(val, &t.policy),
+            "answers" => each(val, |a| strip(a, &t.answer)),
+            "escalations" => each(val, |e| strip(e, &t.escalation)),
+            "escalation" => each(val, |l| strip(l, &t.level)),
+            _ => {}
+        }
+    }
+    // After the nested fields, so that an all-default policy goes too.
+    map.retain(|k, val| tmpl.get(k) != Some(val));
+}
+
+/// Puts back every field `strip` removed.
+fn fill(v: &mut Value, template: &Value) {
+    let (Value::Object(map), Value::Object(tmpl)) = (v, template) else {
+        return;
+    };
+    for (k, default) in tmpl {
+        map.entry(k.clone()).or_insert_with(|| default.clone());
+    }
+    let t = templates();
+    for (key, val) in map.iter_mut() {
+        match key.as_str() {
+            "policy" => fill(val, &t.policy),
+            "answers" => each(val, |a| fill(a, &t.answer)),
+            "escalations" => each(val, |e| fill(e, &t.escalation)),
+            "escalation" => each(val, |l| fill(l, &t.level)),
+            _ => {}
+        }
+    }
+}
+
+fn each(v: &mut Value, mut f: impl FnMut(&mut Value)) {
+    if let Value::Array(items) = v {
+        items.iter_mut().for_each(&mut f);
+    }
+}
+
+/// Fields a payload repeats from the row's columns: left out when equal.
+fn column_fields(event_type: &str) -> &'static [&'static str] {
+    match event_type {
+        "CREATED" => &["id", "created_at", "updated_at"],
+        "ANSWERED" => &["answered_at"],
+        _ => &[],
+    }
+}
+
+fn column_value(field: &str, decision_id: &str, at: Micros) -> Value {
+    match field {
+        "id" => Value::from(decision_id),
+        _ => Value::from(at),
+    }
+}
+
+/// The format-2 body of `event`.
+pub fn encode_event(event: &Event) -> Result<String, CodecError> {
+    let type_name = event.kind.type_name();
+    let Some(template) = payload_template(type_name) else {
+        return Ok("{}".into());
+    };
+    let mut tagged = serde_json::to_value(&event.kind).map_err(bad)?;
+    let mut payload = match tagged.get_mut("data").map(Value::take) {
+        // CREATED and ANSWERED wrap one object: store it bare.
+        Some(Value::Object(mut data)) if matches!(type_name, "CREATED" | "ANSWERED") => data
+            .values_mut()
+            .next()
+            .map(Value::take)
+            .unwrap_or_default(),
+        Some(data) => data,
+        None => Value::Object(Map::new()),
+    };
+    if let Value::Object(map) = &mut payload {
+        for field in column_fields(type_name) {
+            if map.get(*field) == Some(&column_value(field, &event.decision_id, event.at)) {
+                map.remove(*field);
+            }
+        }
+    }
+    strip(&mut payload, template);
+    Ok(canonical_json(&payload))
+}
+
+/// Reads a stored event of either format. Format 1 is taken as stored;
+/// the audit compares its fields with the columns.
+pub fn decode_event(
+    sequence: u64,
+    decision_id: &str,
+    event_type: &str,
+    at: Micros,
+    body: &str,
+) -> Result<Event, CodecError> {
+    if is_format1(body) {
+        return serde_json::from_str(body).map_err(bad);
+    }
+    let mut payload: Value = serde_json::from_str(body).map_err(bad)?;
+    if !payload.is_object() {
+        return Err(CodecError(format!(
+            "event {sequence}: body is not a JSON object"
+        )));
+    }
+    let kind = match payload_template(event_type) {
+        None => json!({ "type": event_type }),
+        Some(template) => {
+            if let Value::Object(map) = &mut payload {
+                for field in column_fields(event_type) {
+                    map.entry(*field)
+                        .or_insert_with(|| column_value(field, decision_id, at));
+                }
+            }
+            fill(&mut payload, template);
+            let data = match event_type {
+                "CREATED" => json!({ "decision": payload }),
+                "ANSWERED" => json!({ "answer": payload }),
+                _ => payload,
+            };
+            json!({ "type": event_type, "data": data })
+        }
+    };
+    let kind: EventKind =
+        serde_json::from_value(kind).map_err(|e| CodecError(format!("event {sequence}: {e}")))?;
+    Ok(Event {
+        sequence,
+        decision_id: decision_id.to_string(),
+        at,
+        kind,
+    })
+}
+
+/// The chain hash of a stored event: format 1 hashed its body alone (it
+/// holds every column); format 2 hashes the columns and the body.
+pub fn event_hash(
+    prev_hash: &str,
+    sequence: u64,
+    decision_id: &str,
+    event_type: &str,
+    at: Micros,
+    body: &str,
+) -> String {
+    if is_format1(body) {
+        return chain_hash(prev_hash, body);
+    }
+    chain_hash(
+        prev_hash,
+        &format!("{sequence}\n{decision_id}\n{event_type}\n{at}\n{body}"),
+    )
+}
+
+/// The decision fields a row holds in columns of its own, left out of its
+/// body (`updated_at` too while it equals `created_at`).
+const ROW_COLUMNS: [&str; 7] = [
+    "id",
+    "kind",
+    "status",
+    "asked_by",
+    "created_at",
+    "version",
+    "last_sequence",
+];
+
+/// The stored body of a decision row: the decision without its column
+/// fields and default values.
+pub fn encode_decision(d: &Decision) -> Result<String, CodecError> {
+    let mut v = serde_json::to_value(d).map_err(bad)?;
+    strip(&mut v, &templates().decision);
+    if let Value::Object(map) = &mut v {
+        if map.get("updated_at") == map.get("created_at") {
+            map.remove("updated_at");
+        }
+        for field in ROW_COLUMNS {
+            map.remove(field);
+        }
+    }
+    serde_json::to_string(&v).map_err(bad)
+}
+
+/// A stored row (compact, or written before with every field in its body)
+/// as the whole decision's JSON.
+pub fn row_value(row: &ProjectionRow) -> Result<Value, CodecError> {
+    let mut v: Value = serde_json::from_str(&row.body).map_err(bad)?;
+    let Value::Object(map) = &mut v else {
+        return Err(CodecError(format!(
+            "decision {}: body is not a JSON object",
+            row.id
+        )));
+    };
+    let columns = [
+        Value::from(row.id.as_str()),
+        Value::from(row.kind.as_str()),
+        Value::from(row.status.as_str()),
+        Value::from(row.asked_by.as_str()),
+        Value::from(row.created_at),
+        Value::from(row.version),
+        Value::from(row.last_sequence),
+    ];
+    for (field, value) in ROW_COLUMNS.into_iter().zip(columns) {
+        map.entry(field).or_insert(value);
+    }
+    map.entry("updated_at")
+        .or_insert_with(|| Value::from(row.created_at));
+    fill(&mut v, &templates().decision);
+    Ok(v)
+}
+
+/// Reads a stored decision row.
+pub fn decode_row(row: &ProjectionRow) -> Result<Decision, CodecError> {
+    serde_json::from_value(row_value(row)?)
+        .map_err(|e| CodecError(format!("decision {}: {e}", row.id)))
+}
+
+/// Reads a body written before the compact form (every field present).
+pub fn decode_full_decision(body: &str) -> Result<Decision, CodecError> {
+    serde_json::from_str(body).map_err(bad)
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;
