@@ -13,9 +13,10 @@
 mod write;
 use write::{load_decision, write_loop};
 
+use super::{due_timer, in_id_order};
 use super::{
     Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery, ProjectionRow,
-    RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
+    RawEvent, Result, Store, StoreError, StoreGauges,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -35,8 +36,6 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x0077_6974_6e65_7373; // "witness"
 const CHANNEL: &str = "witness_events";
 const MAX_BATCH: usize = 512;
-/// How long a replica owns the timers it claimed.
-const TIMER_LEASE_US: i64 = 5_000_000;
 
 /// Connection settings of the Postgres store.
 #[derive(Debug, Clone)]
@@ -353,9 +352,8 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(raw_event).collect())
     }
 
-    /// Claims due timers for a short lease with `FOR UPDATE SKIP LOCKED`,
-    /// so replicas share the work and no two fire the same timer at once.
-    async fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<DueTimer>> {
+    /// Claims with `FOR UPDATE SKIP LOCKED`, so replicas share the work.
+    async fn due_timers(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<DueTimer>> {
         let rows = self
             .pool
             .get()
@@ -366,22 +364,14 @@ impl Store for PostgresStore {
                      SELECT id FROM decisions
                      WHERE (expires_at <= $1 OR fallback_at <= $1)
                        AND (timer_lease IS NULL OR timer_lease < $1)
-                     LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, expires_at <= $1",
-                &[&now, &(limit as i64), &TIMER_LEASE_US],
+                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, COALESCE(expires_at <= $1, FALSE)",
+                &[&now, &(limit as i64), &lease_us],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DueTimer {
-                decision_id: r.get(0),
-                kind: if r.get::<_, Option<bool>>(1).unwrap_or(false) {
-                    TimerKind::Expire
-                } else {
-                    TimerKind::Fallback
-                },
-            })
-            .collect())
+        Ok(in_id_order(
+            rows.iter().map(|r| due_timer(r.get(0), r.get(1))).collect(),
+        ))
     }
 
     async fn head(&self) -> Result<u64> {
