@@ -275,7 +275,7 @@ impl<'a> Columns<'a> {
             .collect()
     }
 
-    fn new<T>(rows: &'a [T]) -> ColumnsOf<'a, T> {
+    fn from_rows<T>(rows: &'a [T]) -> ColumnsOf<'a, T> {
         ColumnsOf {
             rows,
             columns: Columns {
@@ -286,7 +286,7 @@ impl<'a> Columns<'a> {
     }
 
     fn events(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::new(&w.events)
+        Columns::from_rows(&w.events)
             .col(|e| e.sequence as i64)
             .col(|e| e.decision_id.as_str())
             .col(|e| e.event_type.as_str())
@@ -298,7 +298,7 @@ impl<'a> Columns<'a> {
     }
 
     fn inserts(rows: &'a [&'a super::super::ProjectionRow]) -> Columns<'a> {
-        Columns::new(rows)
+        Columns::from_rows(rows)
             .col(|d| d.id.as_str())
             .col(|d| d.kind.as_str())
             .col(|d| d.status.as_str())
@@ -313,7 +313,7 @@ impl<'a> Columns<'a> {
     }
 
     fn updates(rows: &'a [(&'a super::super::ProjectionRow, i64)]) -> Columns<'a> {
-        Columns::new(rows)
+        Columns::from_rows(rows)
             .col(|(d, _)| d.id.as_str())
             .col(|(d, _)| d.status.as_str())
             .col(|(d, _)| d.version)
@@ -326,7 +326,7 @@ impl<'a> Columns<'a> {
     }
 
     fn outbox(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::new(&w.outbox)
+        Columns::from_rows(&w.outbox)
             .col(|n| n.webhook.as_str())
             .col(|n| n.decision_id.as_str())
             .col(|n| n.sequence)
@@ -337,14 +337,14 @@ impl<'a> Columns<'a> {
     }
 
     fn receipts(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::new(&w.receipts)
+        Columns::from_rows(&w.receipts)
             .col(|(id, _)| id.as_str())
             .col(|(_, body)| body.as_str())
             .done()
     }
 
     fn requests(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::new(&w.requests)
+        Columns::from_rows(&w.requests)
             .col(|r| r.idem.scope.as_str())
             .col(|r| r.idem.request_id.as_str())
             .col(|r| r.idem.fingerprint.as_str())
