@@ -25,7 +25,7 @@ need() { # command, Debian package
     }
 }
 need h2load nghttp2-client
-need "$BIN/pgbench" postgresql-contrib-15 2>/dev/null || need "$BIN/pgbench" postgresql-15
+need "$BIN/pgbench" postgresql-15 # pgbench ships with the server package
 [ -x "$WITNESS" ] || { echo "no $WITNESS: cargo build --release --bin witness" >&2; exit 1; }
 
 dir=$(mktemp -d)
