@@ -1,8 +1,9 @@
 //! The timer worker: durable timers live in the store (`expires_at`,
 //! `fallback_at` on each open decision), so a restart loses none. Each
-//! process polls for due timers and applies them through the core; the core
-//! refuses a timer that is no longer due, so a timer fires at most once
-//! even when several processes see it.
+//! process polls for due timers, claiming them for a lease so that replicas
+//! share the work, and applies them through the core; the core refuses a
+//! timer that is no longer due, so a timer fires at most once even when
+//! several processes see it.
 
 use crate::core::Action;
 use crate::store::{now_micros, Applied, Command, Store, TimerKind};
@@ -11,12 +12,15 @@ use std::time::Duration;
 
 /// How often due timers are looked for.
 pub const POLL: Duration = Duration::from_millis(100);
+/// How long a process owns the timers it claimed: one that fails to apply
+/// them (or dies) leaves them to be claimed again after this.
+const LEASE_US: i64 = 5_000_000;
 const BATCH: usize = 256;
 
 /// Runs forever, firing due timers.
 pub async fn run(store: Arc<dyn Store>) {
     loop {
-        match store.due_timers(now_micros(), BATCH).await {
+        match store.due_timers(now_micros(), LEASE_US, BATCH).await {
             Ok(due) if !due.is_empty() => {
                 let mut failed = false;
                 for t in due {

@@ -4,9 +4,15 @@
 //! [`plan`]: it runs the pure core, numbers and hash-chains the events, and
 //! yields exactly the rows to write, so both backends write the same thing.
 
+mod batch;
 pub mod codec;
 pub mod postgres;
 pub mod sqlite;
+
+pub use batch::{
+    changed_underneath, plan_batch, BatchWrites, DecisionWrite, Keys, Loaded, OutboxRow,
+    RequestKey, RequestWrite,
+};
 
 use crate::core::{
     self, apply, Action, Decision, Event, Micros, NewDecision, Outcome, Policy, Refusal, Status,
@@ -168,6 +174,14 @@ pub struct ProjectionRow {
 }
 
 impl ProjectionRow {
+    /// The row a store writes for `d`, every column.
+    pub fn write(d: &Decision) -> Result<ProjectionRow> {
+        Ok(ProjectionRow {
+            body: codec::encode_decision(d)?,
+            ..ProjectionRow::of(d)
+        })
+    }
+
     /// The row a store writes for `d`, except `body`, which is compared as
     /// JSON (key order is the serializer's).
     pub fn of(d: &Decision) -> ProjectionRow {
@@ -180,7 +194,8 @@ impl ProjectionRow {
             version: d.version as i64,
             last_sequence: d.last_sequence as i64,
             expires_at: d.expires_at.filter(|_| d.status == Status::Open),
-            fallback_at: d.fallback_due_at(),
+            // The ladder: the fallback or the next escalation level.
+            fallback_at: d.ladder_due_at(),
             body: String::new(),
         }
     }
@@ -345,6 +360,25 @@ pub struct DueTimer {
     pub kind: TimerKind,
 }
 
+/// A claimed timer row: its decision and whether it expired (else its
+/// ladder, the fallback or an escalation level, is due).
+fn due_timer(decision_id: String, expired: bool) -> DueTimer {
+    DueTimer {
+        decision_id,
+        kind: if expired {
+            TimerKind::Expire
+        } else {
+            TimerKind::Fallback
+        },
+    }
+}
+
+/// `RETURNING` has no order: the claim's contract is id order.
+fn in_id_order(mut due: Vec<DueTimer>) -> Vec<DueTimer> {
+    due.sort_by(|a, b| a.decision_id.cmp(&b.decision_id));
+    due
+}
+
 /// Where a webhook delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutboxStatus {
@@ -441,9 +475,14 @@ pub trait Store: Send + Sync + 'static {
     async fn open_snapshot(&self) -> Result<(Vec<Decision>, u64)>;
     /// Stored rows, for audit, with a sequence above `after`.
     async fn raw_events(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>>;
-    /// Timers due at `now` (open decisions past `expires_at`, or past their
-    /// ack window without an ACK), at most `limit`.
-    async fn due_timers(&self, now: Micros, limit: usize) -> Result<Vec<DueTimer>>;
+    /// Claims up to `limit` timers due at `now` (open decisions past
+    /// `expires_at`, or past their ack window or an escalation level), one per
+    /// decision (`Expire` when it expired), in id order, for `lease_us`: a
+    /// claimed timer is not handed out again (by any process) before
+    /// `now + lease_us`, unless a write changes its decision. Exactly-once
+    /// firing comes from the core refusing a timer that is no longer due;
+    /// the lease keeps replicas from doing the same work twice.
+    async fn due_timers(&self, now: Micros, lease_us: i64, limit: usize) -> Result<Vec<DueTimer>>;
     /// Claims up to `limit` pending deliveries that are due, for `lease_us`
     /// (another process will not take them meanwhile).
     async fn outbox_claim(

@@ -13,9 +13,10 @@
 mod write;
 use write::{load_decision, write_loop};
 
+use super::{due_timer, in_id_order};
 use super::{
     codec, Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
-    ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
+    ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -38,8 +39,6 @@ const COMPACT_ROWS: usize = 4;
 const MIGRATION_LOCK: i64 = 0x0077_6974_6e65_7373; // "witness"
 const CHANNEL: &str = "witness_events";
 const MAX_BATCH: usize = 512;
-/// How long a replica owns the timers it claimed.
-const TIMER_LEASE_US: i64 = 5_000_000;
 
 /// Connection settings of the Postgres store.
 #[derive(Debug, Clone)]
@@ -111,31 +110,31 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
-fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
-    serde_json::from_str(body).map_err(corrupt)
-}
-
 /// A `decisions` row's columns, in `projection_row` order.
 const ROW_COLUMNS: &str = "id, kind, status, asked_by, created_at, version, last_sequence,
      expires_at, fallback_at, body";
+/// The same columns of a `decisions` table aliased `d`.
+const ROW_COLUMNS_OF_D: &str = "d.id, d.kind, d.status, d.asked_by, d.created_at, d.version,
+     d.last_sequence, d.expires_at, d.fallback_at, d.body";
 
 fn projection_row(r: &tokio_postgres::Row) -> Result<ProjectionRow> {
+    projection_row_at(r, 0)
+}
+
+/// The `ROW_COLUMNS` of a row that starts at column `at`.
+fn projection_row_at(r: &tokio_postgres::Row, at: usize) -> Result<ProjectionRow> {
     let row = || -> std::result::Result<_, tokio_postgres::Error> {
         Ok(ProjectionRow {
-            id: r.try_get(0)?,
-            kind: r.try_get(1)?,
-            status: r.try_get(2)?,
-            asked_by: r.try_get(3)?,
-            created_at: r.try_get(4)?,
-            version: r.try_get(5)?,
-            last_sequence: r.try_get(6)?,
-            expires_at: r.try_get(7)?,
-            fallback_at: r.try_get(8)?,
-            body: r.try_get(9)?,
+            id: r.try_get(at)?,
+            kind: r.try_get(at + 1)?,
+            status: r.try_get(at + 2)?,
+            asked_by: r.try_get(at + 3)?,
+            created_at: r.try_get(at + 4)?,
+            version: r.try_get(at + 5)?,
+            last_sequence: r.try_get(at + 6)?,
+            expires_at: r.try_get(at + 7)?,
+            fallback_at: r.try_get(at + 8)?,
+            body: r.try_get(at + 9)?,
         })
     };
     row().map_err(|e| StoreError::Corrupt(format!("decisions row: {e}")))
@@ -143,7 +142,12 @@ fn projection_row(r: &tokio_postgres::Row) -> Result<ProjectionRow> {
 
 /// A decision from a `SELECT {ROW_COLUMNS}` row.
 fn decision(r: &tokio_postgres::Row) -> Result<Decision> {
-    Ok(codec::decode_row(&projection_row(r)?)?)
+    decision_at(r, 0)
+}
+
+/// A decision from `ROW_COLUMNS` starting at column `at`.
+fn decision_at(r: &tokio_postgres::Row, at: usize) -> Result<Decision> {
+    Ok(codec::decode_row(&projection_row_at(r, at)?)?)
 }
 
 /// An event from `SELECT sequence, decision_id, type, at, body`.
@@ -434,9 +438,8 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(raw_event).collect())
     }
 
-    /// Claims due timers for a short lease with `FOR UPDATE SKIP LOCKED`,
-    /// so replicas share the work and no two fire the same timer at once.
-    async fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<DueTimer>> {
+    /// Claims with `FOR UPDATE SKIP LOCKED`, so replicas share the work.
+    async fn due_timers(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<DueTimer>> {
         let rows = self
             .pool
             .get()
@@ -447,22 +450,14 @@ impl Store for PostgresStore {
                      SELECT id FROM decisions
                      WHERE (expires_at <= $1 OR fallback_at <= $1)
                        AND (timer_lease IS NULL OR timer_lease < $1)
-                     LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, expires_at <= $1",
-                &[&now, &(limit as i64), &TIMER_LEASE_US],
+                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, COALESCE(expires_at <= $1, FALSE)",
+                &[&now, &(limit as i64), &lease_us],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DueTimer {
-                decision_id: r.get(0),
-                kind: if r.get::<_, Option<bool>>(1).unwrap_or(false) {
-                    TimerKind::Expire
-                } else {
-                    TimerKind::Fallback
-                },
-            })
-            .collect())
+        Ok(in_id_order(
+            rows.iter().map(|r| due_timer(r.get(0), r.get(1))).collect(),
+        ))
     }
 
     async fn head(&self) -> Result<u64> {

@@ -1,10 +1,17 @@
-//! The Postgres write path: group commit under the chain-row lock, one
-//! savepoint per command, NOTIFY on commit.
+//! The Postgres write path: group commit under the chain-row lock,
+//! following the shared plan in `store::batch`, in four round trips per
+//! batch whatever its size: BEGIN; the chain lock with steps 1 and 2
+//! (pipelined); step 4 as one multi-row statement per table (`UNNEST` of
+//! one array per column, pipelined with the chain update and NOTIFY);
+//! COMMIT.
 
-use super::super::{plan, replay_request, Applied, Chain, Command, RequestRow, Result, StoreError};
-use super::{corrupt, parse, Reply, CHANNEL, MAX_BATCH};
-use crate::core::{Decision, Outcome, Status};
+use super::super::batch::{parse_outcome, BatchWrites, Keys, Loaded, RequestKey};
+use super::super::StoreError;
+use super::super::{changed_underneath, plan_batch, Applied, Chain, Command, RequestRow, Result};
+use super::{Reply, CHANNEL, MAX_BATCH};
+use crate::core::Decision;
 use deadpool_postgres::{GenericClient, Pool};
+use std::collections::HashMap;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -22,14 +29,13 @@ pub(super) async fn write_loop(
                 Err(_) => break,
             }
         }
-        let cmds: Vec<Command> = batch.iter().map(|(c, _)| c.clone()).collect();
-        let span =
-            tracing::info_span!("store.commit", store = "postgres", batch_size = batch.len());
+        let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
+        let span = tracing::info_span!("store.commit", store = "postgres", batch_size = cmds.len());
         let began = std::time::Instant::now();
-        let results = match write_batch(&pool, cmds, &clock).instrument(span).await {
+        let results = match execute_batch(&pool, cmds, &clock).instrument(span).await {
             Ok((results, head)) => {
                 crate::metrics::store_committed(
-                    batch.len(),
+                    results.len(),
                     began.elapsed(),
                     results.iter().filter_map(|r| r.as_ref().ok()),
                 );
@@ -42,72 +48,132 @@ pub(super) async fn write_loop(
             }
             Err(e) => {
                 // Every command shares the batch's fate, and its class of error.
-                batch.iter().map(|_| Err(e.for_each_in_batch())).collect()
+                replies.iter().map(|_| Err(e.for_each_in_batch())).collect()
             }
         };
-        for ((_, reply), result) in batch.into_iter().zip(results) {
+        // Reply, only now that the batch is durable.
+        for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
     }
 }
 
-/// Whether an error is the command's own (the batch goes on without it).
-fn is_refusal(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Refused(_) | StoreError::NotFound(_) | StoreError::AlreadyExists(_)
-    )
-}
-
-async fn write_batch(
+/// Steps 1 to 5 of the shared plan in one transaction, under the chain-row
+/// lock, which orders writers across replicas and keeps sequences gap-free.
+async fn execute_batch(
     pool: &Pool,
     cmds: Vec<Command>,
     clock: &super::super::Clock,
 ) -> Result<(Vec<Result<Applied>>, u64)> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    let keys = Keys::of(&cmds);
+    // Prepared first, so that the queries below go out in this order in one
+    // round trip: the reads run after the lock is granted, so they see
+    // every batch committed before this one, by any replica.
     let lock = tx
         .prepare_cached("SELECT sequence, hash FROM chain FOR UPDATE")
         .await?;
-    let row = tx.query_one(&lock, &[]).await?;
-    let start = Chain {
-        sequence: row.get::<_, i64>(0) as u64,
-        hash: row.get(1),
+    let reads = Reads::prepare(&tx).await?;
+    let (start, requests, decisions) = tokio::try_join!(
+        async {
+            let row = tx.query_one(&lock, &[]).await?;
+            Ok::<_, StoreError>(Chain {
+                sequence: row.get::<_, i64>(0) as u64,
+                hash: row.get(1),
+            })
+        },
+        reads.lookup_requests(&tx, &keys.requests),
+        reads.load_decisions(&tx, &keys.decisions),
+    )?;
+    let (requests, mut request_decisions) = requests;
+    request_decisions.extend(decisions);
+    let loaded = Loaded {
+        requests,
+        decisions: request_decisions,
     };
     let mut chain = start.clone();
     // Read under the chain lock, so event times follow sequence order.
     let now = clock();
-    let mut results = Vec::with_capacity(cmds.len());
-    for cmd in cmds {
-        let before = chain.clone();
-        // No savepoint per command: a refusal is decided before the command
-        // writes anything, and any database error fails the whole batch.
-        match execute_one(&tx, cmd, &mut chain, now).await {
-            Ok(applied) => results.push(Ok(applied)),
-            Err(e) if is_refusal(&e) => {
-                chain = before;
-                results.push(Err(e));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if chain != start {
-        let update = tx
-            .prepare_cached("UPDATE chain SET sequence = $1, hash = $2")
-            .await?;
-        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
-        let (sequence, head) = (chain.sequence as i64, chain.sequence.to_string());
-        let (update_params, notify_params) = (
-            [&sequence as _, &chain.hash as _],
-            [&CHANNEL as _, &head as _],
-        );
-        tokio::try_join!(
-            tx.execute(&update, &update_params),
-            tx.execute(&notify, &notify_params),
-        )?;
+    let (results, writes) = plan_batch(cmds, loaded, &mut chain, now);
+    if !writes.is_empty() {
+        write_batch(&tx, &writes, &chain).await?;
     }
     tx.commit().await?;
     Ok((results, chain.sequence))
+}
+
+/// The statements of steps 1 and 2.
+struct Reads {
+    requests: tokio_postgres::Statement,
+    decisions: tokio_postgres::Statement,
+}
+
+impl Reads {
+    async fn prepare(c: &impl GenericClient) -> Result<Reads> {
+        Ok(Reads {
+            requests: c
+                .prepare_cached(
+                    &format!(
+                        "SELECT k.scope, k.request_id, r.fingerprint, r.decision_id, r.outcome, {}
+                         FROM UNNEST($1::text[], $2::text[]) AS k (scope, request_id)
+                         JOIN requests r ON r.scope = k.scope AND r.request_id = k.request_id
+                         LEFT JOIN decisions d ON d.id = r.decision_id",
+                        super::ROW_COLUMNS_OF_D
+                    ),
+                )
+                .await?,
+            decisions: c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM decisions WHERE id = ANY($1::text[])",
+                    super::ROW_COLUMNS
+                ))
+                .await?,
+        })
+    }
+
+    /// Step 1: the stored idempotency records of the batch's keys, with the
+    /// decisions they point to.
+    async fn lookup_requests(
+        &self,
+        c: &impl GenericClient,
+        keys: &[RequestKey],
+    ) -> Result<(HashMap<RequestKey, RequestRow>, HashMap<String, Decision>)> {
+        let (mut requests, mut decisions) = (HashMap::new(), HashMap::new());
+        if keys.is_empty() {
+            return Ok((requests, decisions));
+        }
+        let scopes: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        for r in c.query(&self.requests, &[&scopes, &ids]).await? {
+            let row = RequestRow {
+                fingerprint: r.get(2),
+                decision_id: r.get(3),
+                outcome: parse_outcome(r.get(4))?,
+            };
+            if r.try_get::<_, Option<&str>>(5)?.is_some() {
+                decisions.insert(row.decision_id.clone(), super::decision_at(&r, 5)?);
+            }
+            requests.insert((r.get(0), r.get(1)), row);
+        }
+        Ok((requests, decisions))
+    }
+
+    /// Step 2: the stored decisions the batch acts on.
+    async fn load_decisions(
+        &self,
+        c: &impl GenericClient,
+        ids: &[String],
+    ) -> Result<HashMap<String, Decision>> {
+        let mut found = HashMap::new();
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        for r in c.query(&self.decisions, &[&ids]).await? {
+            found.insert(r.get(0), super::decision(&r)?);
+        }
+        Ok(found)
+    }
 }
 
 pub(super) async fn load_decision(c: &impl GenericClient, id: &str) -> Result<Option<Decision>> {
@@ -121,42 +187,6 @@ pub(super) async fn load_decision(c: &impl GenericClient, id: &str) -> Result<Op
     row.as_ref().map(super::decision).transpose()
 }
 
-async fn execute_one(
-    c: &impl GenericClient,
-    cmd: Command,
-    chain: &mut Chain,
-    now: i64,
-) -> Result<Applied> {
-    if let Some(idem) = cmd.idem() {
-        let select = c
-            .prepare_cached(
-                "SELECT fingerprint, decision_id, outcome FROM requests WHERE scope = $1 AND request_id = $2",
-            )
-            .await?;
-        let row = c
-            .query_opt(&select, &[&idem.scope, &idem.request_id])
-            .await?;
-        if let Some(row) = row {
-            let outcome: Outcome = parse(row.get::<_, &str>(2))?;
-            let decision_id: String = row.get(1);
-            let decision = load_decision(c, &decision_id).await?;
-            let stored = RequestRow {
-                fingerprint: row.get(0),
-                decision_id,
-                outcome,
-            };
-            return replay_request(idem, stored, decision);
-        }
-    }
-    let current = match &cmd {
-        Command::Act { decision_id, .. } => load_decision(c, decision_id).await?,
-        Command::Create { .. } => None,
-    };
-    let plan = plan(cmd, current, chain, now)?;
-    write_plan(c, &plan, now).await?;
-    Ok(plan.applied)
-}
-
 type Pending<'a> = std::pin::Pin<
     Box<
         dyn std::future::Future<Output = std::result::Result<u64, tokio_postgres::Error>>
@@ -165,138 +195,194 @@ type Pending<'a> = std::pin::Pin<
     >,
 >;
 
-/// Writes a command's rows. The statements are issued together, so
-/// tokio-postgres pipelines them (in order) in one round trip instead of
-/// one each; the first failure fails the batch.
-async fn write_plan(c: &impl GenericClient, plan: &super::super::Plan, now: i64) -> Result<()> {
+const INSERT_EVENTS: &str = "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])";
+const INSERT_DECISIONS: &str = "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
+                            expires_at, fallback_at, body)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                          $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])";
+/// A changed row drops its timer lease: its timers are new.
+const UPDATE_DECISIONS: &str = "UPDATE decisions AS d SET status = u.status, version = u.version,
+         last_sequence = u.last_sequence, expires_at = u.expires_at, fallback_at = u.fallback_at,
+         timer_lease = NULL, body = u.body
+     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                 $7::text[], $8::bigint[])
+          AS u (id, status, version, last_sequence, expires_at, fallback_at, body, stored_version)
+     WHERE d.id = u.id AND d.version = u.stored_version";
+const INSERT_OUTBOX: &str = "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])";
+const INSERT_RECEIPTS: &str = "INSERT INTO receipts (decision_id, body)
+     SELECT * FROM UNNEST($1::text[], $2::text[])";
+const INSERT_REQUESTS: &str =
+    "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])";
+
+/// Step 4: one multi-row statement per table, then the chain head and the
+/// wake-up, all issued together so tokio-postgres pipelines them (in order)
+/// in one round trip; the first failure fails the batch.
+async fn write_batch(c: &impl GenericClient, w: &BatchWrites, chain: &Chain) -> Result<()> {
+    let (inserts, updates) = w.decision_rows();
+    let events = Columns::events(w);
+    let new_rows = Columns::inserts(&inserts);
+    let changed = Columns::updates(&updates);
+    let outbox = Columns::outbox(w);
+    let receipts = Columns::receipts(w);
+    let requests = Columns::requests(w);
+    let head = (chain.sequence as i64, chain.sequence.to_string());
     let mut writes: Vec<Pending<'_>> = Vec::new();
-    let mut decision_write = None;
-    if !plan.events.is_empty() {
-        let insert = c
-            .prepare_cached(
-                "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .await?;
-        for e in &plan.events {
-            let insert = insert.clone();
+    for (sql, columns) in [
+        (INSERT_EVENTS, &events),
+        (INSERT_DECISIONS, &new_rows),
+        (INSERT_OUTBOX, &outbox),
+        (INSERT_RECEIPTS, &receipts),
+        (INSERT_REQUESTS, &requests),
+    ] {
+        if columns.rows > 0 {
+            let statement = c.prepare_cached(sql).await?;
             writes.push(Box::pin(async move {
-                c.execute(
-                    &insert,
-                    &[
-                        &(e.sequence as i64),
-                        &e.decision_id,
-                        &e.event_type,
-                        &e.at,
-                        &e.body,
-                        &e.prev_hash,
-                        &e.hash,
-                    ],
-                )
-                .await
+                c.execute(&statement, &columns.params()).await
             }));
         }
-        let d = &plan.decision;
-        let body = super::super::codec::encode_decision(d)?;
-        let expires_at = d.expires_at.filter(|_| d.status == Status::Open);
-        let fallback_at = d.ladder_due_at();
-        let (version, last, events) = (
-            d.version as i64,
-            d.last_sequence as i64,
-            plan.events.len() as i64,
-        );
-        let upsert = c
-            .prepare_cached(
-                "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
-                                        expires_at, fallback_at, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version,
-                     last_sequence = excluded.last_sequence, expires_at = excluded.expires_at,
-                     fallback_at = excluded.fallback_at, timer_lease = NULL, body = excluded.body
-                 WHERE decisions.version = excluded.version - $11",
-            )
-            .await?;
-        decision_write = Some(writes.len());
+    }
+    let updated = writes.len();
+    if changed.rows > 0 {
+        let statement = c.prepare_cached(UPDATE_DECISIONS).await?;
+        let changed = &changed;
         writes.push(Box::pin(async move {
-            c.execute(
-                &upsert,
-                &[
-                    &d.id,
-                    &d.kind,
-                    &d.status.as_str(),
-                    &d.asked_by,
-                    &d.created_at,
-                    &version,
-                    &last,
-                    &expires_at,
-                    &fallback_at,
-                    &body,
-                    &events,
-                ],
-            )
-            .await
+            c.execute(&statement, &changed.params()).await
         }));
     }
-    if let Some(body) = &plan.receipt {
-        let insert = c
-            .prepare_cached("INSERT INTO receipts (decision_id, body) VALUES ($1, $2)")
+    if !w.events.is_empty() {
+        let update = c
+            .prepare_cached("UPDATE chain SET sequence = $1, hash = $2")
             .await?;
+        let notify = c.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        let (head, chain_hash) = (&head, &chain.hash);
         writes.push(Box::pin(async move {
-            c.execute(&insert, &[&plan.decision.id, body]).await
+            c.execute(&update, &[&head.0, chain_hash]).await
         }));
-    }
-    for n in &plan.outbox {
-        let sequence = n.sequence as i64;
-        let insert = c
-            .prepare_cached(
-                "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .await?;
         writes.push(Box::pin(async move {
-            c.execute(
-                &insert,
-                &[
-                    &n.webhook,
-                    &n.decision_id,
-                    &sequence,
-                    &n.event_type,
-                    &n.body,
-                    &now,
-                ],
-            )
-            .await
-        }));
-    }
-    if let Some((idem, outcome)) = &plan.request {
-        let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
-        let insert = c
-            .prepare_cached(
-                "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .await?;
-        writes.push(Box::pin(async move {
-            c.execute(
-                &insert,
-                &[
-                    &idem.scope,
-                    &idem.request_id,
-                    &idem.fingerprint,
-                    &plan.decision.id,
-                    &outcome,
-                ],
-            )
-            .await
+            c.execute(&notify, &[&CHANNEL, &head.1]).await
         }));
     }
     let counts = futures::future::try_join_all(writes).await?;
-    if let Some(i) = decision_write {
-        if counts.get(i) != Some(&1) {
-            return Err(StoreError::Corrupt(format!(
-                "decision {} changed underneath its writer",
-                plan.decision.id
-            )));
-        }
+    if changed.rows > 0 && counts.get(updated) != Some(&(changed.rows as u64)) {
+        let id = updates.first().map_or("", |(d, _)| d.id.as_str());
+        return Err(changed_underneath(id));
     }
     Ok(())
+}
+
+/// One array per column of a multi-row statement.
+struct Columns<'a> {
+    rows: usize,
+    values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send + 'a>>,
+}
+
+impl<'a> Columns<'a> {
+    fn params(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        self.values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect()
+    }
+
+    fn from_rows<T>(rows: &'a [T]) -> ColumnsOf<'a, T> {
+        ColumnsOf {
+            rows,
+            columns: Columns {
+                rows: rows.len(),
+                values: Vec::new(),
+            },
+        }
+    }
+
+    fn events(w: &'a BatchWrites) -> Columns<'a> {
+        Columns::from_rows(&w.events)
+            .col(|e| e.sequence as i64)
+            .col(|e| e.decision_id.as_str())
+            .col(|e| e.event_type.as_str())
+            .col(|e| e.at)
+            .col(|e| e.body.as_str())
+            .col(|e| e.prev_hash.as_str())
+            .col(|e| e.hash.as_str())
+            .done()
+    }
+
+    fn inserts(rows: &'a [&'a super::super::ProjectionRow]) -> Columns<'a> {
+        Columns::from_rows(rows)
+            .col(|d| d.id.as_str())
+            .col(|d| d.kind.as_str())
+            .col(|d| d.status.as_str())
+            .col(|d| d.asked_by.as_str())
+            .col(|d| d.created_at)
+            .col(|d| d.version)
+            .col(|d| d.last_sequence)
+            .col(|d| d.expires_at)
+            .col(|d| d.fallback_at)
+            .col(|d| d.body.as_str())
+            .done()
+    }
+
+    fn updates(rows: &'a [(&'a super::super::ProjectionRow, i64)]) -> Columns<'a> {
+        Columns::from_rows(rows)
+            .col(|(d, _)| d.id.as_str())
+            .col(|(d, _)| d.status.as_str())
+            .col(|(d, _)| d.version)
+            .col(|(d, _)| d.last_sequence)
+            .col(|(d, _)| d.expires_at)
+            .col(|(d, _)| d.fallback_at)
+            .col(|(d, _)| d.body.as_str())
+            .col(|(_, stored_version)| *stored_version)
+            .done()
+    }
+
+    fn outbox(w: &'a BatchWrites) -> Columns<'a> {
+        Columns::from_rows(&w.outbox)
+            .col(|n| n.webhook.as_str())
+            .col(|n| n.decision_id.as_str())
+            .col(|n| n.sequence)
+            .col(|n| n.event_type.as_str())
+            .col(|n| n.body.as_str())
+            .col(|n| n.next_attempt_at)
+            .done()
+    }
+
+    fn receipts(w: &'a BatchWrites) -> Columns<'a> {
+        Columns::from_rows(&w.receipts)
+            .col(|(id, _)| id.as_str())
+            .col(|(_, body)| body.as_str())
+            .done()
+    }
+
+    fn requests(w: &'a BatchWrites) -> Columns<'a> {
+        Columns::from_rows(&w.requests)
+            .col(|r| r.idem.scope.as_str())
+            .col(|r| r.idem.request_id.as_str())
+            .col(|r| r.idem.fingerprint.as_str())
+            .col(|r| r.decision_id.as_str())
+            .col(|r| r.outcome.as_str())
+            .done()
+    }
+}
+
+/// Builds [`Columns`] from rows, one column at a time.
+struct ColumnsOf<'a, T> {
+    rows: &'a [T],
+    columns: Columns<'a>,
+}
+
+impl<'a, T> ColumnsOf<'a, T> {
+    fn col<V>(mut self, f: impl Fn(&'a T) -> V) -> Self
+    where
+        V: tokio_postgres::types::ToSql + Sync + Send + 'a,
+    {
+        let column: Vec<V> = self.rows.iter().map(f).collect();
+        self.columns.values.push(Box::new(column));
+        self
+    }
+
+    fn done(self) -> Columns<'a> {
+        self.columns
+    }
 }

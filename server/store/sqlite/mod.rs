@@ -8,9 +8,10 @@
 
 mod writer;
 
+use super::{due_timer, in_id_order};
 use super::{
     codec, Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
-    ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges, TimerKind,
+    ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_outbox.sql"),
     include_str!("../migrations/sqlite/0003_receipts.sql"),
     include_str!("../migrations/sqlite/0004_compact_log.sql"),
+    include_str!("../migrations/sqlite/0005_timer_lease.sql"),
 ];
 /// The migration after whose SQL the decision rows are re-encoded.
 const COMPACT_ROWS: usize = 4;
@@ -433,28 +435,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn due_timers(&self, now: i64, limit: usize) -> Result<Vec<DueTimer>> {
-        self.read(move |c| {
+    async fn due_timers(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<DueTimer>> {
+        self.on_writer(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, 'expire' FROM decisions WHERE expires_at <= ?1
-                 UNION ALL
-                 SELECT id, 'fallback' FROM decisions WHERE fallback_at <= ?1
-                 LIMIT ?2",
+                "UPDATE decisions SET timer_lease = ?1 + ?2
+                 WHERE id IN (
+                     SELECT id FROM decisions
+                     WHERE (expires_at <= ?1 OR fallback_at <= ?1)
+                       AND (timer_lease IS NULL OR timer_lease < ?1)
+                     ORDER BY id LIMIT ?3)
+                 RETURNING id, COALESCE(expires_at <= ?1, FALSE)",
             )?;
             let rows = stmt
-                .query_map(params![now, limit as i64], |r| {
-                    let kind: String = r.get(1)?;
-                    Ok(DueTimer {
-                        decision_id: r.get(0)?,
-                        kind: if kind == "expire" {
-                            TimerKind::Expire
-                        } else {
-                            TimerKind::Fallback
-                        },
-                    })
+                .query_map(params![now, lease_us, limit as i64], |r| {
+                    Ok(due_timer(r.get(0)?, r.get(1)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(in_id_order(rows))
         })
         .await
     }

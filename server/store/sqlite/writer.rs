@@ -1,9 +1,11 @@
-//! The single writer thread: batches commands into one transaction each,
-//! one savepoint per command, and runs outbox bookkeeping in order.
+//! The single writer thread: batches commands into one transaction each
+//! (group commit) following the shared plan in `store::batch`, and runs
+//! outbox and timer bookkeeping in order with them.
 
-use super::super::{plan, replay_request, Applied, Chain, Command, RequestRow, Result, StoreError};
-use super::{corrupt, load_decision, Job, Reply, MAX_BATCH};
-use crate::core::Outcome;
+use super::super::batch::{parse_outcome, BatchWrites, Keys, Loaded};
+use super::super::{changed_underneath, plan_batch, Applied, Chain, Command, RequestRow};
+use super::super::Result;
+use super::{load_decision, Job, Reply, MAX_BATCH};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
 
@@ -47,10 +49,11 @@ impl Writer {
         let span = tracing::info_span!("store.commit", store = "sqlite", batch_size = batch.len());
         let _entered = span.enter();
         let began = std::time::Instant::now();
-        let results = match self.write_batch(batch.iter().map(|(c, _)| c.clone())) {
+        let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
+        let results = match self.execute_batch(cmds) {
             Ok(results) => {
                 crate::metrics::store_committed(
-                    batch.len(),
+                    results.len(),
                     began.elapsed(),
                     results.iter().filter_map(|r| r.as_ref().ok()),
                 );
@@ -59,80 +62,92 @@ impl Writer {
             Err(e) => {
                 self.chain = start.clone();
                 // Every command shares the batch's fate, and its class of error.
-                batch.iter().map(|_| Err(e.for_each_in_batch())).collect()
+                replies.iter().map(|_| Err(e.for_each_in_batch())).collect()
             }
         };
         if self.chain.sequence != start.sequence {
             self.commits.send_replace(self.chain.sequence);
         }
-        for ((_, reply), result) in batch.into_iter().zip(results) {
+        // Reply, only now that the batch is durable.
+        for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
     }
 
-    /// Writes every command of the batch, each in its own savepoint so that a
-    /// refusal or failure affects only that command, and commits once.
-    fn write_batch(&mut self, cmds: impl Iterator<Item = Command>) -> Result<Vec<Result<Applied>>> {
+    /// Steps 1 to 5 of the shared plan in one IMMEDIATE transaction.
+    fn execute_batch(&mut self, cmds: Vec<Command>) -> Result<Vec<Result<Applied>>> {
         let now = (self.clock)();
-        let mut tx = self
+        let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut results = Vec::new();
-        for cmd in cmds {
-            let before = self.chain.clone();
-            let mut sp = tx.savepoint()?;
-            let result = execute_one(&sp, cmd, &mut self.chain, now);
-            match result {
-                Ok(applied) => {
-                    sp.commit()?;
-                    results.push(Ok(applied));
-                }
-                Err(e) => {
-                    sp.rollback()?;
-                    self.chain = before;
-                    results.push(Err(e));
-                }
-            }
+        let keys = Keys::of(&cmds);
+        let mut loaded = Loaded {
+            requests: lookup_requests(&tx, &keys)?,
+            ..Loaded::default()
+        };
+        let mut ids = keys.decisions;
+        ids.extend(loaded.missing_request_decisions());
+        loaded.decisions = load_decisions(&tx, &ids)?;
+        let (results, writes) = plan_batch(cmds, loaded, &mut self.chain, now);
+        if !writes.is_empty() {
+            write_batch(&tx, &writes)?;
         }
         tx.commit()?;
         Ok(results)
     }
 }
 
-fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> Result<Applied> {
-    if let Some(idem) = cmd.idem() {
-        let row = conn
-            .query_row(
-                "SELECT fingerprint, decision_id, outcome FROM requests WHERE scope = ?1 AND request_id = ?2",
-                params![idem.scope, idem.request_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
-            )
+/// Step 1: the stored idempotency records of the batch's keys.
+fn lookup_requests(
+    c: &Connection,
+    keys: &Keys,
+) -> Result<std::collections::HashMap<super::super::RequestKey, RequestRow>> {
+    let mut select = c.prepare_cached(
+        "SELECT fingerprint, decision_id, outcome FROM requests WHERE scope = ?1 AND request_id = ?2",
+    )?;
+    let mut found = std::collections::HashMap::new();
+    for key in &keys.requests {
+        let row = select
+            .query_row(params![key.0, key.1], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?))
+            })
             .optional()?;
         if let Some((fingerprint, decision_id, outcome)) = row {
-            let outcome: Outcome = serde_json::from_str(&outcome).map_err(corrupt)?;
-            let decision = load_decision(conn, &decision_id)?;
-            return replay_request(
-                idem,
-                RequestRow {
-                    fingerprint,
-                    decision_id,
-                    outcome,
-                },
-                decision,
-            );
+            let outcome = parse_outcome(&outcome)?;
+            let row = RequestRow {
+                fingerprint,
+                decision_id,
+                outcome,
+            };
+            found.insert(key.clone(), row);
         }
     }
-    let current = match &cmd {
-        Command::Act { decision_id, .. } => load_decision(conn, decision_id)?,
-        Command::Create { .. } => None,
-    };
-    let plan = plan(cmd, current, chain, now)?;
-    for e in &plan.events {
-        conn.prepare_cached(
-            "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
+    Ok(found)
+}
+
+/// Step 2: the stored decisions the batch needs.
+fn load_decisions(
+    c: &Connection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, crate::core::Decision>> {
+    let mut found = std::collections::HashMap::new();
+    for id in ids {
+        if let Some(d) = load_decision(c, id)? {
+            found.insert(id.clone(), d);
+        }
+    }
+    Ok(found)
+}
+
+/// Step 4: the batch's rows, one prepared statement per table (in-process
+/// SQLite has no round trips to save).
+fn write_batch(c: &Connection, w: &BatchWrites) -> Result<()> {
+    let mut insert = c.prepare_cached(
+        "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in &w.events {
+        insert.execute(params![
             e.sequence as i64,
             e.decision_id,
             e.event_type,
@@ -142,67 +157,78 @@ fn execute_one(conn: &Connection, cmd: Command, chain: &mut Chain, now: i64) -> 
             e.hash
         ])?;
     }
-    if !plan.events.is_empty() {
-        let d = &plan.decision;
-        let body = super::super::codec::encode_decision(d)?;
-        conn.prepare_cached(
-            "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
-                                    expires_at, fallback_at, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version,
-                 last_sequence = excluded.last_sequence, expires_at = excluded.expires_at,
-                 fallback_at = excluded.fallback_at, body = excluded.body
-             WHERE decisions.version = excluded.version - ?11",
-        )?
-        .execute(params![
+    let (inserts, updates) = w.decision_rows();
+    let mut insert = c.prepare_cached(
+        "INSERT INTO decisions (id, kind, status, asked_by, created_at, version, last_sequence,
+                                expires_at, fallback_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for d in inserts {
+        insert.execute(params![
             d.id,
             d.kind,
-            d.status.as_str(),
+            d.status,
             d.asked_by,
             d.created_at,
-            d.version as i64,
-            d.last_sequence as i64,
-            d.expires_at
-                .filter(|_| d.status == crate::core::Status::Open),
-            d.ladder_due_at(),
-            body,
-            plan.events.len() as i64
-        ])
-        .and_then(|n| {
-            if n == 1 {
-                Ok(())
-            } else {
-                Err(rusqlite::Error::StatementChangedRows(n))
-            }
-        })
-        .map_err(|_| {
-            StoreError::Corrupt(format!("decision {} changed underneath its writer", d.id))
-        })?;
-    }
-    if let Some(body) = &plan.receipt {
-        conn.prepare_cached("INSERT INTO receipts (decision_id, body) VALUES (?1, ?2)")?
-            .execute(params![plan.decision.id, body])?;
-    }
-    for n in &plan.outbox {
-        conn.prepare_cached(
-            "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            n.webhook,
-            n.decision_id,
-            n.sequence as i64,
-            n.event_type,
-            n.body,
-            now
+            d.version,
+            d.last_sequence,
+            d.expires_at,
+            d.fallback_at,
+            d.body
         ])?;
     }
-    if let Some((idem, outcome)) = &plan.request {
-        let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
-        conn.prepare_cached(
-            "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![idem.scope, idem.request_id, idem.fingerprint, plan.decision.id, outcome])?;
+    // A changed row drops its timer lease: its timers are new.
+    let mut update = c.prepare_cached(
+        "UPDATE decisions SET status = ?2, version = ?3, last_sequence = ?4, expires_at = ?5,
+             fallback_at = ?6, timer_lease = NULL, body = ?7
+         WHERE id = ?1 AND version = ?8",
+    )?;
+    for (d, stored_version) in updates {
+        let n = update.execute(params![
+            d.id,
+            d.status,
+            d.version,
+            d.last_sequence,
+            d.expires_at,
+            d.fallback_at,
+            d.body,
+            stored_version
+        ])?;
+        if n != 1 {
+            return Err(changed_underneath(&d.id));
+        }
     }
-    Ok(plan.applied)
+    let mut insert = c.prepare_cached(
+        "INSERT INTO outbox (webhook, decision_id, sequence, event_type, body, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for n in &w.outbox {
+        insert.execute(params![
+            n.webhook,
+            n.decision_id,
+            n.sequence,
+            n.event_type,
+            n.body,
+            n.next_attempt_at
+        ])?;
+    }
+    let mut insert =
+        c.prepare_cached("INSERT INTO receipts (decision_id, body) VALUES (?1, ?2)")?;
+    for (decision_id, body) in &w.receipts {
+        insert.execute(params![decision_id, body])?;
+    }
+    let mut insert = c.prepare_cached(
+        "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for r in &w.requests {
+        insert.execute(params![
+            r.idem.scope,
+            r.idem.request_id,
+            r.idem.fingerprint,
+            r.decision_id,
+            r.outcome
+        ])?;
+    }
+    Ok(())
 }

@@ -1,0 +1,347 @@
+//! The write plan both backends follow for a batch of commands (group
+//! commit), so that one reading sees the one sequence:
+//!
+//! 1. `lookup_requests`: the stored idempotency records of the batch's keys;
+//! 2. `load_decisions`: the stored decisions the batch acts on (and those
+//!    its stored requests point to);
+//! 3. [`plan_batch`] (pure, here): each command in order through the core,
+//!    against the state the earlier commands of the batch left, numbering and
+//!    chaining events; a refusal affects only its command;
+//! 4. `write_batch`: the rows in this order: append events, insert new
+//!    decision rows, update changed ones (with their timers), outbox,
+//!    receipts, requests;
+//! 5. commit, then reply to every caller.
+//!
+//! Only steps 1, 2 and 4 are the backend's, each in its own dialect; a
+//! database error in them fails the whole batch (nothing is written).
+
+use super::{plan, replay_request, Applied, Chain, Command, Idempotency, RequestRow, Result};
+use super::{ProjectionRow, RawEvent, StoreError};
+use crate::core::{Decision, Micros, Outcome};
+use std::collections::HashMap;
+
+/// An idempotency key: (scope, request_id).
+pub type RequestKey = (String, String);
+
+/// What the keys of a batch name, to load before planning it.
+#[derive(Debug, Default)]
+pub struct Keys {
+    /// Idempotency keys, each once.
+    pub requests: Vec<RequestKey>,
+    /// Decisions the commands act on, each once.
+    pub decisions: Vec<String>,
+}
+
+impl Keys {
+    pub fn of(cmds: &[Command]) -> Keys {
+        let mut keys = Keys::default();
+        for cmd in cmds {
+            if let Some(i) = cmd.idem() {
+                let key = (i.scope.clone(), i.request_id.clone());
+                if !keys.requests.contains(&key) {
+                    keys.requests.push(key);
+                }
+            }
+            if let Command::Act { decision_id, .. } = cmd {
+                if !keys.decisions.contains(decision_id) {
+                    keys.decisions.push(decision_id.clone());
+                }
+            }
+        }
+        keys
+    }
+}
+
+/// The stored state a batch is planned against.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub requests: HashMap<RequestKey, RequestRow>,
+    pub decisions: HashMap<String, Decision>,
+}
+
+impl Loaded {
+    /// Decision ids stored requests point to that are not loaded yet.
+    pub fn missing_request_decisions(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for r in self.requests.values() {
+            if !self.decisions.contains_key(&r.decision_id) && !ids.contains(&r.decision_id) {
+                ids.push(r.decision_id.clone());
+            }
+        }
+        ids
+    }
+}
+
+/// A decision row to write: its new columns, and the version the stored
+/// row must still have (None: the batch created it, insert it).
+#[derive(Debug, Clone)]
+pub struct DecisionWrite {
+    pub row: ProjectionRow,
+    pub stored_version: Option<i64>,
+}
+
+/// An outbox row to insert.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub webhook: String,
+    pub decision_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub body: String,
+    pub next_attempt_at: Micros,
+}
+
+/// A `requests` row to insert.
+#[derive(Debug, Clone)]
+pub struct RequestWrite {
+    pub idem: Idempotency,
+    pub decision_id: String,
+    /// The outcome as stored (JSON).
+    pub outcome: String,
+}
+
+/// Exactly the rows a batch writes, in the order they are written.
+#[derive(Debug, Default)]
+pub struct BatchWrites {
+    pub events: Vec<RawEvent>,
+    /// Rows the batch created (inserted) and changed (updated), one per
+    /// decision whatever the number of commands on it.
+    pub decisions: Vec<DecisionWrite>,
+    pub outbox: Vec<OutboxRow>,
+    /// (decision id, receipt body).
+    pub receipts: Vec<(String, String)>,
+    pub requests: Vec<RequestWrite>,
+}
+
+impl BatchWrites {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.requests.is_empty()
+    }
+
+    /// The rows to insert, then the rows to update.
+    pub fn decision_rows(&self) -> (Vec<&ProjectionRow>, Vec<(&ProjectionRow, i64)>) {
+        let mut inserts = Vec::new();
+        let mut updates = Vec::new();
+        for w in &self.decisions {
+            match w.stored_version {
+                None => inserts.push(&w.row),
+                Some(v) => updates.push((&w.row, v)),
+            }
+        }
+        (inserts, updates)
+    }
+}
+
+/// The error for a decision row that did not have the version its writer
+/// read (the chain lock or the single writer rules this out).
+pub fn changed_underneath(id: &str) -> StoreError {
+    StoreError::Corrupt(format!("decision {id} changed underneath its writer"))
+}
+
+/// Plans every command of a batch in order against `loaded` (step 3):
+/// each command sees what the earlier ones did. Returns each command's
+/// result and the rows to write; `chain` advances past the batch's events.
+pub fn plan_batch(
+    cmds: Vec<Command>,
+    mut loaded: Loaded,
+    chain: &mut Chain,
+    now: Micros,
+) -> (Vec<Result<Applied>>, BatchWrites) {
+    let mut writes = BatchWrites::default();
+    // Index into writes.decisions of each decision the batch changed.
+    let mut written: HashMap<String, usize> = HashMap::new();
+    let mut results = Vec::with_capacity(cmds.len());
+    for cmd in cmds {
+        let before = chain.clone();
+        let result = plan_one(cmd, &mut loaded, chain, now, &mut writes, &mut written);
+        if result.is_err() {
+            *chain = before;
+        }
+        results.push(result);
+    }
+    (results, writes)
+}
+
+fn plan_one(
+    cmd: Command,
+    loaded: &mut Loaded,
+    chain: &mut Chain,
+    now: Micros,
+    writes: &mut BatchWrites,
+    written: &mut HashMap<String, usize>,
+) -> Result<Applied> {
+    // Idempotency lookup: a stored (or earlier in this batch) request.
+    if let Some(idem) = cmd.idem() {
+        let key = (idem.scope.clone(), idem.request_id.clone());
+        if let Some(row) = loaded.requests.get(&key) {
+            let decision = loaded.decisions.get(&row.decision_id).cloned();
+            return replay_request(idem, row.clone(), decision);
+        }
+    }
+    // Load decision, then decide in the pure core.
+    let current = match &cmd {
+        Command::Act { decision_id, .. } => loaded.decisions.get(decision_id).cloned(),
+        Command::Create { .. } => None,
+    };
+    let stored_version = current.as_ref().map(|d| d.version as i64);
+    let plan = plan(cmd, current, chain, now)?;
+    // Row and timers: the decision's latest state, once per batch.
+    let d = &plan.decision;
+    if !plan.events.is_empty() {
+        let row = ProjectionRow::write(d)?;
+        match written.get(&d.id) {
+            Some(&i) => writes.decisions[i].row = row,
+            None => {
+                written.insert(d.id.clone(), writes.decisions.len());
+                writes.decisions.push(DecisionWrite {
+                    row,
+                    stored_version,
+                });
+            }
+        }
+    }
+    writes
+        .outbox
+        .extend(plan.outbox.into_iter().map(|n| OutboxRow {
+            webhook: n.webhook,
+            decision_id: n.decision_id,
+            sequence: n.sequence as i64,
+            event_type: n.event_type,
+            body: n.body,
+            next_attempt_at: now,
+        }));
+    if let Some(body) = plan.receipt {
+        writes.receipts.push((d.id.clone(), body));
+    }
+    if let Some((idem, outcome)) = plan.request {
+        writes.requests.push(RequestWrite {
+            idem: idem.clone(),
+            decision_id: d.id.clone(),
+            outcome: outcome_json(outcome)?,
+        });
+        let key = (idem.scope.clone(), idem.request_id.clone());
+        let row = RequestRow {
+            fingerprint: idem.fingerprint,
+            decision_id: d.id.clone(),
+            outcome,
+        };
+        loaded.requests.insert(key, row);
+    }
+    writes.events.extend(plan.events);
+    loaded.decisions.insert(d.id.clone(), plan.decision);
+    Ok(plan.applied)
+}
+
+/// A stored request's outcome, as stored.
+pub fn outcome_json(outcome: Outcome) -> Result<String> {
+    serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Reads a stored request's outcome.
+pub fn parse_outcome(s: &str) -> Result<Outcome> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Action, Actor, NewDecision, Policy, Verdict};
+
+    fn new(id: &str) -> NewDecision {
+        NewDecision {
+            id: id.into(),
+            kind: "deploy.prod".into(),
+            input: serde_json::json!({}),
+            response_schema: None,
+            authorized_roles: vec!["sre".into()],
+            surfaces: vec![],
+            required_approvals: 1,
+            context_hash: None,
+            timeout_us: None,
+            asked_by: "svc".into(),
+        }
+    }
+
+    fn idem(id: &str, fingerprint: &str) -> Option<Idempotency> {
+        Some(Idempotency {
+            scope: "svc".into(),
+            request_id: id.into(),
+            fingerprint: fingerprint.into(),
+        })
+    }
+
+    fn approve(id: &str) -> Command {
+        Command::Act {
+            decision_id: id.into(),
+            idem: None,
+            action: Action::Answer {
+                actor: Actor::new("alice", vec!["sre".into()]),
+                verdict: Verdict::Approve,
+                answer: serde_json::json!(null),
+                rationale: "ok".into(),
+                current_context_hash: None,
+                current_roles: None,
+            },
+        }
+    }
+
+    fn create(id: &str, key: Option<Idempotency>) -> Command {
+        Command::Create {
+            idem: key,
+            new: new(id),
+            policy: Policy::default(),
+        }
+    }
+
+    #[test]
+    fn later_commands_see_earlier_ones_and_a_decision_is_written_once() {
+        let mut chain = Chain::genesis();
+        let cmds = vec![
+            create("d1", idem("r1", "f")),
+            create("d2", idem("r1", "f")), // the same key: replays d1
+            create("d3", idem("r1", "g")), // the same key, other content
+            approve("d1"),
+            approve("d1"), // closed by now: refused
+            approve("nope"),
+        ];
+        let keys = Keys::of(&cmds);
+        assert_eq!(keys.requests.len(), 1);
+        assert_eq!(keys.decisions, ["d1", "nope"]);
+        let (results, writes) = plan_batch(cmds, Loaded::default(), &mut chain, 7);
+        assert!(results[0].as_ref().is_ok_and(|a| a.fresh));
+        let replay = results[1].as_ref().unwrap();
+        assert!(!replay.fresh);
+        assert_eq!(replay.decision.id, "d1");
+        assert!(matches!(results[2], Err(StoreError::AlreadyExists(_))));
+        assert_eq!(results[3].as_ref().unwrap().outcome, Outcome::Closed);
+        assert!(matches!(results[4], Err(StoreError::Refused(_))));
+        assert!(matches!(results[5], Err(StoreError::NotFound(_))));
+        assert_eq!(
+            writes.events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(chain.sequence, 3);
+        assert_eq!(chain.hash, writes.events[2].hash);
+        assert_eq!(writes.decisions.len(), 1, "d1 once, in its final state");
+        assert_eq!(writes.decisions[0].stored_version, None, "created here");
+        assert_eq!(writes.decisions[0].row.status, "APPROVED");
+        assert_eq!(writes.decisions[0].row.version, 3);
+        assert_eq!(writes.receipts.len(), 1);
+        assert_eq!(writes.requests.len(), 1);
+    }
+
+    #[test]
+    fn a_stored_decision_is_updated_from_its_stored_version() {
+        let mut chain = Chain::genesis();
+        let (results, _) = plan_batch(vec![create("d1", None)], Loaded::default(), &mut chain, 1);
+        let d = results.into_iter().next().unwrap().unwrap().decision;
+        let loaded = Loaded {
+            requests: HashMap::new(),
+            decisions: HashMap::from([(d.id.clone(), d)]),
+        };
+        let (results, writes) = plan_batch(vec![approve("d1")], loaded, &mut chain, 2);
+        assert!(results[0].is_ok());
+        assert_eq!(writes.decisions[0].stored_version, Some(1));
+        assert_eq!(writes.events[0].sequence, 2);
+    }
+}
