@@ -67,7 +67,7 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         config.webhooks.clone(),
         config.outbox,
     ));
-    Ok(Arc::new(Witness {
+    Ok(Arc::new(Witness::new(crate::service::Parts {
         store,
         hub,
         auth,
@@ -81,7 +81,7 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())
             .map_err(|e| ServeError::Refused(e.to_string()))?,
         limits: config.limits,
-    }))
+    })))
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `witness listening on ADDR` on
@@ -159,11 +159,11 @@ pub async fn serve_on(
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
-    tokio::spawn(readiness(health, witness.hub.health()));
-    let permits = crate::accept::connection_permits(witness.limits.max_connections);
+    tokio::spawn(readiness(health, witness.health()));
+    let permits = crate::accept::connection_permits(witness.limits().max_connections);
     let limits = crate::accept::AcceptLimits {
-        handshake_timeout: witness.limits.handshake_timeout,
-        max_connections: witness.limits.max_connections,
+        handshake_timeout: witness.limits().handshake_timeout,
+        max_connections: witness.limits().max_connections,
         tls: tls.is_some(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -215,7 +215,7 @@ fn routes(
     let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
     let endpoint = WitnessEndpoint::new(
         GrpcApi::new(witness.clone()),
-        witness.limits.max_message_bytes,
+        witness.limits().max_message_bytes,
         http_side,
     )
     .map_err(ServeError::Refused)?;
