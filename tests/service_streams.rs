@@ -74,6 +74,12 @@ async fn subscribers_share_one_event_and_its_encoding_and_never_see_others_decis
         .subscribe(&carol, SubscribeQuery::default())
         .await
         .unwrap();
+    // Polled once with nothing to read, both wait on the hub (events read
+    // back from the log while catching up are each subscriber's own).
+    for s in [&mut a, &mut c] {
+        let idle = tokio::time::timeout(Duration::from_millis(300), s.next()).await;
+        assert!(idle.is_err(), "nothing to receive yet");
+    }
     let (hidden, _) = ask(&w, &bob, &["dba"]).await;
     let (shown, _) = ask(&w, &bob, &["sre"]).await;
     // The first item either receives is the second decision: the first was
