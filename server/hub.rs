@@ -7,16 +7,43 @@
 
 use crate::core::{apply, Decision, Event};
 use crate::store::{Result, Store, StoreError};
+use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 /// An event with the decision's state after it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Published {
     pub event: Event,
     pub decision: Decision,
+    /// The protocol layer's encoding of this item, built on first use and
+    /// shared by every subscriber that receives it (one encoding per event,
+    /// not per subscriber).
+    encoded: OnceLock<Bytes>,
+}
+
+impl Published {
+    pub fn new(event: Event, decision: Decision) -> Published {
+        Published {
+            event,
+            decision,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The encoding `encode` makes of this item, made at most once.
+    pub fn encoded(&self, encode: impl FnOnce(&Published) -> Bytes) -> Bytes {
+        self.encoded.get_or_init(|| encode(self)).clone()
+    }
+}
+
+/// Equal when event and state are: the cached encoding is derived.
+impl PartialEq for Published {
+    fn eq(&self, other: &Published) -> bool {
+        self.event == other.event && self.decision == other.decision
+    }
 }
 
 const READ_BATCH: usize = 1000;
@@ -93,7 +120,7 @@ impl Hub {
             let d = apply(state, &event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             state = Some(d.clone());
             if event.sequence > after {
-                out.push(Published { event, decision: d });
+                out.push(Published::new(event, d));
             }
         }
         Ok(out)
@@ -120,7 +147,7 @@ async fn with_states(
         if !d.status.is_terminal() {
             states.insert(d.id.clone(), d.clone());
         }
-        out.push(Published { event, decision: d });
+        out.push(Published::new(event, d));
     }
     Ok(out)
 }

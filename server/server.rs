@@ -93,7 +93,7 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         config.webhooks.clone(),
         config.outbox,
     ));
-    Ok(Arc::new(Witness {
+    Ok(Arc::new(Witness::new(crate::service::Parts {
         store,
         hub,
         auth,
@@ -106,7 +106,7 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         ),
         receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())?,
         limits: config.limits,
-    }))
+    })))
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `witness listening on ADDR` on
@@ -188,11 +188,11 @@ pub async fn serve_on(
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
-    tokio::spawn(readiness(health, witness.hub.health()));
-    let permits = crate::accept::connection_permits(witness.limits.max_connections);
+    tokio::spawn(readiness(health, witness.health()));
+    let permits = crate::accept::connection_permits(witness.limits().max_connections);
     let limits = crate::accept::AcceptLimits {
-        handshake_timeout: witness.limits.handshake_timeout,
-        max_connections: witness.limits.max_connections,
+        handshake_timeout: witness.limits().handshake_timeout,
+        max_connections: witness.limits().max_connections,
         tls: tls.is_some(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -242,7 +242,7 @@ fn routes(
     let reflection_v1 = reflection().build_v1()?;
     let endpoint = WitnessEndpoint::new(
         GrpcApi::new(witness.clone()),
-        witness.limits.max_message_bytes,
+        witness.limits().max_message_bytes,
         http_side,
     )
     .map_err(ServeError::Endpoint)?;

@@ -1,9 +1,17 @@
 //! The application layer: authorisation, validation and idempotency around
-//! the store, in domain types. gRPC handlers are thin wrappers over this.
+//! the store, in domain types, and stream semantics (`streams`) with the one
+//! rule of who sees what (`visibility`). gRPC, Connect, the console and the
+//! `/v1/` routes are thin wrappers over this.
+
+pub mod streams;
+pub mod visibility;
+
+pub use streams::{DomainStream, Interruption, Reopen, StreamItem, SubscribeQuery};
+pub use visibility::{Filter, Visibility};
 
 use crate::auth::{Auth, AuthError, Principal};
 use crate::core::canonical::{canonical_json, context_hash, sha256_hex};
-use crate::core::policy::{KindGlobs, Policies};
+use crate::core::policy::Policies;
 use crate::core::schema::{check_schema, Limits};
 use crate::core::{Action, Decision, NewDecision, Refusal, Status, Verdict};
 use crate::store::{Applied, Command, Idempotency, PageQuery, Store, StoreError};
@@ -23,6 +31,17 @@ pub enum ServiceError {
     NotFound(String),
     #[error(transparent)]
     Exhausted(#[from] crate::limits::Exhausted),
+    /// A stream's consumer fell more than the hub's ring behind.
+    #[error("stream consumer too slow: it fell more than {ring} events behind; reconnect with after_sequence = {resume_after}")]
+    Lagged { resume_after: u64, ring: usize },
+    /// A stream ended for a reason the client recovers from by reopening.
+    #[error("{why}; {reopen}")]
+    Interrupted { why: Interruption, reopen: Reopen },
+    /// A resume point past the log head: this log never had those events.
+    #[error(
+        "after_sequence: {after} is beyond the log head {head}; this log never had those events"
+    )]
+    BeyondHead { after: u64, head: u64 },
 }
 
 /// Result alias for the service.
@@ -66,8 +85,8 @@ pub struct ListInput {
 /// Most rows one ListDecisions call reads before it returns a short page.
 const LIST_SCAN_LIMIT: usize = 10_000;
 
-/// The decision service.
-pub struct Witness {
+/// What the service is built from (see `server::build`).
+pub struct Parts {
     pub store: Arc<dyn Store>,
     pub hub: Arc<crate::hub::Hub>,
     pub auth: Auth,
@@ -77,6 +96,18 @@ pub struct Witness {
     pub limiter: crate::limits::Limiter,
     pub receipts: crate::receipts::ReceiptKey,
     pub limits: Limits,
+}
+
+/// The decision service.
+pub struct Witness {
+    store: Arc<dyn Store>,
+    hub: Arc<crate::hub::Hub>,
+    auth: Auth,
+    policies: Policies,
+    webhooks: Vec<String>,
+    limiter: crate::limits::Limiter,
+    receipts: crate::receipts::ReceiptKey,
+    limits: Limits,
 }
 
 fn required(field: &str, value: &str) -> Result<()> {
@@ -118,6 +149,45 @@ fn fingerprint(value: Value) -> String {
 }
 
 impl Witness {
+    pub fn new(p: Parts) -> Witness {
+        Witness {
+            store: p.store,
+            hub: p.hub,
+            auth: p.auth,
+            policies: p.policies,
+            webhooks: p.webhooks,
+            limiter: p.limiter,
+            receipts: p.receipts,
+            limits: p.limits,
+        }
+    }
+
+    /// The identity table (authenticating a request is the protocol
+    /// layer's first step; see [`Witness::admit`]).
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The configured size limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Takes one request from the caller's rate budget.
+    pub fn admit(&self, who: &Principal) -> Result<()> {
+        Ok(self.limiter.request(&who.name)?)
+    }
+
+    /// True while the store can be read; flips with the hub's view.
+    pub fn health(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.hub.health()
+    }
+
+    /// The store's gauges for `/metrics`.
+    pub async fn gauges(&self) -> Result<crate::store::StoreGauges> {
+        Ok(self.store.gauges().await?)
+    }
+
     fn idem(
         &self,
         who: &Principal,
@@ -332,9 +402,15 @@ impl Witness {
 
     /// Reads a decision the caller may see; NOT_FOUND otherwise.
     pub async fn get(&self, who: &Principal, decision_id: &str) -> Result<Decision> {
+        self.read(&Visibility::of(who.clone()), decision_id).await
+    }
+
+    /// Reads a decision `v` may see; NOT_FOUND otherwise (also when it
+    /// exists: a reader learns nothing of decisions it may not see).
+    pub async fn read(&self, v: &Visibility, decision_id: &str) -> Result<Decision> {
         id("decision_id", decision_id)?;
         match self.store.get(decision_id).await? {
-            Some(d) if d.visible_to(&who.name, &who.roles) => Ok(d),
+            Some(d) if v.sees(&d) => Ok(d),
             _ => Err(ServiceError::NotFound(decision_id.to_string())),
         }
     }
@@ -345,7 +421,7 @@ impl Witness {
             0 => 100,
             n => n.min(1000) as usize,
         };
-        let kinds = KindGlobs::new("kinds", &q.kinds)?;
+        let filter = Filter::new(Visibility::of(who.clone()), &q.kinds, Vec::new())?;
         let mut cursor = decode_page_token(&q.page_token)?;
         let mut found = Vec::new();
         let mut scanned = 0;
@@ -363,7 +439,7 @@ impl Witness {
             for d in rows {
                 scanned += 1;
                 cursor = Some(d.id.clone());
-                if d.visible_to(&who.name, &who.roles) && kinds.allows(&d.kind) {
+                if filter.allows(&d) {
                     found.push(d);
                     if found.len() > size {
                         found.pop();

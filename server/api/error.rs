@@ -34,6 +34,9 @@ impl From<ServiceError> for Status {
             ServiceError::Refused(r) => refusal(r),
             ServiceError::NotFound(_) => Status::not_found(e.to_string()),
             ServiceError::Exhausted(x) => Status::resource_exhausted(bounded(x.0)),
+            ServiceError::Lagged { .. } => Status::resource_exhausted(e.to_string()),
+            ServiceError::Interrupted { .. } => Status::unavailable(e.to_string()),
+            ServiceError::BeyondHead { .. } => Status::out_of_range(e.to_string()),
             ServiceError::Auth(AuthError::Unauthenticated(m)) => Status::unauthenticated(m),
             ServiceError::Auth(AuthError::Denied(m)) => Status::permission_denied(m),
             ServiceError::Store(s) => match s {

@@ -2,6 +2,7 @@
 //! service and convert back. Errors map to status codes in `error`.
 
 pub mod convert;
+pub mod encoded;
 pub mod error;
 pub mod observe;
 pub mod streams;
@@ -31,18 +32,20 @@ impl GrpcApi {
     }
 
     /// Authenticates the caller and takes one request from its rate budget.
-    fn who<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+    pub(crate) fn who<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
         let who = self
             .w
-            .auth
+            .auth()
             .authenticate(req.metadata())
             .map_err(ServiceError::from)?;
         observe::record_principal(&who.name);
-        self.w
-            .limiter
-            .request(&who.name)
-            .map_err(ServiceError::from)?;
+        self.w.admit(&who)?;
         Ok(who)
+    }
+
+    /// The service behind the handlers.
+    pub(crate) fn witness(&self) -> &Witness {
+        &self.w
     }
 }
 
@@ -101,7 +104,7 @@ impl WitnessService for GrpcApi {
         req: Request<proto::StreamDecisionsRequest>,
     ) -> Res<Self::StreamDecisionsStream> {
         let who = self.who(&req)?;
-        let out = streams::stream_decisions(&self.w, who, req.into_inner())
+        let out = streams::stream_decisions(&self.w, &who, req.into_inner())
             .await?
             .map(|r| r.map(|e| proto::StreamDecisionsResponse { event: Some(e) }));
         Ok(Response::new(Box::pin(out)))
@@ -116,7 +119,7 @@ impl WitnessService for GrpcApi {
         let who = self.who(&req)?;
         let id = req.into_inner().decision_id;
         observe::record_decision(&id);
-        let out = streams::watch_decision(&self.w, who, id)
+        let out = streams::watch_decision(&self.w, &who, id)
             .await?
             .map(|r| r.map(|e| proto::WatchDecisionResponse { event: Some(e) }));
         Ok(Response::new(Box::pin(out)))

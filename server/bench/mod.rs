@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Only the stream figures (skip the Ask throughput ones).
     #[arg(long)]
     pub streams_only: bool,
+    /// Server binary the stream figures measure (default: this one), e.g.
+    /// an earlier release, for before/after figures from one run.
+    #[arg(long)]
+    pub server_exe: Option<std::path::PathBuf>,
     /// Also measure what metrics cost: Ask/s on fresh servers with
     /// `[metrics] enabled = false` and `true`, alternated.
     #[arg(long)]
@@ -143,6 +147,18 @@ impl Drop for Servers {
 }
 
 impl Servers {
+    /// CPU time the first server has used so far, all threads (from the
+    /// scheduler's nanosecond counters, not the 10 ms tick of `stat`).
+    pub fn cpu(&self) -> Option<Duration> {
+        let pid = self.children.first()?.id();
+        let mut ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(Duration::from_nanos(ns))
+    }
+
     /// Resident memory of the first server, in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         let status =
@@ -164,6 +180,18 @@ pub fn start_servers_with(
     replicas: usize,
     extra: &str,
 ) -> Result<Servers, String> {
+    start_servers_of(None, &[], store, replicas, extra)
+}
+
+/// Like [`start_servers_with`], running `exe` (default: this binary) with
+/// `env` added to its environment.
+pub fn start_servers_of(
+    exe: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+    store: Option<&str>,
+    replicas: usize,
+    extra: &str,
+) -> Result<Servers, String> {
     let dir = std::env::temp_dir().join(format!("witness-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let url = store
@@ -171,9 +199,12 @@ pub fn start_servers_with(
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
     let config = dir.join("witness.toml");
     std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n[limits]\nrequests_per_second = 0\nmax_streams_per_principal = 2000\n{extra}")).map_err(|e| e.to_string())?;
-    // WITNESS_BENCH_SERVER measures another build's server (before/after).
-    let exe = match std::env::var_os("WITNESS_BENCH_SERVER") {
-        Some(path) => std::path::PathBuf::from(path),
+    // --server-exe, or WITNESS_BENCH_SERVER, measures another build's server (before/after).
+    let exe = match exe
+        .map(|e| e.to_path_buf())
+        .or_else(|| std::env::var_os("WITNESS_BENCH_SERVER").map(std::path::PathBuf::from))
+    {
+        Some(e) => e,
         None => std::env::current_exe().map_err(|e| e.to_string())?,
     };
     let mut servers = Servers {
@@ -186,6 +217,7 @@ pub fn start_servers_with(
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
             .env("WITNESS_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -260,9 +292,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())??;
     }
     if args.streams_only {
-        for &n in &args.subscribers {
-            stream_latency(n, args.subscriber_connections).await?;
-        }
+        stream_figures(&args).await?;
         return Ok(());
     }
     let servers = start_servers(args.store.as_deref(), args.replicas)?;
@@ -313,9 +343,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         metrics_cost(&args).await?;
     }
     if args.streams {
-        for &n in &args.subscribers {
-            stream_latency(n, args.subscriber_connections).await?;
-        }
+        stream_figures(&args).await?;
     }
     if args.timers > 0 {
         timers::run(args.store.as_deref(), args.replicas, args.timers).await?;
@@ -356,16 +384,84 @@ async fn metrics_cost(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Ask → CREATED-received latency with `n` subscribers on a fresh server,
-/// and the server's memory per idle subscriber.
-async fn stream_latency(n: usize, connections: Option<usize>) -> Result<(), String> {
-    let servers = start_servers(None, 1)?;
+/// Which server a stream figure measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamMode {
+    /// The real streams: every event, filtered and encoded.
+    Real,
+    /// The floor of the stack: the same subscribers fed one constant
+    /// pre-encoded minimal message per CREATED event (`api::encoded`).
+    Floor,
+}
+
+/// Ask → event figures at each subscriber count, each next to its floor
+/// (unless `--server-exe` names another binary, which has no floor mode).
+async fn stream_figures(args: &BenchArgs) -> Result<(), String> {
+    println!(
+        "stream figures: CPU/delivery = (server CPU over {ASKS} asks with n subscribers - over {ASKS} asks with none) / deliveries"
+    );
+    let exe = args.server_exe.as_deref();
+    for &n in &args.subscribers {
+        stream_latency(n, args.subscriber_connections, exe, StreamMode::Real).await?;
+        if exe.is_none() {
+            stream_latency(n, args.subscriber_connections, None, StreamMode::Floor).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Asks per stream figure, 40 ms apart.
+const ASKS: usize = 100;
+
+/// Sends [`ASKS`] asks one at a time; returns each reply's latency and, by
+/// key (the decision id, and `#i` for the i-th ask), when it was sent.
+async fn paced_asks(
+    asker: &mut GrpcClient,
+    sent: &mut HashMap<String, Instant>,
+) -> Result<Vec<Duration>, String> {
+    let mut answered = Vec::new();
+    for i in 0..ASKS {
+        let t = Instant::now();
+        let d = asker
+            .ask(ask_request(i))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        answered.push(t.elapsed());
+        sent.insert(d.decision.map(|d| d.id).unwrap_or_default(), t);
+        sent.insert(format!("#{i}"), t);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    Ok(answered)
+}
+
+/// Ask → event-received latency with `n` subscribers on a fresh server,
+/// the server's CPU per delivery, and its memory per idle subscriber.
+async fn stream_latency(
+    n: usize,
+    connections: Option<usize>,
+    exe: Option<&std::path::Path>,
+    mode: StreamMode,
+) -> Result<(), String> {
+    let env: &[(&str, &str)] = match mode {
+        StreamMode::Real => &[],
+        StreamMode::Floor => &[(crate::api::encoded::FLOOR_ENV, "1")],
+    };
+    let servers = start_servers_of(exe, env, None, 1, "")?;
     let connections = connections.unwrap_or(n.div_ceil(100)).clamp(1, n.max(1));
+    let mut asker = client::connect(&servers.addrs[0], &creds())
+        .await
+        .map_err(|e| e.to_string())?;
+    // What the asks cost without subscribers, to subtract below.
+    let mut warm_up = HashMap::new();
+    let cpu0 = servers.cpu();
+    paced_asks(&mut asker, &mut warm_up).await?;
+    let cpu_asks = servers.cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     let conns = clients(&servers, connections).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = servers.rss_kib();
     let received: Arc<Mutex<Vec<(String, Instant)>>> =
-        Arc::new(Mutex::new(Vec::with_capacity(n * 100)));
+        Arc::new(Mutex::new(Vec::with_capacity(n * ASKS)));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n);
     for i in 0..n {
         let mut c = conns[i % conns.len()].clone();
@@ -379,11 +475,16 @@ async fn stream_latency(n: usize, connections: Option<usize>) -> Result<(), Stri
             };
             let _ = ready.send(()).await;
             let mut st = resp.into_inner();
+            let mut nth = 0;
             while let Ok(Some(r)) = st.message().await {
-                if let Some(d) = r.event.and_then(|e| e.decision) {
-                    if let Ok(mut v) = received.lock() {
-                        v.push((d.id, Instant::now()));
-                    }
+                // The floor's messages carry no decision: the k-th is the k-th ask's.
+                let key = match r.event.and_then(|e| e.decision) {
+                    Some(d) => d.id,
+                    None => format!("#{nth}"),
+                };
+                nth += 1;
+                if let Ok(mut v) = received.lock() {
+                    v.push((key, Instant::now()));
                 }
             }
         });
@@ -393,27 +494,14 @@ async fn stream_latency(n: usize, connections: Option<usize>) -> Result<(), Stri
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = servers.rss_kib();
-    let mut asker = client::connect(&servers.addrs[0], &creds())
-        .await
-        .map_err(|e| e.to_string())?;
     let mut sent = HashMap::new();
-    let mut answered = Vec::new();
-    const ASKS: usize = 100;
-    for i in 0..ASKS {
-        let t = Instant::now();
-        let d = asker
-            .ask(ask_request(i))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_inner();
-        answered.push(t.elapsed());
-        sent.insert(d.decision.map(|d| d.id).unwrap_or_default(), t);
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
+    let cpu1 = servers.cpu();
+    let answered = paced_asks(&mut asker, &mut sent).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while received.lock().map(|v| v.len()).unwrap_or(0) < n * ASKS && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let cpu_streams = servers.cpu().zip(cpu1).map(|(b, a)| b.saturating_sub(a));
     let samples: Vec<Duration> = received
         .lock()
         .map(|v| {
@@ -426,13 +514,25 @@ async fn stream_latency(n: usize, connections: Option<usize>) -> Result<(), Stri
     let ask = summarise(answered, 1.0);
     let per_sub = match (before, after) {
         (Some(b), Some(a)) if n >= 100 => format!(
-            "   server memory per idle subscriber {:.1} KiB",
+            "   memory/idle subscriber {:.1} KiB",
             a.saturating_sub(b) as f64 / n as f64
         ),
         _ => String::new(),
     };
+    let cpu = match (cpu_streams, cpu_asks) {
+        (Some(s), Some(a)) if m.ops > 0 => format!(
+            "   CPU/delivery {:>5.1} µs",
+            s.saturating_sub(a).as_secs_f64() * 1e6 / m.ops as f64
+        ),
+        _ => String::new(),
+    };
+    let label = match (mode, exe) {
+        (StreamMode::Floor, _) => " floor".to_string(),
+        (StreamMode::Real, Some(e)) => format!(" [{}]", e.display()),
+        (StreamMode::Real, None) => String::new(),
+    };
     println!(
-        "Ask → event, {n:>4} subscribers on {connections:>4} connection(s): p50 {:>6.2} ms   p99 {:>6.2} ms   (Ask reply p50 {:.2} ms; {} deliveries of {}){per_sub}",
+        "Ask → event{label}, {n:>4} subscribers on {connections:>4} connection(s): p50 {:>6.2} ms   p99 {:>6.2} ms{cpu}   (Ask reply p50 {:.2} ms; {} deliveries of {}){per_sub}",
         m.p50.as_secs_f64() * 1e3,
         m.p99.as_secs_f64() * 1e3,
         ask.p50.as_secs_f64() * 1e3,

@@ -53,7 +53,7 @@ pub fn router() -> Router<Arc<Witness>> {
 /// What the page needs before it can ask anything: in token mode it asks the
 /// operator for a bearer token; in dev mode for a principal name and roles.
 async fn config(State(w): State<Arc<Witness>>) -> Response {
-    let mode = if w.auth.dev_mode() { "dev" } else { "token" };
+    let mode = if w.auth().dev_mode() { "dev" } else { "token" };
     let body = serde_json::json!({ "mode": mode, "version": env!("CARGO_PKG_VERSION") });
     page("application/json", body.to_string())
 }
@@ -64,7 +64,7 @@ async fn config(State(w): State<Arc<Witness>>) -> Response {
 /// nothing the caller's own token does not already grant.
 async fn whoami(State(w): State<Arc<Witness>>, headers: HeaderMap) -> Response {
     let md = tonic::metadata::MetadataMap::from_headers(headers);
-    match w.auth.authenticate(&md) {
+    match w.auth().authenticate(&md) {
         Ok(p) => {
             let body = serde_json::json!({
                 "principal": p.name,

@@ -13,7 +13,7 @@ pub async fn metrics(State(w): State<Arc<Witness>>) -> Response {
     if !crate::metrics::enabled() {
         return (http::StatusCode::NOT_FOUND, "metrics are disabled\n").into_response();
     }
-    let gauges = match w.store.gauges().await {
+    let gauges = match w.gauges().await {
         Ok(g) => Some(g),
         Err(e) => {
             tracing::warn!(error = %e, "metrics: cannot read the store's gauges");

@@ -37,7 +37,7 @@ pub fn router(w: Arc<Witness>) -> Router {
 async fn healthz(
     axum::extract::State(w): axum::extract::State<Arc<Witness>>,
 ) -> (http::StatusCode, &'static str) {
-    if *w.hub.health().borrow() {
+    if *w.health().borrow() {
         (http::StatusCode::OK, "ok\n")
     } else {
         (http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")

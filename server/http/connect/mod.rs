@@ -8,6 +8,7 @@
 
 pub mod wire;
 
+use crate::api::encoded::EncodedStreams;
 use crate::api::GrpcApi;
 use crate::proto::witness_service_server::{WitnessService, WitnessServiceServer};
 use bytes::Bytes;
@@ -32,6 +33,8 @@ type HttpResponse = http::Response<Body>;
 #[derive(Clone)]
 pub struct WitnessEndpoint {
     grpc: WitnessServiceServer<GrpcApi>,
+    /// gRPC's two streaming methods, with each event encoded once.
+    encoded: EncodedStreams,
     /// None: this listener serves gRPC only (`[http] listen` moved HTTP away).
     connect: Option<Arc<Connect>>,
 }
@@ -40,12 +43,17 @@ impl WitnessEndpoint {
     pub fn new(api: GrpcApi, max_message_bytes: usize, connect: bool) -> Result<Self, String> {
         let grpc =
             WitnessServiceServer::new(api.clone()).max_decoding_message_size(max_message_bytes);
+        let encoded = EncodedStreams::new(api.clone(), max_message_bytes);
         let connect = if connect {
             Some(Arc::new(Connect::new(api, max_message_bytes)?))
         } else {
             None
         };
-        Ok(WitnessEndpoint { grpc, connect })
+        Ok(WitnessEndpoint {
+            grpc,
+            encoded,
+            connect,
+        })
     }
 }
 
@@ -75,6 +83,10 @@ impl tower::Service<http::Request<Body>> for WitnessEndpoint {
                 Box::pin(async move { Ok(connect.handle(req).await) })
             }
             (None, false) => Box::pin(async { Ok(http_elsewhere()) }),
+            _ if EncodedStreams::serves(req.uri().path()) => {
+                let encoded = self.encoded.clone();
+                Box::pin(async move { Ok(encoded.call(req).await) })
+            }
             _ => {
                 let mut svc = self.grpc.clone();
                 Box::pin(async move { tower::Service::call(&mut svc, req).await })

@@ -169,6 +169,13 @@ fn service_parts(route: Route, err: ServiceError) -> (StatusCode, Value) {
             tracing::error!(error = %s, "store error");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "internal", s.to_string())
         }
+        // Stream errors: no `/v1/` route streams; mapped for completeness.
+        e @ (ServiceError::Lagged { .. } | ServiceError::Interrupted { .. }) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+        e @ ServiceError::BeyondHead { .. } => failed(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 

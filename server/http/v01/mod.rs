@@ -16,7 +16,7 @@ mod json;
 
 use crate::auth::Principal;
 use crate::core::{Decision, Outcome, Status};
-use crate::service::{AnswerInput, AskInput, ListInput, ServiceError, Witness};
+use crate::service::{AnswerInput, AskInput, ListInput, ServiceError, Visibility, Witness};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::{any, get, post};
@@ -61,7 +61,7 @@ async fn not_found() -> V01Error {
 
 /// Mirrors store health; 503 while the store is down.
 async fn health(State(w): W) -> (StatusCode, Json<Value>) {
-    let up = *w.hub.health().borrow();
+    let up = *w.health().borrow();
     let body = |status| json!({"status": status, "service": "witness", "version": env!("CARGO_PKG_VERSION")});
     if up {
         (StatusCode::OK, Json(body("ok")))
@@ -75,19 +75,17 @@ async fn health(State(w): W) -> (StatusCode, Json<Value>) {
 fn caller(w: &Witness, headers: &HeaderMap, route: Route) -> Result<Principal, V01Error> {
     let refused = |e: ServiceError| V01Error::Service { route, err: e };
     let who = w
-        .auth
+        .auth()
         .authenticate_headers(headers)
         .map_err(|e| refused(e.into()))?;
-    w.limiter
-        .request(&who.name)
-        .map_err(|e| refused(e.into()))?;
+    w.admit(&who).map_err(refused)?;
     Ok(who)
 }
 
 /// Reads a body up to the gRPC message limit and parses it as an object.
 async fn read_body(w: &Witness, body: axum::body::Body) -> Result<Body, V01Error> {
     use futures::StreamExt;
-    let limit = w.limits.max_message_bytes;
+    let limit = w.limits().max_message_bytes;
     // An oversized body is read on (and dropped) up to a bound, so an
     // HTTP/1.1 client still sending it receives the 413 instead of a reset
     // connection; past the bound the connection is simply closed.
@@ -112,22 +110,26 @@ async fn read_body(w: &Witness, body: axum::body::Body) -> Result<Body, V01Error
 }
 
 /// The decision id from the path. Ids are at most 128 characters and never
-/// hold NUL (which PostgreSQL text refuses), so any other path segment,
-/// undecodable ones included, names no decision: 404 without a store read.
+/// hold control characters (NUL included, which PostgreSQL text refuses),
+/// so any other path segment, undecodable ones included, names no decision:
+/// 404 without a store read.
 fn decision_id(path: Result<Path<String>, PathRejection>) -> Result<String, V01Error> {
     match path {
-        Ok(Path(id)) if !id.is_empty() && id.len() <= 128 && !id.contains('\0') => Ok(id),
+        Ok(Path(id)) if !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control) => {
+            Ok(id)
+        }
         _ => Err(V01Error::NotFound),
     }
 }
 
-/// Dev mode only: v0.1.1 let every caller read every decision.
-async fn read_any(w: &Witness, id: &str, route: Route) -> Result<Decision, V01Error> {
-    w.store
-        .get(id)
-        .await
-        .map_err(|e| V01Error::service(route)(ServiceError::from(e)))?
-        .ok_or(V01Error::NotFound)
+/// A decision under v0.1.1's visibility (see the module comment; the
+/// service's `Visibility::v01` decides). 404 for any decision not seen.
+async fn read(w: &Witness, who: &Principal, id: &str, route: Route) -> Result<Decision, V01Error> {
+    let v = Visibility::v01(who.clone(), w.auth().dev_mode());
+    match w.read(&v, id).await {
+        Err(ServiceError::NotFound(_)) => Err(V01Error::NotFound),
+        r => r.map_err(V01Error::service(route)),
+    }
 }
 
 /// Who performs a write that names `operator`, and the `on_behalf_of` to
@@ -141,14 +143,14 @@ async fn acting(
     operator: Option<&str>,
     route: Route,
 ) -> Result<(Principal, String), V01Error> {
-    if w.auth.dev_mode() {
-        let d = read_any(w, id, route).await?;
+    if w.auth().dev_mode() {
+        let d = read(w, &who, id, route).await?;
         let name = operator.unwrap_or(&who.name);
         return Ok((Principal::dev(name, d.authorized_roles), String::new()));
     }
     match operator {
         Some(op) if op != who.name => {
-            w.auth
+            w.auth()
                 .actor_for(&who, op)
                 .map_err(|e| V01Error::service(route)(e.into()))?;
             Ok((who, op.to_string()))
@@ -207,11 +209,7 @@ async fn get_decision(
     let route = Route::Get;
     let who = caller(&w, &headers, route)?;
     let id = decision_id(id)?;
-    let d = if w.auth.dev_mode() {
-        read_any(&w, &id, route).await?
-    } else {
-        w.get(&who, &id).await.map_err(V01Error::service(route))?
-    };
+    let d = read(&w, &who, &id, route).await?;
     Ok(Json(json::decision(&d)))
 }
 
@@ -236,7 +234,7 @@ async fn list(
         .filter(|r| !r.is_empty())
         .map(String::from)
         .collect();
-    w.limits
+    w.limits()
         .check_list("authorized", &roles)
         .map_err(|e| V01Error::Service {
             route,
@@ -244,7 +242,7 @@ async fn list(
         })?;
     // Dev mode: the roles asked for are the reader's; token mode: the
     // token's principal sees what it may, filtered by the roles asked for.
-    let reader = if w.auth.dev_mode() {
+    let reader = if w.auth().dev_mode() {
         Principal::dev(&who.name, roles.clone())
     } else {
         who
