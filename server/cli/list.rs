@@ -1,8 +1,8 @@
 //! `witness list`: open decisions first, newest first, in aligned columns.
 
 use super::{errors, output, ListArgs};
-use crate::api::convert::micros_from_timestamp;
 use crate::proto;
+use crate::proto::convert::micros_from_timestamp;
 use serde_json::json;
 
 /// Runs `witness list`.

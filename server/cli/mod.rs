@@ -327,7 +327,7 @@ fn json_value_arg(flag: &str, raw: &str) -> Result<serde_json::Value, String> {
 }
 
 fn json_arg(flag: &str, raw: &str) -> Result<prost_types::Value, String> {
-    Ok(crate::api::convert::json_to_proto(&json_value_arg(
+    Ok(crate::proto::convert::json_to_proto(&json_value_arg(
         flag, raw,
     )?))
 }

@@ -1,5 +1,6 @@
-//! The Postgres write path: group commit under the chain-row lock, one
-//! savepoint per command, NOTIFY on commit.
+//! The Postgres write path: group commit under the chain-row lock (no
+//! savepoints: a refusal is decided before its command writes), NOTIFY on
+//! commit.
 
 use super::super::{plan, replay_request, Applied, Chain, Command, RequestRow, Result, StoreError};
 use super::{corrupt, parse, Reply, CHANNEL, MAX_BATCH};
