@@ -51,13 +51,14 @@ tools/node_modules/.installed: tools/package-lock.json
 
 lint: tools
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(BUF) lint
+	CARGO=$(CARGO) scripts/check-client-deps.sh
 
 test: lint pg test-rust test-sdks test-browser
 
 test-rust: tools pg
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --all-targets
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets
 
 ## The SDKs' own tests, against the server binary cargo built.
 test-sdks:
@@ -75,7 +76,7 @@ screenshot: browser
 	$(CARGO) build --bin witness
 	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/browser/run-tests.sh screenshot.py
 
-## Regenerate the checked-in SDK stubs from proto/ (Rust's come from build.rs).
+## Regenerate the checked-in SDK stubs from proto/ (Rust's come from proto/build.rs).
 proto:
 	sdk-python/generate.sh
 	cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error && npm run generate

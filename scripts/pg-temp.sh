@@ -16,7 +16,7 @@ cmd=${1:?usage: pg-temp.sh start|stop DIR}
 DIR=${2:?usage: pg-temp.sh start|stop DIR}
 case "$cmd" in
 start)
-    [ -x "$BIN/postgres" ] || { echo "pg-temp: no PostgreSQL in $BIN (make test installs it)" >&2; exit 1; }
+    [ -x "$BIN/postgres" ] || { echo "pg-temp: PostgreSQL 15 binaries not found in $BIN: run \`make pg\`" >&2; exit 1; }
     PORT=${3:-0}
     if [ -f "$DIR/port" ]; then PORT=$(cat "$DIR/port"); fi
     if [ "$PORT" = 0 ]; then

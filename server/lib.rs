@@ -6,7 +6,6 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod core;
 pub mod http;
@@ -21,10 +20,8 @@ pub mod store;
 pub mod telemetry;
 pub mod timers;
 
-/// The generated protobuf and gRPC code for `witness.v1`.
-pub mod proto {
-    tonic::include_proto!("witness.v1");
-    /// The encoded descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("witness_descriptor");
-}
+/// The Rust client (the witness-client crate), as `witness::client`.
+pub use witness_client as client;
+/// The generated protobuf and gRPC code for `witness.v1` and its
+/// conversions (the witness-proto crate), as `witness::proto`.
+pub use witness_proto as proto;

@@ -118,3 +118,36 @@ proptest! {
         }
     }
 }
+
+/// Doubles a request or answer may carry: whole ones (small, near 2^53 and
+/// 2^64, beyond) as well as any.
+fn number() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>(),
+        any::<i32>().prop_map(f64::from),
+        any::<i64>().prop_map(|i| i as f64),
+        any::<u64>().prop_map(|u| u as f64),
+        (-1e22..1e22f64).prop_map(f64::trunc),
+        Just(-0.0),
+    ]
+}
+
+proptest! {
+    /// The client's conversion (witness-proto, used by the CLI's output)
+    /// gives the same JSON as the server's canonical form.
+    #[test]
+    fn clients_json_equals_the_servers_canonical_json(v in proto_value(), n in number()) {
+        let both = prost_types::Value {
+            kind: Some(Kind::ListValue(prost_types::ListValue {
+                values: vec![v, prost_types::Value { kind: Some(Kind::NumberValue(n)) }],
+            })),
+        };
+        let client = witness::proto::convert::json_from_proto("x", Some(both.clone()));
+        let server = json_from_proto("x", Some(both));
+        match (client, server) {
+            (Ok(c), Ok(s)) => prop_assert_eq!(c, s),
+            (Err(c), Err(s)) => prop_assert_eq!(c.to_string(), s.message),
+            (c, s) => prop_assert!(false, "client {:?}, server {:?}", c, s),
+        }
+    }
+}

@@ -92,14 +92,16 @@ fn example(file: &str, name: &str, lang: &str) -> String {
 fn the_readme_language_examples_are_the_tested_ones() {
     // The Python example is run by sdk-python/tests/test_readme.py, the
     // TypeScript one by sdk-ts/test/readme.test.ts; the Rust one is
-    // examples/ask.rs, which `cargo test --all-targets` compiles.
+    // server/client/examples/ask.rs (witness-client's example), which
+    // `cargo test --workspace --all-targets` compiles.
     assert_eq!(
         example("README.md", "python", "python"),
         example("sdk-python/README.md", "quickstart", "python")
     );
-    let rust =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ask.rs"))
-            .unwrap();
+    let rust = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("server/client/examples/ask.rs"),
+    )
+    .unwrap();
     assert_eq!(example("README.md", "rust", "rust"), rust);
 }
 

@@ -1,16 +1,18 @@
-//! Conversion between protobuf messages and domain types.
+//! Conversion between protobuf messages and domain types. The protocol-only
+//! conversions (JSON, Timestamp, Duration) are witness-proto's; this module
+//! adds canonical number form and the refusals a request gets.
 
 use crate::core::{self, canonical::canonical_json, Micros, Refusal};
 use crate::proto;
-use prost_types::value::Kind;
+use crate::proto::convert;
+pub use crate::proto::convert::{duration, json_to_proto, micros_from_timestamp, timestamp};
 use serde_json::Value;
 
 /// Converts a protobuf `Value` to JSON in canonical number form (so that
 /// what is stored, hashed and replayed is the same). `field` names the
 /// request field in errors.
 pub fn json_from_proto(field: &str, v: Option<prost_types::Value>) -> Result<Value, Refusal> {
-    let Some(v) = v else { return Ok(Value::Null) };
-    let raw = to_json(field, v)?;
+    let raw = convert::json_from_proto(field, v).map_err(refusal)?;
     serde_json::from_str(&canonical_json(&raw))
         .map_err(|e| Refusal::invalid(format!("{field}: {e}")))
 }
@@ -23,83 +25,14 @@ pub fn opt_json_from_proto(
     v.map(|v| json_from_proto(field, Some(v))).transpose()
 }
 
-fn to_json(field: &str, v: prost_types::Value) -> Result<Value, Refusal> {
-    Ok(match v.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n)
-            .map(Value::Number)
-            .ok_or_else(|| Refusal::invalid(format!("{field}: numbers must be finite")))?,
-        Some(Kind::ListValue(l)) => Value::Array(
-            l.values
-                .into_iter()
-                .map(|v| to_json(field, v))
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(Kind::StructValue(s)) => Value::Object(
-            s.fields
-                .into_iter()
-                .map(|(k, v)| Ok((k, to_json(field, v)?)))
-                .collect::<Result<_, Refusal>>()?,
-        ),
-    })
-}
-
-/// Converts JSON to a protobuf `Value`.
-pub fn json_to_proto(v: &Value) -> prost_types::Value {
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_proto).collect(),
-        }),
-        Value::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_proto(v)))
-                .collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-pub fn timestamp(us: Micros) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
-
-pub fn micros_from_timestamp(t: &prost_types::Timestamp) -> Micros {
-    t.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(t.nanos) / 1000)
-}
-
-pub fn duration(us: i64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: us / 1_000_000,
-        nanos: ((us % 1_000_000) * 1000) as i32,
-    }
-}
-
 /// A request Duration in microseconds; `field` names it in errors.
-pub fn micros_from_duration(field: &str, d: &prost_types::Duration) -> Result<i64, Refusal> {
-    if !(0..1_000_000_000).contains(&d.nanos) {
-        return Err(Refusal::invalid(format!(
-            "{field}: nanos must be in [0, 999999999], got {}",
-            d.nanos
-        )));
-    }
-    if d.seconds < 0 || (d.seconds == 0 && d.nanos == 0) {
-        return Err(Refusal::invalid(format!("{field}: must be positive")));
-    }
-    Ok(d.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(d.nanos) / 1000))
+pub fn micros_from_duration(field: &str, d: &prost_types::Duration) -> Result<Micros, Refusal> {
+    convert::micros_from_duration(field, d).map_err(refusal)
+}
+
+/// A malformed protobuf value is the caller's mistake.
+fn refusal(e: convert::ConvertError) -> Refusal {
+    Refusal::invalid(e.to_string())
 }
 
 pub fn status(s: core::Status) -> proto::Status {
@@ -267,6 +200,7 @@ pub fn decision(d: &core::Decision) -> proto::Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost_types::value::Kind;
     use serde_json::json;
 
     #[test]

@@ -15,7 +15,7 @@ pub async fn run(store: Option<&str>, n: usize, seconds: u64) -> Result<(), Stri
     let extra = "[[policies]]\nkind = \"bench.*\"\ncontext_max_age = \"2s\"\n";
     let servers = start_servers_with(store, 1, extra)?;
     let cs = clients(&servers, 4).await?;
-    let context = crate::api::convert::json_to_proto(&serde_json::json!({"leader": "db-1"}));
+    let context = crate::proto::convert::json_to_proto(&serde_json::json!({"leader": "db-1"}));
     let mut ids = Vec::with_capacity(n);
     let mut c0 = cs[0].clone();
     for i in 0..n {

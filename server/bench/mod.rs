@@ -241,7 +241,7 @@ pub(crate) fn ask_request(i: usize) -> proto::AskRequest {
     proto::AskRequest {
         request_id: uuid::Uuid::now_v7().to_string(),
         kind: "bench.deploy".into(),
-        input: Some(crate::api::convert::json_to_proto(
+        input: Some(crate::proto::convert::json_to_proto(
             &serde_json::json!({"task": i, "service": "api"}),
         )),
         authorized_roles: vec!["sre".into()],

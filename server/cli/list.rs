@@ -2,8 +2,8 @@
 
 use super::errors::{CliError, Result};
 use super::{output, ListArgs};
-use crate::api::convert::micros_from_timestamp;
 use crate::proto;
+use crate::proto::convert::micros_from_timestamp;
 use serde_json::json;
 
 /// Runs `witness list`.

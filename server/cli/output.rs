@@ -1,8 +1,8 @@
 //! Human-readable and `--json` output of the CLI.
 
-use crate::api::convert::{json_from_proto, micros_from_timestamp};
 use crate::audit::AuditReport;
 use crate::proto;
+use crate::proto::convert::{json_from_proto, micros_from_timestamp};
 use serde_json::{json, Value};
 
 /// Prints results as text or as JSON (one document per result).

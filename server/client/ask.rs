@@ -2,9 +2,9 @@
 //! human decides, re-confirming the context on the way so that two-person
 //! rules work without user code.
 
-use super::{connect, retryable, wait_closed, ClientError, Credentials, GrpcClient, Result};
-use crate::api::convert::json_to_proto;
 use crate::proto;
+use crate::{connect, retryable, wait_closed, ClientError, Credentials, GrpcClient, Result};
+use proto::convert::{duration, json_to_proto};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,9 +89,7 @@ impl Ask {
             surfaces: self.surfaces.clone(),
             required_approvals: self.required_approvals,
             context_snapshot: snapshot,
-            timeout: self
-                .timeout
-                .map(|t| crate::api::convert::duration(t.as_micros() as i64)),
+            timeout: self.timeout.map(|t| duration(t.as_micros() as i64)),
         }
     }
 }
@@ -145,9 +143,9 @@ impl Client {
     }
 
     /// Returns the first of the decisions `ids` to close, following all of
-    /// them over one `StreamDecisions` stream (see [`super::wait_any`]).
+    /// them over one `StreamDecisions` stream (see [`crate::wait_any`]).
     pub async fn wait_any(&mut self, ids: &[String]) -> Result<proto::Decision> {
-        super::wait_any(&mut self.grpc, ids, |_| {}).await
+        crate::wait_any(&mut self.grpc, ids, |_| {}).await
     }
 
     /// Asks and blocks until the decision closes; returns it whatever the

@@ -179,7 +179,7 @@ where
 }
 
 pub fn json(v: serde_json::Value) -> prost_types::Value {
-    witness::api::convert::json_to_proto(&v)
+    witness::proto::convert::json_to_proto(&v)
 }
 
 /// A typical Ask.

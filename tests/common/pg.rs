@@ -15,6 +15,13 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-temp.sh")
 }
 
+/// Where pg-temp.sh looks for the server binaries.
+fn pg_bin() -> PathBuf {
+    std::env::var_os("PG_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+}
+
 fn run(args: &[&str]) -> String {
     let out = Command::new("bash")
         .arg(script())
@@ -23,7 +30,7 @@ fn run(args: &[&str]) -> String {
         .expect("run pg-temp.sh");
     assert!(
         out.status.success(),
-        "pg-temp.sh {args:?} failed (make test installs PostgreSQL): {}",
+        "pg-temp.sh {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -32,6 +39,13 @@ fn run(args: &[&str]) -> String {
 impl PgCluster {
     /// A cluster of this test's own (for tests that stop and start it).
     pub fn start() -> PgCluster {
+        // Say how to get PostgreSQL, rather than fail deep in a script.
+        let bin = pg_bin();
+        assert!(
+            bin.join("postgres").is_file(),
+            "PostgreSQL 15 binaries not found in {}: run `make pg`",
+            bin.display()
+        );
         let dir = std::env::temp_dir().join(format!("witness-pg-{}", uuid::Uuid::now_v7()));
         let pid = std::process::id().to_string();
         let url = run(&["start", dir.to_str().unwrap(), "0", &pid]);

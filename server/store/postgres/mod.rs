@@ -4,8 +4,9 @@
 //! Writes: one writer task per process batches concurrent commands into one
 //! transaction (group commit). Every write transaction first locks the
 //! single `chain` row, which orders writers across replicas, keeps sequences
-//! gap-free and the hash chain linear. Each command runs in a savepoint so a
-//! refusal affects only that command. The commit notifies
+//! gap-free and the hash chain linear. A refusal is decided before its
+//! command writes anything, so it affects only that command without a
+//! savepoint; a database error fails the whole batch. The commit notifies
 //! `witness_events`; every replica LISTENs and wakes its hub, which then
 //! reads events by sequence (a missed notification is caught up by the
 //! hub's periodic read).

@@ -1,11 +1,17 @@
-//! The Rust client: the generated gRPC stub with credentials attached
-//! (`GrpcClient`), and `Client`, whose `ask()` blocks until a human decides.
+//! witness-client: the Rust client of witness. It owns the connection
+//! (`connect`: URL, TLS, credentials on every call), the generated gRPC stub
+//! with them attached (`GrpcClient`), the waiting helpers (`wait_closed`,
+//! `wait_any`, `retryable`), and `Client`, whose `ask()` blocks until a
+//! human decides. The protocol itself (messages, conversions) is
+//! witness-proto, re-exported as [`proto`]; nothing here is the server's.
 
 mod ask;
 
 pub use ask::{Ask, Client, Context};
 
-use crate::proto::witness_service_client::WitnessServiceClient;
+pub use witness_proto as proto;
+
+use proto::witness_service_client::WitnessServiceClient;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -170,9 +176,9 @@ pub fn retryable(s: &tonic::Status) -> bool {
 pub async fn wait_closed(
     client: &mut GrpcClient,
     id: &str,
-    mut on_event: impl FnMut(&crate::proto::DecisionEvent),
-) -> Result<crate::proto::Decision> {
-    use crate::proto::{Status as St, WatchDecisionRequest};
+    mut on_event: impl FnMut(&proto::DecisionEvent),
+) -> Result<proto::Decision> {
+    use proto::{Status as St, WatchDecisionRequest};
     let mut backoff = std::time::Duration::from_millis(100);
     loop {
         let attempt = async {
@@ -211,9 +217,9 @@ pub async fn wait_closed(
 pub async fn wait_any(
     client: &mut GrpcClient,
     ids: &[String],
-    mut on_event: impl FnMut(&crate::proto::DecisionEvent),
-) -> Result<crate::proto::Decision> {
-    use crate::proto::{Status as St, StreamDecisionsRequest};
+    mut on_event: impl FnMut(&proto::DecisionEvent),
+) -> Result<proto::Decision> {
+    use proto::{Status as St, StreamDecisionsRequest};
     if ids.is_empty() {
         return Err(ClientError::InvalidArgument(
             "wait_any: ids must name at least one decision".into(),
@@ -221,7 +227,7 @@ pub async fn wait_any(
     }
     let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
     let closed =
-        |d: &crate::proto::Decision| wanted.contains(d.id.as_str()) && d.status != St::Open as i32;
+        |d: &proto::Decision| wanted.contains(d.id.as_str()) && d.status != St::Open as i32;
     // The last log position seen; None until a snapshot or an event gave
     // one (then a reconnect resumes after it, 0 included).
     let mut cursor: Option<u64> = None;
@@ -240,13 +246,13 @@ pub async fn wait_any(
             while let Some(resp) = stream.message().await? {
                 let Some(event) = resp.event else { continue };
                 on_event(&event);
-                if event.r#type == crate::proto::EventType::SnapshotEnd as i32 {
+                if event.r#type == proto::EventType::SnapshotEnd as i32 {
                     cursor = Some(event.sequence);
                     // Not in the snapshot: closed before it (or not visible,
                     // or asked after it: then live events follow).
                     for id in wanted.iter().filter(|id| !open_seen.contains(**id)) {
                         let got = client
-                            .get_decision(crate::proto::GetDecisionRequest {
+                            .get_decision(proto::GetDecisionRequest {
                                 decision_id: id.to_string(),
                             })
                             .await;

@@ -1,4 +1,4 @@
-use witness::client::{Ask, Client, Credentials};
+use witness_client::{proto, Ask, Client, Credentials};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,9 +16,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|a| a.operator.as_str())
         .collect();
-    println!(
-        "{:?} by {by:?}",
-        witness::proto::Status::try_from(decision.status)?
-    );
+    println!("{:?} by {by:?}", proto::Status::try_from(decision.status)?);
     Ok(())
 }
