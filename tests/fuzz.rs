@@ -629,14 +629,16 @@ fn run_machine(shape: (u32, bool, bool, u8), steps: &[Step]) -> Result<(), TestC
             for kind in decided.events {
                 seq += 1;
                 // Through the stored form, as the store does.
-                let body = Event {
+                let event_type = kind.type_name();
+                let body = witness::store::codec::encode_event(&Event {
                     sequence: seq,
                     decision_id: "d".into(),
                     at: now,
                     kind,
-                }
-                .canonical();
-                let event: Event = serde_json::from_str(&body).unwrap();
+                })
+                .unwrap();
+                let event =
+                    witness::store::codec::decode_event(seq, "d", event_type, now, &body).unwrap();
                 d = apply(Some(d), &event).unwrap();
                 if d.status.is_terminal()
                     && !before.status.is_terminal()

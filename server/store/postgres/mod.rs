@@ -14,11 +14,11 @@
 mod write;
 use write::{load_decision, write_loop};
 
-use super::{due_timer, in_id_order};
 use super::{
     codec, Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
     ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
+use super::{due_timer, in_id_order};
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};

@@ -113,15 +113,13 @@ impl Reads {
     async fn prepare(c: &impl GenericClient) -> Result<Reads> {
         Ok(Reads {
             requests: c
-                .prepare_cached(
-                    &format!(
-                        "SELECT k.scope, k.request_id, r.fingerprint, r.decision_id, r.outcome, {}
+                .prepare_cached(&format!(
+                    "SELECT k.scope, k.request_id, r.fingerprint, r.decision_id, r.outcome, {}
                          FROM UNNEST($1::text[], $2::text[]) AS k (scope, request_id)
                          JOIN requests r ON r.scope = k.scope AND r.request_id = k.request_id
                          LEFT JOIN decisions d ON d.id = r.decision_id",
-                        super::ROW_COLUMNS_OF_D
-                    ),
-                )
+                    super::ROW_COLUMNS_OF_D
+                ))
                 .await?,
             decisions: c
                 .prepare_cached(&format!(

@@ -8,11 +8,11 @@
 
 mod writer;
 
-use super::{due_timer, in_id_order};
 use super::{
     codec, Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
     ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
+use super::{due_timer, in_id_order};
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};

@@ -3,8 +3,8 @@
 //! outbox and timer bookkeeping in order with them.
 
 use super::super::batch::{parse_outcome, BatchWrites, Keys, Loaded};
-use super::super::{changed_underneath, plan_batch, Applied, Chain, Command, RequestRow};
 use super::super::Result;
+use super::super::{changed_underneath, plan_batch, Applied, Chain, Command, RequestRow};
 use super::{load_decision, Job, Reply, MAX_BATCH};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
