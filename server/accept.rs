@@ -26,6 +26,7 @@ pub struct AcceptLimits {
 }
 
 /// An accepted connection; its permit is released when it is dropped.
+#[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,

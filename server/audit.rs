@@ -344,7 +344,7 @@ fn row_difference(row: &ProjectionRow, replayed: &Decision) -> Option<String> {
         return None;
     }
     let field = match (&stored, &want) {
-        (serde_json::Value::Object(s), serde_json::Value::Object(w)) => w
+        (Value::Object(s), Value::Object(w)) => w
             .iter()
             .find(|(k, v)| s.get(*k) != Some(*v))
             .map(|(k, _)| k.clone())

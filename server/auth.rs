@@ -82,7 +82,17 @@ struct Entry {
     principal: Principal,
 }
 
+/// Names the principal, never the token's hash.
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The configured identities.
+#[derive(Debug)]
 pub struct Auth {
     /// Empty means dev mode.
     entries: Vec<Entry>,
@@ -277,9 +287,9 @@ mod tests {
         PrincipalConfig {
             name: name.into(),
             token_sha256: token_sha256(token),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
+            roles: roles.iter().map(ToString::to_string).collect(),
             can_ask: vec!["deploy.*".into()],
-            can_act_for: act_for.iter().map(|r| r.to_string()).collect(),
+            can_act_for: act_for.iter().map(ToString::to_string).collect(),
         }
     }
 

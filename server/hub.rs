@@ -54,6 +54,7 @@ const READ_BATCH: usize = 1000;
 const CACHE_LIMIT: usize = 4_096;
 
 /// Fans committed events out to stream subscribers.
+#[derive(Debug)]
 pub struct Hub {
     store: Arc<dyn Store>,
     tx: broadcast::Sender<Arc<Published>>,

@@ -10,12 +10,14 @@ use std::time::Instant;
 #[error("{0}")]
 pub struct Exhausted(pub String);
 
+#[derive(Debug)]
 struct Bucket {
     tokens: f64,
     at: Instant,
 }
 
 /// Token buckets and stream counts, by principal name.
+#[derive(Debug)]
 pub struct Limiter {
     rate: f64,
     burst: f64,
@@ -25,6 +27,7 @@ pub struct Limiter {
 }
 
 /// Holds one open stream of a principal; dropping it frees the slot.
+#[derive(Debug)]
 pub struct StreamSlot {
     name: String,
     streams: Arc<Mutex<HashMap<String, usize>>>,

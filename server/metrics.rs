@@ -317,7 +317,7 @@ fn decision_events(a: &Applied) {
                     .inc();
             }
             EventKind::Delivered { .. } => {
-                m.time_to_ack.observe(seconds_between(d.created_at, e.at))
+                m.time_to_ack.observe(seconds_between(d.created_at, e.at));
             }
             EventKind::FallbackFired { .. } => escalated("fallback"),
             EventKind::Escalated { level, .. } => escalated(&level.to_string()),
@@ -434,6 +434,7 @@ pub fn timer_fired(timer: &str, lag: Duration) {
 }
 
 /// Keeps `witness_stream_subscribers` up while held.
+#[derive(Debug)]
 pub struct Subscriber(());
 
 impl Subscriber {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 pub struct KeyError(String);
 
 /// The server's receipt key.
+#[derive(Debug)]
 pub struct ReceiptKey {
     key: SigningKey,
 }

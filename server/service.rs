@@ -86,6 +86,7 @@ pub struct ListInput {
 const LIST_SCAN_LIMIT: usize = 10_000;
 
 /// What the service is built from (see `server::build`).
+#[derive(Debug)]
 pub struct Parts {
     pub store: Arc<dyn Store>,
     pub hub: Arc<crate::hub::Hub>,
@@ -99,6 +100,7 @@ pub struct Parts {
 }
 
 /// The decision service.
+#[derive(Debug)]
 pub struct Witness {
     store: Arc<dyn Store>,
     hub: Arc<crate::hub::Hub>,

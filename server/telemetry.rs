@@ -20,6 +20,7 @@ pub enum TelemetryError {
 }
 
 /// Flushes exported spans when dropped (at the end of `serve`).
+#[derive(Debug)]
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
 }
@@ -69,6 +70,8 @@ pub fn init(log: &LogConfig, traces: &TracingConfig) -> Result<Guard, TelemetryE
         let provider = otlp_provider(traces)?;
         let tracer = provider.tracer("witness");
         // Only spans go to the collector; log events stay on stderr.
+        // A closure, not the method path: the filter's trait bounds need it.
+        #[allow(clippy::redundant_closure_for_method_calls)]
         let layer = tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_filter(tracing_subscriber::filter::filter_fn(|m| m.is_span()));

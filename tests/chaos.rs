@@ -28,11 +28,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .filter(|v| !v.is_empty())
-        .map(|v| {
+        .map_or(default, |v| {
             v.parse()
                 .unwrap_or_else(|_| panic!("{name}: cannot parse {v:?}"))
         })
-        .unwrap_or(default)
 }
 
 fn config(hook: &str, key_file: &std::path::Path) -> String {
@@ -69,8 +68,7 @@ context_max_age = "1h"
 fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -215,14 +213,13 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
             (Vec::new(), Vec::new())
         }
     };
-    let head = log.last().map(|e| e.sequence).unwrap_or(0);
+    let head = log.last().map_or(0, |e| e.sequence);
     for ((_, glob, _), target) in sub_specs.iter().zip(&targets) {
         let last_visible = log
             .iter()
             .rev()
             .find(|e| glob.is_none_or(|g| e.decision.kind == g))
-            .map(|e| e.sequence)
-            .unwrap_or(0);
+            .map_or(0, |e| e.sequence);
         target.store(last_visible, Ordering::SeqCst);
     }
     subs_stop.store(true, Ordering::SeqCst);
@@ -379,7 +376,7 @@ async fn read_final(
         .await
         .map_err(|s| format!("StreamDecisions from 0: {s}"))?
         .into_inner();
-    while log.last().map(|e: &LogEvent| e.sequence).unwrap_or(0) < head {
+    while log.last().map_or(0, |e: &LogEvent| e.sequence) < head {
         let m = tokio::time::timeout(Duration::from_secs(30), stream.message())
             .await
             .map_err(|_| format!("StreamDecisions from 0 stalled before the head {head}"))?

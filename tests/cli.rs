@@ -172,7 +172,7 @@ fn every_argument_has_help_text() {
             if id == "help" || id == "version" {
                 continue;
             }
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
             if help.trim().is_empty() {
                 missing.push(format!("{path} {id}"));
             }

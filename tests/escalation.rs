@@ -123,7 +123,7 @@ async fn get(c: &mut GrpcClient, id: &str) -> proto::Decision {
 }
 
 fn states(d: &proto::Decision) -> Vec<proto::EscalationState> {
-    d.escalations.iter().map(|e| e.state()).collect()
+    d.escalations.iter().map(proto::Escalation::state).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,8 +332,7 @@ async fn kill_9_between_due_and_delivered_still_delivers_each_level_once() {
         .unwrap();
     let early = early.into_inner().decision.unwrap();
     s.kill9();
-    let due =
-        witness::proto::convert::micros_from_timestamp(&early.created_at.unwrap()) + 2_000_000;
+    let due = proto::convert::micros_from_timestamp(&early.created_at.unwrap()) + 2_000_000;
     eventually("level 1 to come due", Duration::from_secs(10), || async {
         witness::store::now_micros() > due + 300_000
     })

@@ -558,13 +558,13 @@ mod otlp {
     use std::sync::{Arc, Mutex};
 
     #[derive(Debug, Clone)]
-    pub struct Span {
+    pub(crate) struct Span {
         pub name: String,
         pub service: String,
         pub attributes: HashMap<String, String>,
     }
 
-    pub type Spans = Arc<Mutex<Vec<Span>>>;
+    pub(crate) type Spans = Arc<Mutex<Vec<Span>>>;
 
     fn text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
         match v.as_ref().and_then(|v| v.value.as_ref()) {
@@ -604,7 +604,7 @@ mod otlp {
         ""
     }
 
-    pub async fn start() -> (String, Spans) {
+    pub(crate) async fn start() -> (String, Spans) {
         let spans = Spans::default();
         let app = Router::new()
             .route("/v1/traces", post(traces))

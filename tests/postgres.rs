@@ -217,7 +217,7 @@ async fn a_database_outage_gives_unavailable_quickly_and_witness_recovers_withou
         match asker.ask(ask("deploy.prod", &["sre"], 1, None)).await {
             Ok(r) => break r.into_inner().decision.unwrap(),
             Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("witness did not recover: {e}"),
         }

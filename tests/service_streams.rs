@@ -23,7 +23,7 @@ async fn witness(dir: &tempfile::TempDir, extra: &str) -> Arc<Witness> {
 }
 
 fn who(name: &str, roles: &[&str]) -> Principal {
-    Principal::dev(name, roles.iter().map(|r| r.to_string()).collect())
+    Principal::dev(name, roles.iter().map(ToString::to_string).collect())
 }
 
 async fn ask(w: &Witness, by: &Principal, roles: &[&str]) -> (String, u64) {
@@ -33,7 +33,7 @@ async fn ask(w: &Witness, by: &Principal, roles: &[&str]) -> (String, u64) {
             AskInput {
                 kind: "deploy".into(),
                 input: serde_json::json!({"service": "api"}),
-                authorized_roles: roles.iter().map(|r| r.to_string()).collect(),
+                authorized_roles: roles.iter().map(ToString::to_string).collect(),
                 ..Default::default()
             },
         )
@@ -184,7 +184,7 @@ async fn watch_starts_with_the_state_and_ends_after_the_terminal_event() {
     let mut s = w.watch(&op, id.clone()).await.unwrap();
     match next(&mut s).await {
         Ok(StreamItem::Snapshot(d)) => {
-            assert_eq!((d.id.as_str(), d.last_sequence), (id.as_str(), created))
+            assert_eq!((d.id.as_str(), d.last_sequence), (id.as_str(), created));
         }
         other => panic!("expected the state first, got {other:?}"),
     }

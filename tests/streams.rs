@@ -251,7 +251,7 @@ async fn a_slow_consumer_is_ended_with_resource_exhausted_while_a_fast_one_keeps
         roles: vec!["sre".into()],
         ..Default::default()
     };
-    let mut slow = witness::proto::witness_service_client::WitnessServiceClient::with_interceptor(
+    let mut slow = proto::witness_service_client::WitnessServiceClient::with_interceptor(
         channel,
         witness::client::AuthInterceptor::new(&creds).unwrap(),
     );

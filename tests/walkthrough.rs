@@ -167,8 +167,7 @@ fn documents_link_only_to_files_in_the_repository() {
             let file = dir.join(target.split('#').next().unwrap());
             let inside = file
                 .canonicalize()
-                .map(|f| f.starts_with(root.canonicalize().unwrap()))
-                .unwrap_or(false);
+                .is_ok_and(|f| f.starts_with(root.canonicalize().unwrap()));
             if !inside {
                 bad.push(format!("{doc}: {target} is not a file in the repository"));
             }

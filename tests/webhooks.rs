@@ -134,7 +134,7 @@ async fn a_fallback_due_while_witness_was_down_fires_once_after_restart() {
         .decision
         .unwrap();
     s.kill9();
-    let due = witness::proto::convert::micros_from_timestamp(&d.created_at.unwrap()) + 1_000_000;
+    let due = proto::convert::micros_from_timestamp(&d.created_at.unwrap()) + 1_000_000;
     eventually(
         "the ack window to pass",
         Duration::from_secs(10),
@@ -295,8 +295,7 @@ async fn expiry_closes_expired_and_on_timeout_reject_records_the_configured_answ
     assert_eq!(rejected.status, proto::Status::Rejected as i32);
     let answer = &rejected.answers[0];
     assert_eq!(answer.operator, "witness");
-    let recorded =
-        witness::proto::convert::json_from_proto("answer", answer.answer.clone()).unwrap();
+    let recorded = proto::convert::json_from_proto("answer", answer.answer.clone()).unwrap();
     assert_eq!(recorded, json!({"reason": "nobody answered"}));
     assert_eq!(events_of(&s, "EXPIRED"), 1);
 }

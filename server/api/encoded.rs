@@ -82,7 +82,7 @@ impl<Req: prost::Message + Default + Send + 'static> Codec for EncodedCodec<Req>
 }
 
 /// The two streaming methods over encoded bytes.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct EncodedStreams {
     api: GrpcApi,
     max_decoding_message_size: usize,

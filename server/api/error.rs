@@ -80,7 +80,7 @@ pub fn transport_status<B>(mut res: http::Response<B>) -> http::Response<B> {
         .and_then(|v| v.to_str().ok())
         .map(|m| m.replace("%20", " "))
         .unwrap_or_default();
-    let code = match headers.get("grpc-status").map(|v| v.as_bytes()) {
+    let code = match headers.get("grpc-status").map(http::HeaderValue::as_bytes) {
         Some(b"11") if message.contains("message length too large") => Some("8"),
         Some(b"13") if message.starts_with("failed to decode Protobuf message") => Some("3"),
         _ => None,

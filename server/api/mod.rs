@@ -21,7 +21,7 @@ type Res<T> = Result<Response<T>, Status>;
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The `witness.v1.WitnessService` implementation.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GrpcApi {
     w: Arc<Witness>,
 }

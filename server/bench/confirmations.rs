@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 /// Compression of time: 5 s / 60 s in real use, 1/6 s / 2 s here.
 const SPEEDUP: f64 = 30.0;
 
-pub async fn run(store: Option<&str>, n: usize, seconds: u64) -> Result<(), String> {
+pub(crate) async fn run(store: Option<&str>, n: usize, seconds: u64) -> Result<(), String> {
     let extra = "[[policies]]\nkind = \"bench.*\"\ncontext_max_age = \"2s\"\n";
     let servers = start_servers_with(store, 1, extra)?;
     let cs = clients(&servers, 4).await?;
-    let context = crate::proto::convert::json_to_proto(&serde_json::json!({"leader": "db-1"}));
+    let context = proto::convert::json_to_proto(&serde_json::json!({"leader": "db-1"}));
     let mut ids = Vec::with_capacity(n);
     let mut c0 = cs[0].clone();
     for i in 0..n {

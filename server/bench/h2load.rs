@@ -149,7 +149,7 @@ fn rss(servers: &Servers) -> u64 {
 
 /// Prints the issue-18 figures: Ask/health at both shapes, then bytes per
 /// decision and memory over `asks` small asks at full rate.
-pub fn run(n: usize, asks: usize) -> Result<(), String> {
+pub(super) fn run(n: usize, asks: usize) -> Result<(), String> {
     println!("h2load, same -n {n} for Ask and its ceiling (health Check), fresh SQLite server per shape, rate limit off:");
     for (c, m) in [(32, 1), (16, 8)] {
         let (ask, health) = ratio_at(n, c, m)?;

@@ -130,6 +130,7 @@ where
 }
 
 /// Server processes started for the benchmark; killed on drop.
+#[derive(Debug)]
 pub struct Servers {
     pub addrs: Vec<String>,
     children: Vec<Child>,
@@ -201,7 +202,7 @@ pub fn start_servers_of(
     std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n[limits]\nrequests_per_second = 0\nmax_streams_per_principal = 2000\n{extra}")).map_err(|e| e.to_string())?;
     // --server-exe, or WITNESS_BENCH_SERVER, measures another build's server (before/after).
     let exe = match exe
-        .map(|e| e.to_path_buf())
+        .map(std::path::Path::to_path_buf)
         .or_else(|| std::env::var_os("WITNESS_BENCH_SERVER").map(std::path::PathBuf::from))
     {
         Some(e) => e,
@@ -241,7 +242,7 @@ pub(crate) fn ask_request(i: usize) -> proto::AskRequest {
     proto::AskRequest {
         request_id: uuid::Uuid::now_v7().to_string(),
         kind: "bench.deploy".into(),
-        input: Some(crate::proto::convert::json_to_proto(
+        input: Some(proto::convert::json_to_proto(
             &serde_json::json!({"task": i, "service": "api"}),
         )),
         authorized_roles: vec!["sre".into()],

@@ -29,7 +29,7 @@ async fn hook(State(arrivals): State<Arrivals>, body: Bytes) -> &'static str {
     "ok"
 }
 
-pub async fn run(store: Option<&str>, replicas: usize, n: usize) -> Result<(), String> {
+pub(crate) async fn run(store: Option<&str>, replicas: usize, n: usize) -> Result<(), String> {
     let fallback = "ack_window = \"2s\"\nfallback = [\"pager\"]\n";
     burst(store, replicas, n, "fallback", fallback).await?;
     let escalation =

@@ -83,7 +83,7 @@ pub enum CliError {
 }
 
 /// Result alias for CLI commands: the exit code, or why they failed.
-pub type Result<T = i32, E = CliError> = std::result::Result<T, E>;
+pub(crate) type Result<T = i32, E = CliError> = std::result::Result<T, E>;
 
 impl CliError {
     /// A client failure, with `server` as the user gave it.

@@ -55,7 +55,7 @@ async fn open(config: Option<PathBuf>) -> Result<std::sync::Arc<dyn crate::store
 }
 
 /// Runs `witness outbox …`.
-pub async fn outbox(cmd: OutboxCommand) -> Result {
+pub(crate) async fn outbox(cmd: OutboxCommand) -> Result {
     match cmd {
         OutboxCommand::List {
             config,
@@ -129,7 +129,7 @@ pub enum TokenCommand {
 }
 
 /// Runs `witness token …`.
-pub fn token(cmd: TokenCommand) -> i32 {
+pub(crate) fn token(cmd: TokenCommand) -> i32 {
     let TokenCommand::New { name, roles } = cmd;
     use base64::Engine;
     let token = format!(
@@ -175,7 +175,7 @@ pub enum ReceiptCommand {
 }
 
 /// Runs `witness receipt …`.
-pub async fn receipt(cmd: ReceiptCommand) -> Result {
+pub(crate) async fn receipt(cmd: ReceiptCommand) -> Result {
     use base64::Engine;
     match cmd {
         ReceiptCommand::Get { id, out, conn } => {
@@ -196,7 +196,8 @@ pub async fn receipt(cmd: ReceiptCommand) -> Result {
             let text = serde_json::to_string_pretty(&file).map_err(CliError::Encode)? + "\n";
             match out {
                 Some(path) => {
-                    std::fs::write(&path, text).map_err(|source| CliError::File { path, source })?
+                    std::fs::write(&path, text)
+                        .map_err(|source| CliError::File { path, source })?;
                 }
                 None => print!("{text}"),
             }

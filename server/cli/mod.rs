@@ -335,9 +335,7 @@ fn json_value_arg(flag: &'static str, raw: &str) -> Result<serde_json::Value> {
 }
 
 fn json_arg(flag: &'static str, raw: &str) -> Result<prost_types::Value> {
-    Ok(crate::proto::convert::json_to_proto(&json_value_arg(
-        flag, raw,
-    )?))
+    Ok(proto::convert::json_to_proto(&json_value_arg(flag, raw)?))
 }
 
 fn opt_json_arg(flag: &'static str, raw: &Option<String>) -> Result<Option<prost_types::Value>> {

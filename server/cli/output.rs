@@ -6,7 +6,7 @@ use crate::proto::convert::{json_from_proto, micros_from_timestamp};
 use serde_json::{json, Value};
 
 /// Prints results as text or as JSON (one document per result).
-pub struct Printer {
+pub(crate) struct Printer {
     json: bool,
     /// Tests collect the output here instead of printing it.
     captured: Option<std::cell::RefCell<Vec<String>>>,
@@ -99,7 +99,7 @@ fn describe_escalations(d: &proto::Decision, out: &mut String) {
 }
 
 /// A decision as JSON with the proto's field names.
-pub fn decision_json(d: &proto::Decision) -> Value {
+pub(crate) fn decision_json(d: &proto::Decision) -> Value {
     json!({
         "id": d.id,
         "kind": d.kind,
@@ -145,7 +145,7 @@ pub fn decision_json(d: &proto::Decision) -> Value {
 }
 
 /// One line per decision, for lists and streams.
-pub fn decision_line(d: &proto::Decision) -> String {
+pub(crate) fn decision_line(d: &proto::Decision) -> String {
     let approvals = d
         .answers
         .iter()
@@ -194,7 +194,7 @@ fn describe(d: &proto::Decision) -> String {
 }
 
 impl Printer {
-    pub fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         Printer {
             json,
             captured: None,
@@ -209,12 +209,12 @@ impl Printer {
         }
     }
 
-    pub fn decision(&self, d: Option<&proto::Decision>) {
+    pub(crate) fn decision(&self, d: Option<&proto::Decision>) {
         let Some(d) = d else { return };
         self.emit(decision_json(d), describe(d));
     }
 
-    pub fn answered(&self, r: &proto::AnswerResponse) {
+    pub(crate) fn answered(&self, r: &proto::AnswerResponse) {
         let outcome = proto::AnswerOutcome::try_from(r.outcome)
             .map(|o| {
                 o.as_str_name()
@@ -234,7 +234,7 @@ impl Printer {
         );
     }
 
-    pub fn acked(&self, r: &proto::AckDeliveryResponse) {
+    pub(crate) fn acked(&self, r: &proto::AckDeliveryResponse) {
         let d = r
             .decision
             .as_ref()
@@ -251,7 +251,7 @@ impl Printer {
         );
     }
 
-    pub fn reported(&self, r: &proto::ReportContextResponse) {
+    pub(crate) fn reported(&self, r: &proto::ReportContextResponse) {
         let d = r
             .decision
             .as_ref()
@@ -269,7 +269,7 @@ impl Printer {
     }
 
     /// One stream event: a line, or a JSON document per line.
-    pub fn event(&self, e: &proto::DecisionEvent) {
+    pub(crate) fn event(&self, e: &proto::DecisionEvent) {
         let kind = proto::EventType::try_from(e.r#type)
             .map(|t| {
                 t.as_str_name()
@@ -297,7 +297,7 @@ impl Printer {
 
 /// Prints an audit report; returns the exit code (1 on a problem, a state
 /// hash mismatch included).
-pub fn audit(r: &AuditReport, as_json: bool) -> i32 {
+pub(crate) fn audit(r: &AuditReport, as_json: bool) -> i32 {
     let equal = r.state_hash_replayed.as_deref() == Some(r.state_hash_stored.as_str());
     let code = if r.problem.is_none() && equal { 0 } else { 1 };
     if as_json {

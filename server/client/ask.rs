@@ -21,8 +21,18 @@ pub enum Context {
     Provider(Arc<dyn Fn() -> Value + Send + Sync>),
 }
 
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Context::None => f.write_str("None"),
+            Context::Snapshot(v) => f.debug_tuple("Snapshot").field(v).finish(),
+            Context::Provider(_) => f.write_str("Provider(..)"),
+        }
+    }
+}
+
 /// A question to ask.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Ask {
     pub kind: String,
     pub input: Value,
@@ -44,7 +54,7 @@ impl Ask {
         Ask {
             kind: kind.into(),
             input,
-            authorized_roles: authorized_roles.iter().map(|r| r.to_string()).collect(),
+            authorized_roles: authorized_roles.iter().map(ToString::to_string).collect(),
             surfaces: Vec::new(),
             response_schema: None,
             required_approvals: 0,
@@ -66,7 +76,7 @@ impl Ask {
     }
 
     pub fn surfaces(mut self, s: &[&str]) -> Ask {
-        self.surfaces = s.iter().map(|x| x.to_string()).collect();
+        self.surfaces = s.iter().map(ToString::to_string).collect();
         self
     }
 
@@ -95,7 +105,7 @@ impl Ask {
 }
 
 /// The witness client.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Client {
     grpc: GrpcClient,
 }

@@ -60,7 +60,7 @@ pub struct TlsOptions {
 }
 
 /// Adds the credentials to every request.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AuthInterceptor {
     headers: Vec<(&'static str, AsciiMetadataValue)>,
 }
@@ -146,7 +146,7 @@ fn client_tls(t: &TlsOptions) -> Result<tonic::transport::ClientTlsConfig> {
             tls = tls.identity(tonic::transport::Identity::from_pem(
                 read(cert)?,
                 read(key)?,
-            ))
+            ));
         }
         (None, None) => {}
         _ => {

@@ -261,7 +261,9 @@ mod tests {
             ..Limits::default()
         };
         assert!(l.check_list("authorized_roles", &["sre".into()]).is_ok());
-        let e = l.check_list("authorized_roles", &["".into()]).unwrap_err();
+        let e = l
+            .check_list("authorized_roles", &[String::new()])
+            .unwrap_err();
         assert_eq!(e.message, "authorized_roles[0]: must not be empty");
         assert!(l
             .check_list("surfaces", &["a".into(), "b".into(), "c".into()])

@@ -23,12 +23,13 @@ const APP_CSS: &str = include_str!("console/app.css");
 /// No inline script or style, nothing from elsewhere, never framed. The page
 /// shows decision content with `textContent` only; this policy is the second
 /// line of defence should that ever slip.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub(crate) const CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; font-src 'self'; form-action 'none'; frame-ancestors 'none'; \
      object-src 'none'; base-uri 'none'";
 
 /// The console's routes: the page, its script and style, and its config.
-pub fn router() -> Router<Arc<Witness>> {
+pub(crate) fn router() -> Router<Arc<Witness>> {
     Router::new()
         .route(
             "/",
@@ -77,7 +78,7 @@ async fn whoami(State(w): State<Arc<Witness>>, headers: HeaderMap) -> Response {
             // The Connect error shape, so the page has one error path.
             let body = serde_json::json!({ "code": "unauthenticated", "message": e.to_string() });
             let mut res = page("application/json", body.to_string());
-            *res.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+            *res.status_mut() = http::StatusCode::UNAUTHORIZED;
             res
         }
     }

@@ -9,7 +9,7 @@ use tonic::body::Body;
 use tower::ServiceExt;
 
 /// Wraps the whole router: gRPC-Web requests through tonic-web, the rest as is.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GrpcWebLayer;
 
 impl<S: Clone> tower::Layer<S> for GrpcWebLayer {
@@ -22,7 +22,7 @@ impl<S: Clone> tower::Layer<S> for GrpcWebLayer {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GrpcWeb<S> {
     plain: S,
     web: tonic_web::GrpcWebService<S>,

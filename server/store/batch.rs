@@ -233,12 +233,12 @@ fn plan_one(
 }
 
 /// A stored request's outcome, as stored.
-pub fn outcome_json(outcome: Outcome) -> Result<String> {
+pub(crate) fn outcome_json(outcome: Outcome) -> Result<String> {
     serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Reads a stored request's outcome.
-pub fn parse_outcome(s: &str) -> Result<Outcome> {
+pub(crate) fn parse_outcome(s: &str) -> Result<Outcome> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 

@@ -126,7 +126,7 @@ fn rich_log() -> Vec<Event> {
             T0 + 6,
             EventKind::Cancelled {
                 by: "bot".into(),
-                reason: "".into(),
+                reason: String::new(),
             },
         ),
     ]
@@ -150,7 +150,7 @@ fn every_event_kind_round_trips() {
             24,
             T0,
             EventKind::Cancelled {
-                by: "".into(),
+                by: String::new(),
                 reason: "why".into(),
             },
         ),

@@ -462,7 +462,7 @@ pub struct StoreGauges {
 
 /// Durable storage of the event log and its projection.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Executes a command atomically; answered only once durable.
     async fn execute(&self, cmd: Command) -> Result<Applied>;
     async fn get(&self, id: &str) -> Result<Option<Decision>>;

@@ -23,7 +23,7 @@ use witness::proto::{self, EventType as Et, Status as St};
 
 /// One operation a client sent.
 #[derive(Debug, Clone)]
-pub enum Op {
+pub(crate) enum Op {
     /// An Ask whose input carries `{"rid": rid}`, so its decision can be
     /// found in the log even when the client never learnt the id.
     Ask {
@@ -51,7 +51,7 @@ pub enum Op {
 
 /// How an operation ended, as the client saw it.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Acknowledged. `flag`: Ask `created`, Ack `accepted`, Report `matched`.
     Ok {
         decision: Box<proto::Decision>,
@@ -65,14 +65,14 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone)]
-pub struct Record {
+pub(crate) struct Record {
     pub op: Op,
     pub outcome: Outcome,
 }
 
 /// One event of the final log, read back with StreamDecisions from 0.
 #[derive(Debug, Clone)]
-pub struct LogEvent {
+pub(crate) struct LogEvent {
     pub sequence: u64,
     pub etype: i32,
     pub decision: proto::Decision,
@@ -81,7 +81,7 @@ pub struct LogEvent {
 
 /// What one resuming stream subscriber received (snapshot events left out).
 #[derive(Debug, Clone, Default)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     pub name: String,
     /// `kinds` filter: an exact kind or `prefix*`; None for every kind.
     pub kind_glob: Option<String>,
@@ -96,7 +96,7 @@ pub struct Subscription {
 
 /// What `witness audit verify` said.
 #[derive(Debug, Clone, Default)]
-pub struct Audit {
+pub(crate) struct Audit {
     pub ok: bool,
     pub events: u64,
     pub text: String,
@@ -106,7 +106,7 @@ pub struct Audit {
 
 /// Everything read back at the end of a run.
 #[derive(Debug, Clone, Default)]
-pub struct Final {
+pub(crate) struct Final {
     pub log: Vec<LogEvent>,
     /// ListDecisions, every page.
     pub listed: Vec<proto::Decision>,
@@ -119,7 +119,7 @@ pub struct Final {
 
 /// The verdict.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub ops: usize,
     pub acknowledged: usize,
     pub unknown: usize,
@@ -132,7 +132,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.lost.is_empty()
             && self.duplicated.is_empty()
             && self.violations.is_empty()
@@ -140,7 +140,7 @@ impl Report {
     }
 
     /// The summary line (the last line `make chaos` prints).
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let hash = match self.state_hash_equal {
             Some(true) => "state hash equal",
             Some(false) => "state hash DIFFERENT",
@@ -157,19 +157,18 @@ impl Report {
     }
 }
 
-pub fn micros(t: &Option<prost_types::Timestamp>) -> Option<i64> {
+pub(crate) fn micros(t: &Option<prost_types::Timestamp>) -> Option<i64> {
     t.as_ref()
         .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
 }
 
 fn duration_us(d: &Option<prost_types::Duration>) -> i64 {
     d.as_ref()
-        .map(|d| d.seconds * 1_000_000 + i64::from(d.nanos) / 1000)
-        .unwrap_or(0)
+        .map_or(0, |d| d.seconds * 1_000_000 + i64::from(d.nanos) / 1000)
 }
 
 /// The `rid` field of a decision's input (how the load tags its asks).
-pub fn rid_of(d: &proto::Decision) -> Option<String> {
+pub(crate) fn rid_of(d: &proto::Decision) -> Option<String> {
     use prost_types::value::Kind;
     match d.input.as_ref()?.kind.as_ref()? {
         Kind::StructValue(s) => match s.fields.get("rid")?.kind.as_ref()? {
@@ -193,13 +192,14 @@ fn is_terminal(t: i32) -> bool {
 }
 
 fn name(t: i32) -> String {
-    Et::try_from(t)
-        .map(|e| {
+    Et::try_from(t).map_or_else(
+        |_| format!("type {t}"),
+        |e| {
             e.as_str_name()
                 .trim_start_matches("EVENT_TYPE_")
                 .to_string()
-        })
-        .unwrap_or_else(|_| format!("type {t}"))
+        },
+    )
 }
 
 /// The answer an ANSWERED event recorded.
@@ -209,7 +209,7 @@ fn new_answer(e: &LogEvent) -> Option<&proto::Answer> {
 }
 
 /// Runs every check.
-pub fn check(history: &[Record], subs: &[Subscription], fin: &Final) -> Report {
+pub(crate) fn check(history: &[Record], subs: &[Subscription], fin: &Final) -> Report {
     let mut r = Report {
         ops: history.len(),
         state_hash_equal: fin.audit.state_hash_equal,

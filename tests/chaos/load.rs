@@ -13,11 +13,11 @@ use tonic::transport::Endpoint;
 use witness::client::{AuthInterceptor, Credentials, GrpcClient};
 use witness::proto::{self, witness_service_client::WitnessServiceClient};
 
-pub const OPERATORS: [&str; 4] = ["op1", "op2", "op3", "op4"];
-pub const ASKER: &str = "app";
+pub(crate) const OPERATORS: [&str; 4] = ["op1", "op2", "op3", "op4"];
+pub(crate) const ASKER: &str = "app";
 
 /// A client that reconnects lazily (the server may be down right now).
-pub fn client(
+pub(crate) fn client(
     addr: &str,
     principal: &str,
     roles: &[&str],
@@ -32,7 +32,7 @@ pub fn client(
     }
     let creds = Credentials {
         principal: Some(principal.into()),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
+        roles: roles.iter().map(ToString::to_string).collect(),
         ..Credentials::default()
     };
     WitnessServiceClient::with_interceptor(
@@ -69,7 +69,7 @@ struct Known {
 }
 
 /// What the workers share.
-pub struct Shared {
+pub(crate) struct Shared {
     pool: Mutex<Vec<Known>>,
     acked_asks: Mutex<Vec<proto::AskRequest>>,
     acked_answers: Mutex<Vec<(usize, proto::AnswerRequest)>>,
@@ -77,7 +77,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Shared {
             pool: Mutex::new(Vec::new()),
             acked_asks: Mutex::new(Vec::new()),
@@ -125,7 +125,12 @@ fn json(v: serde_json::Value) -> Option<prost_types::Value> {
 
 /// One worker: random operations until `stop`, against `addrs` (one per
 /// replica; a retry goes to the next replica).
-pub async fn worker(w: usize, seed: u64, addrs: Vec<String>, shared: Arc<Shared>) -> Vec<Record> {
+pub(crate) async fn worker(
+    w: usize,
+    seed: u64,
+    addrs: Vec<String>,
+    shared: Arc<Shared>,
+) -> Vec<Record> {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(w as u64 * 7919));
     let clients: Vec<Clients> = addrs.iter().map(|a| Clients::new(a)).collect();
     let mut st = Worker {
@@ -426,7 +431,7 @@ impl Worker {
 /// its stream now and then on purpose, and after every disconnect resumes
 /// after the last sequence it saw. Stops once `stop` is set and it has
 /// reached `target` (set when the final log head is known).
-pub async fn subscriber(
+pub(crate) async fn subscriber(
     name: &str,
     addrs: Vec<String>,
     kind_glob: Option<String>,

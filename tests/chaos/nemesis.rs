@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// kill -9 witness replica `i`, wait, start it again on its port.
     Kill { replica: usize, down: Duration },
     /// SIGSTOP witness replica `i` for a while.
@@ -26,10 +26,15 @@ pub enum Fault {
 }
 
 /// Longest a single fault keeps a store or replica away (for timer grace).
-pub const MAX_FAULT: Duration = Duration::from_secs(4);
+pub(crate) const MAX_FAULT: Duration = Duration::from_secs(4);
 
 /// The faults of a run, each after a pause, drawn from `seed`.
-pub fn schedule(seed: u64, run: Duration, replicas: usize, pg: bool) -> Vec<(Duration, Fault)> {
+pub(crate) fn schedule(
+    seed: u64,
+    run: Duration,
+    replicas: usize,
+    pg: bool,
+) -> Vec<(Duration, Fault)> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65);
     let mut at = Duration::ZERO;
     let mut out = Vec::new();
@@ -63,7 +68,7 @@ pub fn schedule(seed: u64, run: Duration, replicas: usize, pg: bool) -> Vec<(Dur
 
 /// Runs `plan` against `servers` (and `pg`), until it ends or `stop` is
 /// set; leaves every process running. Returns the servers and a log.
-pub fn run(
+pub(crate) fn run(
     plan: Vec<(Duration, Fault)>,
     mut servers: Vec<Server>,
     pg: Option<Arc<PgCluster>>,
@@ -184,6 +189,6 @@ fn pg_stop_immediate(dir: &Path) {
 }
 
 /// A fresh seed when none is given.
-pub fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     rand::rng().random()
 }

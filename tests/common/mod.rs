@@ -2,8 +2,8 @@
 //! config and database directory, and connects real gRPC clients to it.
 #![allow(dead_code)]
 
-pub mod pg;
-pub mod receiver;
+pub(crate) mod pg;
+pub(crate) mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,29 +11,29 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use witness::client::{self, Credentials, GrpcClient};
 
-pub use witness::proto;
+pub(crate) use witness::proto;
 
 /// A running server process.
-pub struct Server {
+pub(crate) struct Server {
     pub dir: tempfile::TempDir,
     pub addr: String,
     child: Option<Child>,
     stderr_log: PathBuf,
 }
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_witness")
 }
 
 impl Server {
     /// Starts a server with `extra` TOML appended to a config that points
     /// the store at a fresh directory.
-    pub fn start(extra: &str) -> Server {
+    pub(crate) fn start(extra: &str) -> Server {
         Server::start_on("", extra)
     }
 
     /// Starts a server on the store at `url` (empty: a fresh SQLite file).
-    pub fn start_on(url: &str, extra: &str) -> Server {
+    pub(crate) fn start_on(url: &str, extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = if url.is_empty() {
             format!("sqlite://{}", dir.path().join("witness.db").display())
@@ -52,11 +52,11 @@ impl Server {
         s
     }
 
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.dir.path().join("witness.toml")
     }
 
-    pub fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         self.dir.path().join("witness.db")
     }
 
@@ -97,17 +97,17 @@ impl Server {
     }
 
     /// Everything the server wrote to stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
     /// The server process's id while it runs.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no shutdown, no flush.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -115,30 +115,30 @@ impl Server {
     }
 
     /// Starts the server again on the same config and database.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill9();
         self.spawn();
     }
 
     /// Starts the server again on the same port, so connected clients
     /// reconnect to it.
-    pub fn restart_same_port(&mut self) {
+    pub(crate) fn restart_same_port(&mut self) {
         self.kill9();
         let listen = self.addr.clone();
         self.spawn_on(&listen);
     }
 
-    pub async fn client(&self, principal: &str, roles: &[&str]) -> GrpcClient {
+    pub(crate) async fn client(&self, principal: &str, roles: &[&str]) -> GrpcClient {
         let creds = Credentials {
             token: None,
             principal: (!principal.is_empty()).then(|| principal.to_string()),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
+            roles: roles.iter().map(ToString::to_string).collect(),
             ..Credentials::default()
         };
         client::connect(&self.addr, &creds).await.expect("connect")
     }
 
-    pub async fn client_with_token(&self, token: &str) -> GrpcClient {
+    pub(crate) async fn client_with_token(&self, token: &str) -> GrpcClient {
         let creds = Credentials {
             token: Some(token.to_string()),
             ..Credentials::default()
@@ -147,7 +147,7 @@ impl Server {
     }
 
     /// Runs the CLI against this server.
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(bin())
             .args(args)
             .args(["--server", &self.addr])
@@ -163,7 +163,7 @@ impl Drop for Server {
 }
 
 /// Waits for `cond` with a deadline, polling.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -178,12 +178,12 @@ where
     panic!("timed out waiting for {what}");
 }
 
-pub fn json(v: serde_json::Value) -> prost_types::Value {
-    witness::proto::convert::json_to_proto(&v)
+pub(crate) fn json(v: serde_json::Value) -> prost_types::Value {
+    proto::convert::json_to_proto(&v)
 }
 
 /// A typical Ask.
-pub fn ask(
+pub(crate) fn ask(
     kind: &str,
     roles: &[&str],
     approvals: u32,
@@ -194,7 +194,7 @@ pub fn ask(
         kind: kind.into(),
         input: Some(json(serde_json::json!({"target": "cluster-a"}))),
         response_schema: None,
-        authorized_roles: roles.iter().map(|r| r.to_string()).collect(),
+        authorized_roles: roles.iter().map(ToString::to_string).collect(),
         surfaces: vec!["console".into()],
         required_approvals: approvals,
         context_snapshot: context.map(json),
@@ -202,7 +202,7 @@ pub fn ask(
     }
 }
 
-pub fn approve(id: &str, rationale: &str) -> proto::AnswerRequest {
+pub(crate) fn approve(id: &str, rationale: &str) -> proto::AnswerRequest {
     proto::AnswerRequest {
         decision_id: id.into(),
         request_id: String::new(),
@@ -214,7 +214,7 @@ pub fn approve(id: &str, rationale: &str) -> proto::AnswerRequest {
     }
 }
 
-pub fn reject(id: &str, rationale: &str) -> proto::AnswerRequest {
+pub(crate) fn reject(id: &str, rationale: &str) -> proto::AnswerRequest {
     proto::AnswerRequest {
         verdict: proto::Verdict::Reject as i32,
         ..approve(id, rationale)
@@ -222,11 +222,11 @@ pub fn reject(id: &str, rationale: &str) -> proto::AnswerRequest {
 }
 
 /// Opens the server's SQLite file directly (for tamper tests and counts).
-pub fn open_db(path: &Path) -> rusqlite::Connection {
+pub(crate) fn open_db(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("open db")
 }
 
-pub fn count_events(path: &Path) -> i64 {
+pub(crate) fn count_events(path: &Path) -> i64 {
     open_db(path)
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
         .expect("count")

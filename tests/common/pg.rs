@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub struct PgCluster {
+pub(crate) struct PgCluster {
     pub dir: PathBuf,
     pub url: String,
 }
@@ -17,9 +17,10 @@ fn script() -> PathBuf {
 
 /// Where pg-temp.sh looks for the server binaries.
 fn pg_bin() -> PathBuf {
-    std::env::var_os("PG_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+    std::env::var_os("PG_BIN").map_or_else(
+        || PathBuf::from("/usr/lib/postgresql/15/bin"),
+        PathBuf::from,
+    )
 }
 
 fn run(args: &[&str]) -> String {
@@ -38,7 +39,7 @@ fn run(args: &[&str]) -> String {
 
 impl PgCluster {
     /// A cluster of this test's own (for tests that stop and start it).
-    pub fn start() -> PgCluster {
+    pub(crate) fn start() -> PgCluster {
         // Say how to get PostgreSQL, rather than fail deep in a script.
         let bin = pg_bin();
         assert!(
@@ -53,21 +54,21 @@ impl PgCluster {
     }
 
     /// One cluster shared by the tests of this test binary.
-    pub fn shared() -> &'static PgCluster {
+    pub(crate) fn shared() -> &'static PgCluster {
         static SHARED: OnceLock<PgCluster> = OnceLock::new();
         SHARED.get_or_init(PgCluster::start)
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         run(&["stop", self.dir.to_str().unwrap()]);
     }
 
-    pub fn start_again(&self) {
+    pub(crate) fn start_again(&self) {
         run(&["start", self.dir.to_str().unwrap()]);
     }
 
     /// A new empty database on this cluster; returns its URL.
-    pub async fn fresh_database(&self) -> String {
+    pub(crate) async fn fresh_database(&self) -> String {
         let name = format!("t_{}", uuid::Uuid::now_v7().simple());
         let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
             .await

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 /// One received request.
 #[derive(Debug, Clone)]
-pub struct Hit {
+pub(crate) struct Hit {
     pub timestamp: String,
     pub signature: String,
     pub idempotency_key: String,
@@ -17,12 +17,12 @@ pub struct Hit {
 }
 
 impl Hit {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 
     /// Whether the signature is HMAC-SHA256(secret, timestamp "." body).
-    pub fn signed_with(&self, secret: &str) -> bool {
+    pub(crate) fn signed_with(&self, secret: &str) -> bool {
         let ts: i64 = self.timestamp.parse().unwrap_or(0);
         self.signature == witness::outbox::signature(secret, ts, &self.body)
     }
@@ -34,14 +34,14 @@ struct Shared {
     fail_next: Arc<AtomicUsize>,
 }
 
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub url: String,
     shared: Shared,
 }
 
 impl Receiver {
     /// Starts a receiver that fails its first `fail_first` requests with 500.
-    pub async fn start(fail_first: usize) -> Receiver {
+    pub(crate) async fn start(fail_first: usize) -> Receiver {
         let shared = Shared::default();
         shared.fail_next.store(fail_first, Ordering::SeqCst);
         let app = Router::new()
@@ -53,19 +53,19 @@ impl Receiver {
         Receiver { url, shared }
     }
 
-    pub fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.shared.hits.lock().unwrap().clone()
     }
 
     /// Successful deliveries.
-    pub fn delivered(&self) -> Vec<Hit> {
+    pub(crate) fn delivered(&self) -> Vec<Hit> {
         self.hits()
             .into_iter()
             .filter(|h| h.status == 200)
             .collect()
     }
 
-    pub fn fail_next(&self, n: usize) {
+    pub(crate) fn fail_next(&self, n: usize) {
         self.shared.fail_next.store(n, Ordering::SeqCst);
     }
 }

@@ -6,14 +6,14 @@ use crate::common::Server;
 use serde_json::{json, Value};
 
 /// An HTTP caller of the `/v1/` API with fixed headers.
-pub struct V01 {
+pub(crate) struct V01 {
     pub base: String,
     http: reqwest::Client,
     headers: Vec<(&'static str, String)>,
 }
 
 impl V01 {
-    pub fn new(s: &Server) -> V01 {
+    pub(crate) fn new(s: &Server) -> V01 {
         V01 {
             base: format!("http://{}", s.addr),
             http: reqwest::Client::new(),
@@ -21,18 +21,23 @@ impl V01 {
         }
     }
 
-    pub fn with(s: &Server, headers: &[(&'static str, &str)]) -> V01 {
+    pub(crate) fn with(s: &Server, headers: &[(&'static str, &str)]) -> V01 {
         V01 {
             headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
             ..V01::new(s)
         }
     }
 
-    pub fn token(s: &Server, name: &str) -> V01 {
+    pub(crate) fn token(s: &Server, name: &str) -> V01 {
         V01::with(s, &[("authorization", &format!("Bearer {}", token(name)))])
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         for (k, v) in &self.headers {
@@ -50,17 +55,17 @@ impl V01 {
         (status, body)
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         self.send("GET", path, None).await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send("POST", path, Some(body.to_string().into_bytes()))
             .await
     }
 
     /// POST /v1/decisions as the Python client's `ask()`; the decision id.
-    pub async fn ask(&self, kind: &str, roles: &[&str], extra: Value) -> String {
+    pub(crate) async fn ask(&self, kind: &str, roles: &[&str], extra: Value) -> String {
         let mut body = json!({
             "kind": kind,
             "input": {"actionType": "send_email_reply", "to": "a@example.com"},
@@ -76,25 +81,25 @@ impl V01 {
         out["decisionId"].as_str().expect("decisionId").to_string()
     }
 
-    pub async fn answer(&self, id: &str, operator: &str, answer: Value) -> (u16, Value) {
+    pub(crate) async fn answer(&self, id: &str, operator: &str, answer: Value) -> (u16, Value) {
         let body = json!({"operator": operator, "answer": answer, "rationale": "checked"});
         self.post(&format!("/v1/decisions/{id}/answer"), body).await
     }
 }
 
-pub fn token(name: &str) -> String {
+pub(crate) fn token(name: &str) -> String {
     format!("tok-{name}-0123456789abcdef")
 }
 
-pub fn principal(name: &str, roles: &[&str], extra: &str) -> String {
+pub(crate) fn principal(name: &str, roles: &[&str], extra: &str) -> String {
     format!(
         "[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = {roles:?}\n{extra}\n",
         witness::auth::token_sha256(&token(name)),
     )
 }
 
-pub const TWO_PERSON: &str = "[[policies]]\nkind = \"scram.*\"\nrequired_approvals = 2\n";
+pub(crate) const TWO_PERSON: &str = "[[policies]]\nkind = \"scram.*\"\nrequired_approvals = 2\n";
 
-pub fn err(code: &str, field: &str) -> Value {
+pub(crate) fn err(code: &str, field: &str) -> Value {
     json!({"error": code, "field": field})
 }

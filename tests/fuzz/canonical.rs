@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 /// Keys that exercise the ordering rules: integer-like, leading zeros,
 /// 2^32-1 and beyond, case, astral and compatibility characters.
-pub fn key() -> impl Strategy<Value = String> {
+pub(crate) fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-zA-Z]{0,3}",
         (0u64..5_000_000_000).prop_map(|n| n.to_string()),
@@ -21,7 +21,7 @@ pub fn key() -> impl Strategy<Value = String> {
     ]
 }
 
-pub fn number() -> impl Strategy<Value = f64> {
+pub(crate) fn number() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>().prop_filter("finite", |f| f.is_finite()),
         any::<i64>().prop_map(|i| i as f64),
@@ -34,7 +34,7 @@ pub fn number() -> impl Strategy<Value = f64> {
     ]
 }
 
-pub fn json_value() -> impl Strategy<Value = Value> {
+pub(crate) fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -54,7 +54,7 @@ pub fn json_value() -> impl Strategy<Value = Value> {
 }
 
 /// Equality as JavaScript sees JSON: numbers as doubles (-0 == 0).
-pub fn js_eq(a: &Value, b: &Value) -> bool {
+pub(crate) fn js_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => {
@@ -68,7 +68,7 @@ pub fn js_eq(a: &Value, b: &Value) -> bool {
 }
 
 /// The keys of a JSON object text, in the order they appear.
-pub fn key_order(text: &str) -> Vec<String> {
+pub(crate) fn key_order(text: &str) -> Vec<String> {
     struct Keys;
     impl<'de> serde::de::Visitor<'de> for Keys {
         type Value = Vec<String>;
@@ -91,7 +91,7 @@ pub fn key_order(text: &str) -> Vec<String> {
 }
 
 /// JavaScript's own-property order, written from the ECMAScript rule.
-pub fn js_sorted(mut keys: Vec<String>) -> Vec<String> {
+pub(crate) fn js_sorted(mut keys: Vec<String>) -> Vec<String> {
     let index = |k: &str| -> Option<u64> {
         let n: u64 = k.parse().ok()?;
         (n.to_string() == k && n < u64::from(u32::MAX)).then_some(n)
@@ -109,7 +109,7 @@ pub fn js_sorted(mut keys: Vec<String>) -> Vec<String> {
 }
 
 /// JavaScript's `Number#toString` grammar, and its switch to exponents.
-pub fn js_number_ok(text: &str, f: f64) -> bool {
+pub(crate) fn js_number_ok(text: &str, f: f64) -> bool {
     let (mantissa, exp) = match text.split_once('e') {
         Some((m, e)) => (m, Some(e)),
         None => (text, None),

@@ -10,7 +10,7 @@ use witness::core::*;
 
 /// One command on the decision under test.
 #[derive(Debug, Clone)]
-pub enum Step {
+pub(crate) enum Step {
     Answer {
         who: usize,
         approve: bool,
@@ -37,7 +37,7 @@ pub enum Step {
     Ladder,
 }
 
-pub fn step() -> impl Strategy<Value = Step> {
+pub(crate) fn step() -> impl Strategy<Value = Step> {
     let who = 0usize..5;
     prop_oneof![
         5 => (who.clone(), prop::bool::weighted(0.8), prop::option::of(any::<bool>()), json_value(), prop::bool::weighted(0.1))
@@ -54,7 +54,10 @@ pub fn step() -> impl Strategy<Value = Step> {
 
 const NAMES: [&str; 5] = ["svc", "alice", "bob", "carol", "mallory"];
 
-pub fn run_machine(shape: (u32, bool, bool, u8), steps: &[Step]) -> Result<(), TestCaseError> {
+pub(crate) fn run_machine(
+    shape: (u32, bool, bool, u8),
+    steps: &[Step],
+) -> Result<(), TestCaseError> {
     let (approvals, self_ok, with_schema, on_timeout) = shape;
     let ctx = json!({"v": 1});
     let policy = Policy {

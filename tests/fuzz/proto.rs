@@ -5,7 +5,7 @@ use crate::canonical::{key, number};
 use proptest::prelude::*;
 use prost_types::value::Kind;
 
-pub fn proto_value() -> impl Strategy<Value = prost_types::Value> {
+pub(crate) fn proto_value() -> impl Strategy<Value = prost_types::Value> {
     let leaf = prop_oneof![
         Just(prost_types::Value { kind: None }),
         Just(prost_types::Value {
@@ -34,7 +34,7 @@ pub fn proto_value() -> impl Strategy<Value = prost_types::Value> {
 }
 
 /// A proto value as it comes back from JSON: unset is null, -0 is 0.
-pub fn normalised(p: prost_types::Value) -> prost_types::Value {
+pub(crate) fn normalised(p: prost_types::Value) -> prost_types::Value {
     let kind = match p.kind {
         None => Kind::NullValue(0),
         Some(Kind::NumberValue(n)) => Kind::NumberValue(if n == 0.0 { 0.0 } else { n }),
@@ -53,7 +53,7 @@ pub fn normalised(p: prost_types::Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
-pub fn has_non_finite(p: &prost_types::Value) -> bool {
+pub(crate) fn has_non_finite(p: &prost_types::Value) -> bool {
     match &p.kind {
         Some(Kind::NumberValue(n)) => !n.is_finite(),
         Some(Kind::ListValue(l)) => l.values.iter().any(has_non_finite),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 /// Objects made of JSON Schema keywords with arbitrary (often wrong) values,
 /// recursive `$ref`s included.
-pub fn schema_like() -> impl Strategy<Value = Value> {
+pub(crate) fn schema_like() -> impl Strategy<Value = Value> {
     let keyword = prop_oneof![
         Just("type"),
         Just("enum"),
@@ -90,7 +90,7 @@ pub fn schema_like() -> impl Strategy<Value = Value> {
 
 /// The subset of JSON Schema read independently below.
 #[derive(Debug, Clone)]
-pub enum Reference {
+pub(crate) enum Reference {
     Type(&'static str),
     Object {
         required: Vec<String>,
@@ -115,7 +115,7 @@ fn type_matches(t: &str, v: &Value) -> bool {
 }
 
 impl Reference {
-    pub fn accepts(&self, v: &Value) -> bool {
+    pub(crate) fn accepts(&self, v: &Value) -> bool {
         match self {
             Reference::Type(t) => type_matches(t, v),
             Reference::Object { required, props } => v.as_object().is_some_and(|o| {
@@ -135,7 +135,7 @@ fn json_schema_eq(a: &Value, b: &Value) -> bool {
     js_eq(a, b)
 }
 
-pub fn simple_schema() -> impl Strategy<Value = (Value, Reference)> {
+pub(crate) fn simple_schema() -> impl Strategy<Value = (Value, Reference)> {
     let ty = prop_oneof![
         Just("null"),
         Just("boolean"),

@@ -10,7 +10,7 @@ use witness::core::{self, Action, Actor, Decision, NewDecision, Outcome, Refusal
 fn actor(who: usize) -> Actor {
     Actor::new(
         PEOPLE[who].0,
-        PEOPLE[who].1.iter().map(|r| r.to_string()).collect(),
+        PEOPLE[who].1.iter().map(ToString::to_string).collect(),
     )
 }
 
@@ -83,7 +83,10 @@ fn seen_in_core(d: &Decision) -> Seen {
 }
 
 /// (a) The pure core against the model.
-pub fn run_core(shape: (usize, bool, Option<i64>), cmds: &[Cmd]) -> Result<(), TestCaseError> {
+pub(crate) fn run_core(
+    shape: (usize, bool, Option<i64>),
+    cmds: &[Cmd],
+) -> Result<(), TestCaseError> {
     let (required, has_ctx, timeout) = shape;
     let mut model = Model::new(false, required, has_ctx, timeout.map(|t| t * SEC));
     let new = NewDecision {

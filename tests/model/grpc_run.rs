@@ -27,7 +27,7 @@ fn grpc_result<T>(r: Result<tonic::Response<T>, tonic::Status>, ok: impl Fn(T) -
 }
 
 /// (b) The real server, over gRPC, against the model.
-pub async fn run_server(
+pub(crate) async fn run_server(
     clients: &[witness::client::GrpcClient],
     shape: (usize, bool, Option<i64>),
     cmds: &[Cmd],

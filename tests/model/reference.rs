@@ -6,18 +6,18 @@ use proptest::prelude::*;
 use serde_json::json;
 
 /// The people: the asker (no roles), three operators, and a stranger.
-pub const ASKER: usize = 0;
-pub const PEOPLE: [(&str, &[&str]); 5] = [
+pub(crate) const ASKER: usize = 0;
+pub(crate) const PEOPLE: [(&str, &[&str]); 5] = [
     ("svc", &[]),
     ("alice", &["sre"]),
     ("bob", &["sre"]),
     ("carol", &["sre"]),
     ("mallory", &["dba"]),
 ];
-pub const SEC: i64 = 1_000_000;
+pub(crate) const SEC: i64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum St {
+pub(crate) enum St {
     Open,
     Approved,
     Rejected,
@@ -41,7 +41,7 @@ impl St {
 
 /// What a command answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Res {
+pub(crate) enum Res {
     Awaiting,
     Closed,
     ContextChanged,
@@ -58,7 +58,7 @@ pub enum Res {
 }
 
 #[derive(Debug, Clone)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// `ctx`: None sends no current_context; Some(true) the asked one.
     Answer {
         who: usize,
@@ -84,7 +84,7 @@ pub enum Cmd {
 
 /// The reference model of one decision.
 #[derive(Debug, Clone)]
-pub struct Model {
+pub(crate) struct Model {
     /// The server checks request fields before it looks at the decision.
     server: bool,
     required: usize,
@@ -107,7 +107,7 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(server: bool, required: usize, has_ctx: bool, timeout: Option<i64>) -> Model {
+    pub(crate) fn new(server: bool, required: usize, has_ctx: bool, timeout: Option<i64>) -> Model {
         Model {
             server,
             required,
@@ -145,7 +145,7 @@ impl Model {
         self.events += events;
     }
 
-    pub fn step(&mut self, cmd: &Cmd) -> Res {
+    pub(crate) fn step(&mut self, cmd: &Cmd) -> Res {
         match *cmd {
             Cmd::Answer {
                 who,
@@ -283,7 +283,7 @@ impl Model {
 
 /// What is compared after every step.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub status: String,
     pub approvals: usize,
     pub answers: usize,
@@ -292,7 +292,7 @@ pub struct Seen {
 }
 
 impl Seen {
-    pub fn of_model(m: &Model) -> Seen {
+    pub(crate) fn of_model(m: &Model) -> Seen {
         Seen {
             status: m.status.name().into(),
             approvals: m.approvers.len(),
@@ -303,12 +303,12 @@ impl Seen {
     }
 }
 
-pub fn person() -> impl Strategy<Value = usize> {
+pub(crate) fn person() -> impl Strategy<Value = usize> {
     0..PEOPLE.len()
 }
 
 /// Commands the server can be sent (no clock).
-pub fn api_cmd() -> impl Strategy<Value = Cmd> {
+pub(crate) fn api_cmd() -> impl Strategy<Value = Cmd> {
     prop_oneof![
         6 => (person(), prop::bool::weighted(0.8), prop::option::of(prop::bool::weighted(0.8)), prop::bool::weighted(0.05))
             .prop_map(|(who, approve, ctx, empty_rationale)| Cmd::Answer { who, approve, ctx, empty_rationale }),
@@ -318,7 +318,7 @@ pub fn api_cmd() -> impl Strategy<Value = Cmd> {
     ]
 }
 
-pub fn core_cmd() -> impl Strategy<Value = Cmd> {
+pub(crate) fn core_cmd() -> impl Strategy<Value = Cmd> {
     prop_oneof![
         12 => api_cmd(),
         3 => (0i64..45).prop_map(Cmd::Wait),
@@ -328,11 +328,11 @@ pub fn core_cmd() -> impl Strategy<Value = Cmd> {
 }
 
 /// A decision's shape: approvals required, asked with a context, timeout.
-pub fn shape() -> impl Strategy<Value = (usize, bool, Option<i64>)> {
+pub(crate) fn shape() -> impl Strategy<Value = (usize, bool, Option<i64>)> {
     (1usize..4, any::<bool>(), prop::option::of(30i64..200))
         .prop_map(|(r, ctx, t)| (r, ctx || r > 1, t))
 }
 
-pub fn ctx_value(same: bool) -> serde_json::Value {
+pub(crate) fn ctx_value(same: bool) -> serde_json::Value {
     json!({"replicas": if same { 3 } else { 4 }})
 }

@@ -30,7 +30,7 @@ type HttpResponse = http::Response<Body>;
 /// Serves `/witness.v1.WitnessService/*`: gRPC (`application/grpc*`, and
 /// gRPC-Web once tonic-web has translated it) goes to tonic, the Connect
 /// content types to the adapter.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct WitnessEndpoint {
     grpc: WitnessServiceServer<GrpcApi>,
     /// gRPC's two streaming methods, with each event encoded once.
@@ -104,6 +104,7 @@ pub fn http_elsewhere() -> HttpResponse {
 }
 
 /// The Connect adapter over the gRPC handlers.
+#[derive(Debug)]
 pub struct Connect {
     api: GrpcApi,
     methods: HashMap<String, MethodDescriptor>,

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 /// The route an error came from: names its `*_failed` code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(super) enum Route {
     Ask,
     Get,
     List,
@@ -42,7 +42,7 @@ impl Route {
 
 /// Why a `/v1/` request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum V01Error {
+pub(super) enum V01Error {
     /// The body is not JSON, or not a JSON object.
     #[error("{0}")]
     InvalidJson(String),
@@ -70,7 +70,7 @@ pub enum V01Error {
 }
 
 impl V01Error {
-    pub fn service(route: Route) -> impl FnOnce(ServiceError) -> V01Error {
+    pub(super) fn service(route: Route) -> impl FnOnce(ServiceError) -> V01Error {
         move |err| V01Error::Service { route, err }
     }
 

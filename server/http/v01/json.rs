@@ -6,12 +6,12 @@ use crate::core::{Answer, Decision, Micros, Outcome, Status, Verdict};
 use serde_json::{json, Map, Value};
 
 /// A parsed request body: a JSON object.
-pub struct Body(pub Map<String, Value>);
+pub(super) struct Body(pub Map<String, Value>);
 
 impl Body {
     /// Parses a body as v0.1.1 did (any content type), refusing anything
     /// that is not a JSON object.
-    pub fn parse(bytes: &[u8]) -> Result<Body, V01Error> {
+    pub(super) fn parse(bytes: &[u8]) -> Result<Body, V01Error> {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(m)) => Ok(Body(m)),
             Ok(_) => Err(V01Error::InvalidJson(
@@ -23,13 +23,13 @@ impl Body {
 
     /// A field that must be present (any JSON value, `null` included, as
     /// v0.1.1's `key in body` check).
-    pub fn present(&self, field: &'static str) -> Result<&Value, V01Error> {
+    pub(super) fn present(&self, field: &'static str) -> Result<&Value, V01Error> {
         self.0.get(field).ok_or(V01Error::MissingField(field))
     }
 
     /// A required non-empty string (v0.1.1 answers `missing_field` for a
     /// wrong type too).
-    pub fn non_empty_str(&self, field: &'static str) -> Result<String, V01Error> {
+    pub(super) fn non_empty_str(&self, field: &'static str) -> Result<String, V01Error> {
         match self.0.get(field) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             _ => Err(V01Error::MissingField(field)),
@@ -37,7 +37,11 @@ impl Body {
     }
 
     /// An optional string; a present non-string is refused.
-    pub fn opt_str(&self, route: Route, field: &'static str) -> Result<Option<String>, V01Error> {
+    pub(super) fn opt_str(
+        &self,
+        route: Route,
+        field: &'static str,
+    ) -> Result<Option<String>, V01Error> {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -46,12 +50,12 @@ impl Body {
     }
 
     /// An optional JSON value; `null` counts as absent.
-    pub fn opt_value(&self, field: &str) -> Option<Value> {
+    pub(super) fn opt_value(&self, field: &str) -> Option<Value> {
         self.0.get(field).filter(|v| !v.is_null()).cloned()
     }
 }
 
-pub fn bad(route: Route, field: &'static str, what: &str) -> V01Error {
+pub(super) fn bad(route: Route, field: &'static str, what: &str) -> V01Error {
     V01Error::BadField {
         route,
         field,
@@ -60,7 +64,11 @@ pub fn bad(route: Route, field: &'static str, what: &str) -> V01Error {
 }
 
 /// A present field that must be an array of strings.
-pub fn string_list(route: Route, field: &'static str, v: &Value) -> Result<Vec<String>, V01Error> {
+pub(super) fn string_list(
+    route: Route,
+    field: &'static str,
+    v: &Value,
+) -> Result<Vec<String>, V01Error> {
     let items = v
         .as_array()
         .ok_or_else(|| bad(route, field, "must be an array of strings"))?;
@@ -75,7 +83,7 @@ pub fn string_list(route: Route, field: &'static str, v: &Value) -> Result<Vec<S
 }
 
 /// `timeoutMs` as microseconds: a positive number of milliseconds.
-pub fn timeout_us(v: Option<Value>) -> Result<Option<i64>, V01Error> {
+pub(super) fn timeout_us(v: Option<Value>) -> Result<Option<i64>, V01Error> {
     let Some(v) = v else { return Ok(None) };
     let ms = v
         .as_f64()
@@ -95,7 +103,7 @@ pub fn timeout_us(v: Option<Value>) -> Result<Option<i64>, V01Error> {
 /// `approved`; anything else approves (answering at all is approval).
 /// Where the two contradict (`decision: "approved", approved: false`)
 /// witness rejects: a contradictory answer must not approve.
-pub fn verdict_of(answer: &Value) -> Verdict {
+pub(super) fn verdict_of(answer: &Value) -> Verdict {
     let rejected = answer.get("decision").and_then(Value::as_str) == Some("rejected")
         || answer.get("approved") == Some(&Value::Bool(false));
     if rejected {
@@ -114,7 +122,7 @@ fn opt_ms(us: Option<Micros>) -> Value {
 }
 
 /// The lower-case status; EXPIRED is v0.1.1's `timeout`.
-pub fn status(s: Status) -> &'static str {
+pub(super) fn status(s: Status) -> &'static str {
     match s {
         Status::Open => "open",
         Status::Approved => "approved",
@@ -141,7 +149,7 @@ fn closed_reason(d: &Decision) -> Value {
 /// A decision as v0.1.1's `Decision` type, plus witness's own fields
 /// (`requiredApprovals`, `answers`, `askedBy`, `expiresAt`, ...), which
 /// v0.1.1 clients ignore.
-pub fn decision(d: &Decision) -> Value {
+pub(super) fn decision(d: &Decision) -> Value {
     let slot = |i: usize| d.answers.get(i);
     let op = |a: Option<&Answer>| a.map_or(Value::Null, |a| json!(a.operator));
     let at = |a: Option<&Answer>| a.map_or(Value::Null, |a| json!(ms(a.answered_at)));
@@ -195,7 +203,7 @@ fn answer(a: &Answer) -> Value {
 
 /// v0.1.1's `AnswerResult`: `awaiting-second`, `closed` with an `approval`,
 /// or `context_changed`.
-pub fn answer_result(d: &Decision, outcome: Outcome) -> Value {
+pub(super) fn answer_result(d: &Decision, outcome: Outcome) -> Value {
     match outcome {
         Outcome::ContextChanged => json!({
             "status": "context_changed", "decisionId": d.id, "reason": "context_changed",

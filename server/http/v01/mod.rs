@@ -35,7 +35,7 @@ type Reply = Result<Json<Value>, V01Error>;
 const MAX_LIST: usize = 10_000;
 
 /// The `/v1/` routes.
-pub fn router() -> Router<Arc<Witness>> {
+pub(super) fn router() -> Router<Arc<Witness>> {
     Router::new()
         // A method a route does not serve is 404 `not_found`, as in v0.1.1.
         .route("/v1/health", get(health).fallback(not_found))

@@ -62,6 +62,7 @@ impl Default for PgOptions {
 type Reply = oneshot::Sender<Result<Applied>>;
 
 /// The PostgreSQL store.
+#[derive(Debug)]
 pub struct PostgresStore {
     pool: Pool,
     writer: mpsc::Sender<(Command, Reply)>,
@@ -587,7 +588,7 @@ impl Store for PostgresStore {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"
         );
-        let status = status.map(|s| s.as_str());
+        let status = status.map(OutboxStatus::as_str);
         let rows = self
             .pool
             .get()

@@ -46,6 +46,7 @@ enum Job {
 }
 
 /// The embedded SQLite store.
+#[derive(Debug)]
 pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
@@ -176,7 +177,7 @@ impl SqliteStore {
                     commits: commit_tx,
                     clock,
                 }
-                .run(rx)
+                .run(rx);
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(SqliteStore {
@@ -583,7 +584,7 @@ impl Store for SqliteStore {
                 "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
             );
             let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit as i64], outbox_item)?;
+            let rows = stmt.query_map(params![status.map(OutboxStatus::as_str), limit as i64], outbox_item)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().collect()
         })
         .await

@@ -138,8 +138,7 @@ pub(super) fn check_timers(
     let first_at = |pred: &dyn Fn(i32) -> bool| {
         evs.iter()
             .find(|e| pred(e.etype))
-            .map(|e| e.at_us)
-            .unwrap_or(fin.end_us)
+            .map_or(fin.end_us, |e| e.at_us)
     };
     let late = |stop: i64, due: i64| stop > due.saturating_add(fin.grace_us);
     if let Some(exp) = micros(&created.expires_at) {
