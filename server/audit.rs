@@ -55,10 +55,11 @@ pub fn canonical_decision_row(d: &Decision) -> String {
     canonical_row(&ProjectionRow::of(d), value)
 }
 
-/// The canonical form of a row as stored. A body that is not a decision is
-/// kept as the JSON (or text) it is, so it hashes differently.
+/// The canonical form of a row as stored, decoded from its (compact) stored
+/// form. A body that is not a decision is kept as the JSON (or text) it is,
+/// so it hashes differently.
 pub fn canonical_stored_row(row: &ProjectionRow) -> String {
-    let decision = match serde_json::from_str::<Decision>(&row.body) {
+    let decision = match codec::decode_row(row) {
         Ok(d) => serde_json::to_value(d).unwrap_or(Value::Null),
         Err(_) => serde_json::from_str::<Value>(&row.body)
             .unwrap_or_else(|_| Value::String(row.body.clone())),
