@@ -654,7 +654,15 @@ async fn the_log_reads_by_position_and_by_decision(s: S) {
     let mut prev = witness::core::GENESIS_HASH.to_string();
     for e in &raw {
         assert_eq!(e.prev_hash, prev);
-        assert_eq!(e.hash, witness::core::chain_hash(&prev, &e.body));
+        let hash = witness::store::codec::event_hash(
+            &prev,
+            e.sequence,
+            &e.decision_id,
+            &e.event_type,
+            e.at,
+            &e.body,
+        );
+        assert_eq!(e.hash, hash);
         prev = e.hash.clone();
     }
     assert_eq!(s.raw_events(1, 2).await.unwrap(), raw[1..3]);
