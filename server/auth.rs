@@ -302,6 +302,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_names_principals_but_never_token_hashes() {
+        let auth = Auth::new(&[config("alice", "s3cret", &["sre"], &[])]).unwrap();
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("alice"), "{shown}");
+        let hash = format!("{:?}", auth.entries[0].token_hash);
+        assert!(!shown.contains(&hash), "{shown}");
+        assert!(!shown.contains("token_hash"), "{shown}");
+    }
+
+    #[test]
     fn bearer_tokens_identify_and_refuse() {
         let auth = Auth::new(&[
             config("alice", "s3cret", &["sre"], &[]),
