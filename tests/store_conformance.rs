@@ -154,6 +154,48 @@ async fn idempotent_answers_return_the_first_result(s: S) {
     assert_eq!(s.get(&d.id).await.unwrap().unwrap().answers.len(), 1);
 }
 
+/// A keyed command's first result is final, a refusal too: once the state
+/// would let it through (the context re-confirmed), a retry or a late
+/// duplicate of the refused request still gets the refusal and writes
+/// nothing; a new request id is a new command.
+async fn a_refused_request_keeps_its_refusal(s: S) {
+    let d = s
+        .execute(create(new_decision("scram.x", 2), None))
+        .await
+        .unwrap()
+        .decision;
+    s.execute(approve(&d.id, "alice")).await.unwrap();
+    let keyed = |request_id: &str| {
+        let mut cmd = approve(&d.id, "bob");
+        if let Command::Act { idem: i, .. } = &mut cmd {
+            *i = idem(request_id, "fb");
+        }
+        cmd
+    };
+    let refused = |r: Result<witness::store::Applied, StoreError>| match r {
+        Err(StoreError::Refused(r)) => r,
+        other => panic!("expected the re-confirm refusal, got {other:?}"),
+    };
+    let first = refused(s.execute(keyed("b1")).await);
+    assert!(first.message.contains("re-confirmed"), "{}", first.message);
+    let confirm = act(
+        &d.id,
+        Action::ReportContext {
+            actor: Actor::new("svc", vec![]),
+            context_hash: "h".repeat(64),
+        },
+    );
+    assert_eq!(
+        s.execute(confirm).await.unwrap().outcome,
+        Outcome::ContextMatched
+    );
+    let head = s.events_after(0, 100).await.unwrap().len();
+    assert_eq!(refused(s.execute(keyed("b1")).await), first);
+    assert_eq!(s.events_after(0, 100).await.unwrap().len(), head);
+    let applied = s.execute(keyed("b2")).await.unwrap();
+    assert_eq!(applied.outcome, Outcome::Closed);
+}
+
 async fn pages_filter_by_status_in_id_order(s: S) {
     let mut ids = Vec::new();
     for _ in 0..7 {
@@ -842,6 +884,7 @@ conformance!(
     refusals_write_nothing_and_answers_close,
     refusals_inside_a_concurrent_burst_leave_the_others_whole,
     idempotent_answers_return_the_first_result,
+    a_refused_request_keeps_its_refusal,
     pages_filter_by_status_in_id_order,
     snapshot_is_the_open_set_at_the_head,
     the_chain_is_valid_and_gap_free_under_concurrency,

@@ -16,7 +16,7 @@ pub use model::*;
 
 /// Why the core refused a command. The message names the offending field or
 /// rule; the API layer maps the kind to a gRPC status code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct Refusal {
     pub kind: RefusalKind,
@@ -24,7 +24,8 @@ pub struct Refusal {
 }
 
 /// The class of a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefusalKind {
     /// The request itself is malformed.
     InvalidArgument,

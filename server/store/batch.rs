@@ -17,7 +17,7 @@
 
 use super::{plan, replay_request, Applied, Chain, Command, Idempotency, RequestRow, Result};
 use super::{ProjectionRow, RawEvent, StoreError};
-use crate::core::{Decision, Micros, Outcome};
+use crate::core::{Decision, Micros, Outcome, Refusal};
 use std::collections::HashMap;
 
 /// An idempotency key: (scope, request_id).
@@ -184,7 +184,23 @@ fn plan_one(
         Command::Create { .. } => None,
     };
     let stored_version = current.as_ref().map(|d| d.version as i64);
-    let plan = plan(cmd, current, chain, now)?;
+    // A refusal of a keyed command on a decision is its first result too: a
+    // retry (or a late duplicate) must not take effect after the caller was
+    // told no, once the state has moved on (e.g. a context re-confirmed).
+    let refusable = match (&cmd, cmd.idem(), &current) {
+        (Command::Act { .. }, Some(idem), Some(d)) => Some((idem.clone(), d.id.clone())),
+        _ => None,
+    };
+    let plan = match plan(cmd, current, chain, now) {
+        Ok(plan) => plan,
+        Err(StoreError::Refused(refusal)) => {
+            if let Some((idem, decision_id)) = refusable {
+                remember(loaded, writes, idem, decision_id, Err(refusal.clone()))?;
+            }
+            return Err(StoreError::Refused(refusal));
+        }
+        Err(e) => return Err(e),
+    };
     // Row and timers: the decision's latest state, once per batch.
     let d = &plan.decision;
     if !plan.events.is_empty() {
@@ -214,32 +230,61 @@ fn plan_one(
         writes.receipts.push((d.id.clone(), body));
     }
     if let Some((idem, outcome)) = plan.request {
-        writes.requests.push(RequestWrite {
-            idem: idem.clone(),
-            decision_id: d.id.clone(),
-            outcome: outcome_json(outcome)?,
-        });
-        let key = (idem.scope.clone(), idem.request_id.clone());
-        let row = RequestRow {
-            fingerprint: idem.fingerprint,
-            decision_id: d.id.clone(),
-            outcome,
-        };
-        loaded.requests.insert(key, row);
+        remember(loaded, writes, idem, d.id.clone(), Ok(outcome))?;
     }
     writes.events.extend(plan.events);
     loaded.decisions.insert(d.id.clone(), plan.decision);
     Ok(plan.applied)
 }
 
-/// A stored request's outcome, as stored.
-pub(crate) fn outcome_json(outcome: Outcome) -> Result<String> {
-    serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// Stores a keyed command's first result, and lets the rest of the batch
+/// see it.
+fn remember(
+    loaded: &mut Loaded,
+    writes: &mut BatchWrites,
+    idem: Idempotency,
+    decision_id: String,
+    outcome: std::result::Result<Outcome, Refusal>,
+) -> Result<()> {
+    writes.requests.push(RequestWrite {
+        idem: idem.clone(),
+        decision_id: decision_id.clone(),
+        outcome: outcome_json(&outcome)?,
+    });
+    let key = (idem.scope, idem.request_id);
+    let row = RequestRow {
+        fingerprint: idem.fingerprint,
+        decision_id,
+        outcome,
+    };
+    loaded.requests.insert(key, row);
+    Ok(())
 }
 
-/// Reads a stored request's outcome.
-pub(crate) fn parse_outcome(s: &str) -> Result<Outcome> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// A stored request's first result, as stored: the outcome as before
+/// (`"CLOSED"`), or `{"refused": {"kind": …, "message": …}}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StoredOutcome {
+    Done(Outcome),
+    Refused { refused: Refusal },
+}
+
+/// A stored request's first result, as stored.
+pub(crate) fn outcome_json(outcome: &std::result::Result<Outcome, Refusal>) -> Result<String> {
+    let stored = match outcome {
+        Ok(o) => StoredOutcome::Done(*o),
+        Err(r) => StoredOutcome::Refused { refused: r.clone() },
+    };
+    serde_json::to_string(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Reads a stored request's first result.
+pub(crate) fn parse_outcome(s: &str) -> Result<std::result::Result<Outcome, Refusal>> {
+    match serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))? {
+        StoredOutcome::Done(o) => Ok(Ok(o)),
+        StoredOutcome::Refused { refused } => Ok(Err(refused)),
+    }
 }
 
 #[cfg(test)]
@@ -328,6 +373,67 @@ mod tests {
         assert_eq!(writes.decisions[0].row.version, 3);
         assert_eq!(writes.receipts.len(), 1);
         assert_eq!(writes.requests.len(), 1);
+    }
+
+    #[test]
+    fn a_refused_keyed_command_replays_its_refusal_after_the_state_moved_on() {
+        let mut chain = Chain::genesis();
+        let mut quorum = new("d1");
+        quorum.required_approvals = 2;
+        quorum.context_hash = Some("h".into());
+        let answer = |who: &str, key: Option<Idempotency>| Command::Act {
+            decision_id: "d1".into(),
+            idem: key,
+            action: Action::Answer {
+                actor: Actor::new(who, vec!["sre".into()]),
+                verdict: Verdict::Approve,
+                answer: serde_json::json!(null),
+                rationale: "ok".into(),
+                current_context_hash: None,
+                current_roles: None,
+            },
+        };
+        let confirm = Command::Act {
+            decision_id: "d1".into(),
+            idem: None,
+            action: Action::ReportContext {
+                actor: Actor::new("svc", vec![]),
+                context_hash: "h".into(),
+            },
+        };
+        let cmds = vec![
+            Command::Create {
+                idem: None,
+                new: quorum,
+                policy: Policy::default(),
+            },
+            answer("alice", None),
+            // No confirmation since alice's approval: refused, and remembered.
+            answer("bob", idem("r1", "f")),
+            confirm,
+            // The same request again: the state would now let it close the
+            // decision, but its first result was the refusal.
+            answer("bob", idem("r1", "f")),
+        ];
+        let (results, writes) = plan_batch(cmds, Loaded::default(), &mut chain, 7);
+        let refusal = |r: &Result<Applied>| match r {
+            Err(StoreError::Refused(r)) => Some(r.message.clone()),
+            _ => None,
+        };
+        let first = refusal(&results[2]).expect("bob's first answer is refused");
+        assert!(first.contains("re-confirmed"), "{first}");
+        assert!(results[3].is_ok());
+        assert_eq!(refusal(&results[4]), Some(first));
+        assert_eq!(writes.requests.len(), 1, "the refusal is stored once");
+        assert_eq!(writes.decisions[0].row.status, "OPEN");
+        // Stored and read back, the refusal replays for a later batch too.
+        let stored = parse_outcome(&writes.requests[0].outcome).unwrap();
+        assert!(stored.is_err_and(|r| r.kind == crate::core::RefusalKind::FailedPrecondition));
+        assert_eq!(
+            parse_outcome("\"CLOSED\"").unwrap(),
+            Ok(Outcome::Closed),
+            "rows stored before refusals were remembered still read"
+        );
     }
 
     #[test]

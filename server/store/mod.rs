@@ -124,7 +124,8 @@ pub struct Applied {
 pub struct RequestRow {
     pub fingerprint: String,
     pub decision_id: String,
-    pub outcome: Outcome,
+    /// The first result: what the command did, or why the core refused it.
+    pub outcome: std::result::Result<Outcome, Refusal>,
 }
 
 /// The head of the hash chain.
@@ -314,7 +315,8 @@ pub fn plan(
     })
 }
 
-/// Resolves an idempotency hit: the first result, or a conflict.
+/// Resolves an idempotency hit: the first result (a refusal too), or a
+/// conflict when the retry's content differs.
 pub fn replay_request(
     idem: &Idempotency,
     row: RequestRow,
@@ -323,12 +325,13 @@ pub fn replay_request(
     if row.fingerprint != idem.fingerprint {
         return Err(StoreError::AlreadyExists(idem.request_id.clone()));
     }
+    let outcome = row.outcome?;
     let decision = decision.ok_or_else(|| {
         StoreError::Corrupt(format!("request for missing decision {}", row.decision_id))
     })?;
     Ok(Applied {
         decision,
-        outcome: row.outcome,
+        outcome,
         fresh: false,
         events: vec![],
     })
