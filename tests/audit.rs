@@ -98,7 +98,7 @@ async fn audit_verify_names_the_first_bad_event() {
         "inserted",
         "UPDATE events SET sequence = sequence + 100 WHERE sequence >= 3;
          UPDATE events SET sequence = sequence - 99 WHERE sequence >= 103;
-         INSERT INTO events SELECT 3, decision_id, type, at, body, prev_hash, hash FROM events WHERE sequence = 2;",
+         INSERT INTO events SELECT 3, decision_id, type, at, body, hash FROM events WHERE sequence = 2;",
     );
     let (code, out) = verify(&cfg, &inserted);
     assert_eq!(code, 1);

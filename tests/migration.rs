@@ -41,7 +41,15 @@ type EventRow = (i64, String, String, i64, String, String, String);
 fn events(db: &Path) -> Vec<EventRow> {
     let c = open_db(db);
     let mut st = c
-        .prepare("SELECT sequence, decision_id, type, at, body, prev_hash, hash FROM events ORDER BY sequence")
+        .prepare(
+            // Either schema: v0.2.0 stores hex hashes and a prev_hash column;
+            // schema 6 stores the 32 hash bytes and links by position.
+            "SELECT sequence, decision_id, type, at, body,
+                    COALESCE(LAG(h) OVER (ORDER BY sequence), printf('%.64c', '0')), h
+             FROM (SELECT *, CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) ELSE hash END AS h
+                   FROM events)
+             ORDER BY sequence",
+        )
         .unwrap();
     let rows = st
         .query_map([], |r| {
@@ -289,4 +297,33 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
     let (code, out) = verify(&cfg, &row_edit);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("differs from the replayed events"), "{out}");
+}
+
+/// Schema 6 drops the stored `prev_hash` links; a log whose links were
+/// edited is not migrated (that would erase the evidence): opening it fails
+/// and names the event, and the log keeps its links.
+#[test]
+fn a_log_with_a_broken_link_is_not_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = copy_of_fixture(dir.path());
+    open_db(&db)
+        .execute_batch(&format!(
+            "UPDATE events SET prev_hash = '{}' WHERE sequence = 5",
+            "ab".repeat(32)
+        ))
+        .unwrap();
+    let cfg = dir.path().join("verify.toml");
+    std::fs::write(&cfg, FIXTURE_CONFIG).unwrap();
+    let (code, out) = verify(&cfg, &db);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("event 5") && out.contains("chain link"),
+        "{out}"
+    );
+    let link: String = open_db(&db)
+        .query_row("SELECT prev_hash FROM events WHERE sequence = 5", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(link, "ab".repeat(32), "the evidence is kept");
 }

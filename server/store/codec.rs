@@ -276,8 +276,12 @@ pub fn event_hash(
     )
 }
 
+const LAST_EVENT: &str = "last_event_type";
+const CREATED: &str = "CREATED";
+
 /// The decision fields a row holds in columns of its own, left out of its
-/// body (`updated_at` too while it equals `created_at`).
+/// body (`updated_at` too while it equals `created_at`, and
+/// `last_event_type` at version 1, when it can only be CREATED).
 const ROW_COLUMNS: [&str; 7] = [
     "id",
     "kind",
@@ -296,6 +300,12 @@ pub fn encode_decision(d: &Decision) -> Result<String, CodecError> {
     if let Value::Object(map) = &mut v {
         if map.get("updated_at") == map.get("created_at") {
             map.remove("updated_at");
+        }
+        // A row at version 1 has seen only its CREATED event.
+        if map.get("version") == Some(&Value::from(1))
+            && map.get(LAST_EVENT) == Some(&CREATED.into())
+        {
+            map.remove(LAST_EVENT);
         }
         for field in ROW_COLUMNS {
             map.remove(field);
@@ -328,6 +338,9 @@ pub fn row_value(row: &ProjectionRow) -> Result<Value, CodecError> {
     }
     map.entry("updated_at")
         .or_insert_with(|| Value::from(row.created_at));
+    if row.version == 1 {
+        map.entry(LAST_EVENT).or_insert_with(|| CREATED.into());
+    }
     fill(&mut v, &templates().decision);
     Ok(v)
 }

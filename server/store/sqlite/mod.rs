@@ -6,6 +6,7 @@
 //! answered only after its batch is durable. Reads use a small pool of
 //! read-only connections.
 
+mod migrate;
 mod writer;
 
 use super::{
@@ -15,23 +16,14 @@ use super::{
 use super::{due_timer, in_id_order};
 use crate::core::{Decision, Event};
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+pub use migrate::migrate;
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 use writer::Writer;
 
-/// Versioned migrations; `PRAGMA user_version` records the last applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/sqlite/0001_init.sql"),
-    include_str!("../migrations/sqlite/0002_outbox.sql"),
-    include_str!("../migrations/sqlite/0003_receipts.sql"),
-    include_str!("../migrations/sqlite/0004_compact_log.sql"),
-    include_str!("../migrations/sqlite/0005_timer_lease.sql"),
-];
-/// The migration after whose SQL the decision rows are re-encoded.
-const COMPACT_ROWS: usize = 4;
 const READERS: usize = 4;
 const MAX_BATCH: usize = 512;
 
@@ -97,41 +89,6 @@ fn connect(path: &str) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
-}
-
-/// Applies pending migrations; returns the schema version.
-pub fn migrate(conn: &mut Connection) -> Result<usize> {
-    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "database schema version {current} is newer than this witness ({})",
-            MIGRATIONS.len()
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
-        if i + 1 == COMPACT_ROWS {
-            compact_rows(&tx)?;
-        }
-        tx.pragma_update(None, "user_version", i + 1)?;
-        tx.commit()?;
-    }
-    Ok(MIGRATIONS.len())
-}
-
-/// Rewrites every decision row in the compact form (rows are not hashed;
-/// the log is left exactly as it is).
-fn compact_rows(conn: &Connection) -> Result<()> {
-    let mut select = conn.prepare("SELECT id, body FROM decisions")?;
-    let mut update = conn.prepare("UPDATE decisions SET body = ?2 WHERE id = ?1")?;
-    let mut rows = select.query([])?;
-    while let Some(r) = rows.next()? {
-        let (id, body): (String, String) = (r.get(0)?, r.get(1)?);
-        let compact = codec::encode_decision(&codec::decode_full_decision(&body)?)?;
-        update.execute(params![id, compact])?;
-    }
-    Ok(())
 }
 
 impl SqliteStore {
@@ -266,7 +223,7 @@ fn read_chain(conn: &Connection) -> Result<Chain> {
             |r| {
                 Ok(Chain {
                     sequence: r.get::<_, i64>(0)? as u64,
-                    hash: r.get(1)?,
+                    hash: hex::encode(r.get::<_, Vec<u8>>(1)?),
                 })
             },
         )
@@ -412,26 +369,44 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// The log stores no `prev_hash` (schema 6): each event's link is the
+    /// hash of the row before it, read along from event `after` itself.
     async fn raw_events(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT sequence, decision_id, type, at, body, prev_hash, hash FROM events
-                 WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+                "SELECT sequence, decision_id, type, at, body, hash FROM events
+                 WHERE sequence >= ?1 ORDER BY sequence LIMIT ?2",
             )?;
-            let rows = stmt
-                .query_map(params![after as i64, limit as i64], |r| {
-                    Ok(RawEvent {
-                        sequence: r.get::<_, i64>(0)? as u64,
-                        decision_id: r.get(1)?,
-                        event_type: r.get(2)?,
-                        at: r.get(3)?,
-                        body: r.get(4)?,
-                        prev_hash: r.get(5)?,
-                        hash: r.get(6)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            let mut rows = stmt.query(params![after as i64, limit as i64 + 1])?;
+            // A missing event `after` (a damaged log) links to no hash, so
+            // the audit names the event after the hole.
+            let mut prev = if after == 0 {
+                crate::core::GENESIS_HASH.to_string()
+            } else {
+                String::new()
+            };
+            let mut events = Vec::with_capacity(limit);
+            while let Some(r) = rows.next()? {
+                let sequence = r.get::<_, i64>(0)? as u64;
+                let hash = hex::encode(r.get::<_, Vec<u8>>(5)?);
+                if sequence == after {
+                    prev = hash;
+                    continue;
+                }
+                if events.len() == limit {
+                    break;
+                }
+                events.push(RawEvent {
+                    sequence,
+                    decision_id: r.get(1)?,
+                    event_type: r.get(2)?,
+                    at: r.get(3)?,
+                    body: r.get(4)?,
+                    prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                });
+            }
+            Ok(events)
         })
         .await
     }

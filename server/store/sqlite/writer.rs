@@ -3,8 +3,8 @@
 //! outbox and timer bookkeeping in order with them.
 
 use super::super::batch::{parse_outcome, BatchWrites, Keys, Loaded};
-use super::super::Result;
 use super::super::{changed_underneath, plan_batch, Applied, Chain, Command, RequestRow};
+use super::super::{Result, StoreError};
 use super::{load_decision, Job, Reply, MAX_BATCH};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
@@ -143,18 +143,19 @@ fn load_decisions(
 /// SQLite has no round trips to save).
 fn write_batch(c: &Connection, w: &BatchWrites) -> Result<()> {
     let mut insert = c.prepare_cached(
-        "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (sequence, decision_id, type, at, body, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for e in &w.events {
+        let hash = hex::decode(&e.hash)
+            .map_err(|_| StoreError::Internal(format!("event {}: hash is not hex", e.sequence)))?;
         insert.execute(params![
             e.sequence as i64,
             e.decision_id,
             e.event_type,
             e.at,
             e.body,
-            e.prev_hash,
-            e.hash
+            hash
         ])?;
     }
     let (inserts, updates) = w.decision_rows();
