@@ -2,8 +2,6 @@
 
 use super::*;
 
-use super::*;
-
 #[test]
 fn constraint_is_internal_not_a_file_is_corrupt_a_bad_column_is_corrupt() {
     let c = Connection::open_in_memory().unwrap();
