@@ -115,9 +115,6 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 /// A `decisions` row's columns, in `projection_row` order.
 const ROW_COLUMNS: &str = "id, kind, status, asked_by, created_at, version, last_sequence,
      expires_at, fallback_at, body";
-/// The same columns of a `decisions` table aliased `d`.
-const ROW_COLUMNS_OF_D: &str = "d.id, d.kind, d.status, d.asked_by, d.created_at, d.version,
-     d.last_sequence, d.expires_at, d.fallback_at, d.body";
 
 fn projection_row(r: &tokio_postgres::Row) -> Result<ProjectionRow> {
     projection_row_at(r, 0)

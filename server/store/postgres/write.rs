@@ -114,11 +114,12 @@ impl Reads {
         Ok(Reads {
             requests: c
                 .prepare_cached(&format!(
-                    "SELECT k.scope, k.request_id, r.fingerprint, r.decision_id, r.outcome, {}
+                    "SELECT k.scope, k.request_id, r.fingerprint, r.decision_id, r.outcome, d.*
                          FROM UNNEST($1::text[], $2::text[]) AS k (scope, request_id)
                          JOIN requests r ON r.scope = k.scope AND r.request_id = k.request_id
-                         LEFT JOIN decisions d ON d.id = r.decision_id",
-                    super::ROW_COLUMNS_OF_D
+                         LEFT JOIN LATERAL (SELECT {} FROM decisions WHERE id = r.decision_id) d
+                           ON TRUE",
+                    super::ROW_COLUMNS
                 ))
                 .await?,
             decisions: c
