@@ -194,7 +194,8 @@ impl Witness {
         &self,
         who: &Principal,
         request_id: &str,
-        content: Value,
+        // Built only for a keyed request: it copies the whole input.
+        content: impl FnOnce() -> Value,
     ) -> Result<Option<Idempotency>> {
         if request_id.is_empty() {
             return Ok(None);
@@ -203,7 +204,7 @@ impl Witness {
         Ok(Some(Idempotency {
             scope: who.name.clone(),
             request_id: request_id.to_string(),
-            fingerprint: fingerprint(content),
+            fingerprint: fingerprint(content()),
         }))
     }
 
@@ -242,7 +243,7 @@ impl Witness {
         let idem = self.idem(
             who,
             &a.request_id,
-            json!({"op": "ask", "kind": a.kind, "input": a.input, "response_schema": a.response_schema,
+            || json!({"op": "ask", "kind": a.kind, "input": a.input, "response_schema": a.response_schema,
                    "authorized_roles": a.authorized_roles, "surfaces": a.surfaces,
                    "required_approvals": a.required_approvals, "context_hash": context_hash,
                    "timeout_us": a.timeout_us}),
@@ -290,13 +291,11 @@ impl Witness {
             None => None,
         };
         let actor = self.auth.actor_for(who, &a.on_behalf_of)?;
-        let idem = self.idem(
-            who,
-            &a.request_id,
+        let idem = self.idem(who, &a.request_id, || {
             json!({"op": "answer", "decision_id": a.decision_id, "verdict": verdict,
                    "answer": a.answer, "rationale": a.rationale,
-                   "current_context_hash": current_context_hash, "on_behalf_of": a.on_behalf_of}),
-        )?;
+                   "current_context_hash": current_context_hash, "on_behalf_of": a.on_behalf_of})
+        })?;
         let action = Action::Answer {
             actor,
             verdict,
