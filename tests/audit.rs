@@ -19,16 +19,9 @@ fn verify(config: &Path, db: &Path) -> (i32, String) {
     )
 }
 
-/// `witness audit verify --json`: the exit code and the report.
+/// `witness audit verify --json` on the SQLite file `db`.
 fn verify_json(config: &Path, db: &Path) -> (i32, serde_json::Value) {
-    let out = std::process::Command::new(bin())
-        .args(["audit", "verify", "--json", "--config"])
-        .arg(config)
-        .env("WITNESS__STORE__URL", format!("sqlite://{}", db.display()))
-        .output()
-        .unwrap();
-    let doc = serde_json::from_slice(&out.stdout).unwrap();
-    (out.status.code().unwrap_or(-1), doc)
+    audit_verify_json(config, Some(&format!("sqlite://{}", db.display())))
 }
 
 async fn populated() -> Server {

@@ -25,6 +25,29 @@ pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_witness")
 }
 
+/// `witness audit verify --json --config CONFIG`, with `store_url` (when
+/// given) overriding the config's store: the exit code and the report.
+pub(crate) fn audit_verify_json(
+    config: &Path,
+    store_url: Option<&str>,
+) -> (i32, serde_json::Value) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["audit", "verify", "--json", "--config"])
+        .arg(config);
+    if let Some(url) = store_url {
+        cmd.env("WITNESS__STORE__URL", url);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let doc = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "audit verify printed no JSON ({e}): {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
 impl Server {
     /// Starts a server with `extra` TOML appended to a config that points
     /// the store at a fresh directory.
