@@ -18,7 +18,7 @@
 use super::{plan, replay_request, Applied, Chain, Command, Idempotency, RequestRow, Result};
 use super::{ProjectionRow, RawEvent, StoreError};
 use crate::core::{Decision, Micros, Outcome, Refusal};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// An idempotency key: (scope, request_id).
 pub type RequestKey = (String, String);
@@ -33,17 +33,20 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// Each key once, in first-seen order (hash sets: a batch holds up to
+    /// hundreds of keyed commands).
     pub fn of(cmds: &[Command]) -> Keys {
         let mut keys = Keys::default();
+        let mut requests = HashSet::new();
+        let mut decisions = HashSet::new();
         for cmd in cmds {
             if let Some(i) = cmd.idem() {
-                let key = (i.scope.clone(), i.request_id.clone());
-                if !keys.requests.contains(&key) {
-                    keys.requests.push(key);
+                if requests.insert((i.scope.as_str(), i.request_id.as_str())) {
+                    keys.requests.push((i.scope.clone(), i.request_id.clone()));
                 }
             }
             if let Command::Act { decision_id, .. } = cmd {
-                if !keys.decisions.contains(decision_id) {
+                if decisions.insert(decision_id.as_str()) {
                     keys.decisions.push(decision_id.clone());
                 }
             }
@@ -62,13 +65,13 @@ pub struct Loaded {
 impl Loaded {
     /// Decision ids stored requests point to that are not loaded yet.
     pub fn missing_request_decisions(&self) -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
-        for r in self.requests.values() {
-            if !self.decisions.contains_key(&r.decision_id) && !ids.contains(&r.decision_id) {
-                ids.push(r.decision_id.clone());
-            }
-        }
-        ids
+        let mut seen = HashSet::new();
+        self.requests
+            .values()
+            .map(|r| &r.decision_id)
+            .filter(|id| !self.decisions.contains_key(*id) && seen.insert(id.as_str()))
+            .cloned()
+            .collect()
     }
 }
 
