@@ -97,6 +97,21 @@ async fn audit_verify_names_the_first_bad_event() {
     assert_eq!(code, 1);
     assert!(out.contains("event 3"), "{out}");
 
+    // SQLite stores no prev_hash: the link is the previous row's hash, so a
+    // hole in the middle and an edited hash are found all the same.
+    let holed = tampered(&s, "holed", "DELETE FROM events WHERE sequence = 4");
+    let (code, out) = verify(&cfg, &holed);
+    assert_eq!(code, 1);
+    assert!(out.contains("event 4 is missing"), "{out}");
+    let rehashed = tampered(
+        &s,
+        "rehashed",
+        "UPDATE events SET hash = zeroblob(32) WHERE sequence = 3",
+    );
+    let (code, out) = verify(&cfg, &rehashed);
+    assert_eq!(code, 1);
+    assert!(out.contains("event 3"), "{out}");
+
     let truncated = tampered(&s, "truncated", "DELETE FROM events WHERE sequence = 9");
     let (code, out) = verify(&cfg, &truncated);
     assert_eq!(code, 1);
