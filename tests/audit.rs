@@ -4,25 +4,6 @@
 mod common;
 
 use common::*;
-use std::path::Path;
-
-fn verify(config: &Path, db: &Path) -> (i32, String) {
-    let out = std::process::Command::new(bin())
-        .args(["audit", "verify", "--config"])
-        .arg(config)
-        .env("WITNESS__STORE__URL", format!("sqlite://{}", db.display()))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-/// `witness audit verify --json` on the SQLite file `db`.
-fn verify_json(config: &Path, db: &Path) -> (i32, serde_json::Value) {
-    audit_verify_json(config, Some(&format!("sqlite://{}", db.display())))
-}
 
 async fn populated() -> Server {
     let s = Server::start("");
@@ -57,7 +38,7 @@ async fn audit_verify_names_the_first_bad_event() {
     let mut s = populated().await;
     s.kill9();
     let cfg = s.config_path();
-    let (code, out) = verify(&cfg, &s.db_path());
+    let (code, out) = audit_verify(&cfg, &s.db_path());
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok: 9 events"), "{out}");
 
@@ -66,12 +47,12 @@ async fn audit_verify_names_the_first_bad_event() {
         "edited",
         "UPDATE events SET body = replace(body, 'cluster-a', 'cluster-b') WHERE sequence = 4",
     );
-    let (code, out) = verify(&cfg, &edited);
+    let (code, out) = audit_verify(&cfg, &edited);
     assert_eq!(code, 1);
     assert!(out.contains("event 4") && out.contains("edited"), "{out}");
 
     let deleted = tampered(&s, "deleted", "DELETE FROM events WHERE sequence = 5");
-    let (code, out) = verify(&cfg, &deleted);
+    let (code, out) = audit_verify(&cfg, &deleted);
     assert_eq!(code, 1);
     assert!(out.contains("event 5 is missing"), "{out}");
 
@@ -82,7 +63,7 @@ async fn audit_verify_names_the_first_bad_event() {
          UPDATE events SET sequence = 5 WHERE sequence = 6;
          UPDATE events SET sequence = 6 WHERE sequence = -1;",
     );
-    let (code, out) = verify(&cfg, &reordered);
+    let (code, out) = audit_verify(&cfg, &reordered);
     assert_eq!(code, 1);
     assert!(out.contains("event 5"), "{out}");
 
@@ -93,14 +74,14 @@ async fn audit_verify_names_the_first_bad_event() {
          UPDATE events SET sequence = sequence - 99 WHERE sequence >= 103;
          INSERT INTO events SELECT 3, decision_id, type, at, body, hash FROM events WHERE sequence = 2;",
     );
-    let (code, out) = verify(&cfg, &inserted);
+    let (code, out) = audit_verify(&cfg, &inserted);
     assert_eq!(code, 1);
     assert!(out.contains("event 3"), "{out}");
 
     // SQLite stores no prev_hash: the link is the previous row's hash, so a
     // hole in the middle and an edited hash are found all the same.
     let holed = tampered(&s, "holed", "DELETE FROM events WHERE sequence = 4");
-    let (code, out) = verify(&cfg, &holed);
+    let (code, out) = audit_verify(&cfg, &holed);
     assert_eq!(code, 1);
     assert!(out.contains("event 4 is missing"), "{out}");
     let rehashed = tampered(
@@ -108,12 +89,12 @@ async fn audit_verify_names_the_first_bad_event() {
         "rehashed",
         "UPDATE events SET hash = zeroblob(32) WHERE sequence = 3",
     );
-    let (code, out) = verify(&cfg, &rehashed);
+    let (code, out) = audit_verify(&cfg, &rehashed);
     assert_eq!(code, 1);
     assert!(out.contains("event 3"), "{out}");
 
     let truncated = tampered(&s, "truncated", "DELETE FROM events WHERE sequence = 9");
-    let (code, out) = verify(&cfg, &truncated);
+    let (code, out) = audit_verify(&cfg, &truncated);
     assert_eq!(code, 1);
     assert!(out.contains("event 9 is missing"), "{out}");
 
@@ -122,7 +103,7 @@ async fn audit_verify_names_the_first_bad_event() {
         "projection",
         "UPDATE decisions SET body = replace(body, '\"APPROVED\"', '\"REJECTED\"')",
     );
-    let (code, out) = verify(&cfg, &projected);
+    let (code, out) = audit_verify(&cfg, &projected);
     assert_eq!(code, 1);
     assert!(out.contains("differs from the replayed events"), "{out}");
     assert!(out.contains("state hashes DIFFER"), "{out}");
@@ -133,10 +114,10 @@ async fn a_tampered_row_changes_the_stored_state_hash_only() {
     let mut s = populated().await;
     s.kill9();
     let cfg = s.config_path();
-    let (code, out) = verify(&cfg, &s.db_path());
+    let (code, out) = audit_verify(&cfg, &s.db_path());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("state hashes are equal"), "{out}");
-    let (code, clean) = verify_json(&cfg, &s.db_path());
+    let (code, clean) = audit_verify_json(&cfg, Some(&sqlite_url(&s.db_path())));
     assert_eq!(code, 0, "{clean}");
     assert_eq!(clean["ok"], true);
     assert_eq!(clean["events"], 9);
@@ -157,7 +138,7 @@ async fn a_tampered_row_changes_the_stored_state_hash_only() {
         ("row", "DELETE FROM decisions WHERE rowid = 1"),
     ] {
         let copy = tampered(&s, name, tamper);
-        let (code, doc) = verify_json(&cfg, &copy);
+        let (code, doc) = audit_verify_json(&cfg, Some(&sqlite_url(&copy)));
         assert_eq!(code, 1, "{name}: {doc}");
         assert_eq!(doc["ok"], false, "{name}: {doc}");
         assert_eq!(doc["state_hash_equal"], false, "{name}: {doc}");
@@ -174,7 +155,7 @@ async fn a_tampered_row_changes_the_stored_state_hash_only() {
 
     // A broken chain: no replayed hash, the stored one still reported.
     let edited = tampered(&s, "chain", "DELETE FROM events WHERE sequence = 5");
-    let (code, doc) = verify_json(&cfg, &edited);
+    let (code, doc) = audit_verify_json(&cfg, Some(&sqlite_url(&edited)));
     assert_eq!(code, 1);
     assert!(doc["state_hash_replayed"].is_null(), "{doc}");
     assert_eq!(doc["state_hash_stored"], clean["state_hash_stored"]);

@@ -12,29 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use witness::store::{codec, ProjectionRow};
 
-const FIXTURE_CONFIG: &str = r#"
-[outbox]
-backoff = "100ms"
-[[webhooks]]
-name = "pager"
-url = "http://127.0.0.1:9/nowhere"
-secret = "fixture-secret-0123456789abcdef"
-[[policies]]
-kind = "esc.*"
-fallback = ["pager"]
-ack_window = "1s"
-escalation = [{ after = "2s", webhooks = ["pager"], unless = "answered" }]
-notify_outcome = ["pager"]
-[[policies]]
-kind = "auto.*"
-timeout = "1s"
-on_timeout = "approve"
-timeout_answer = { auto = true }
-[[policies]]
-kind = "quorum.*"
-required_approvals = 2
-allow_self_approval = true
-"#;
+/// The config the fixture was written with (its script uses the same file).
+const FIXTURE_CONFIG: &str = include_str!("fixtures/v0.2.0.toml");
 
 type EventRow = (i64, String, String, i64, String, String, String);
 
@@ -100,19 +79,6 @@ fn row(db: &Path, id: &str) -> ProjectionRow {
         .unwrap()
 }
 
-fn verify(config: &Path, db: &Path) -> (i32, String) {
-    let out = std::process::Command::new(bin())
-        .args(["audit", "verify", "--config"])
-        .arg(config)
-        .env("WITNESS__STORE__URL", format!("sqlite://{}", db.display()))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 fn copy_of_fixture(dir: &Path) -> PathBuf {
     let db = dir.join("old.db");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0.2.0.db");
@@ -147,7 +113,7 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
     // and every row (before a server's timers add events).
     let cfg = dir.path().join("verify.toml");
     std::fs::write(&cfg, FIXTURE_CONFIG).unwrap();
-    let (code, out) = verify(&cfg, &db);
+    let (code, out) = audit_verify(&cfg, &db);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with(&format!("ok: {n} events")), "{out}");
 
@@ -176,7 +142,7 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
     // New writes (the server's timers add FALLBACK_FIRED events for the
     // old open decisions too): answer an old open decision, retry an old idempotent ask,
     // ask and cancel a new one.
-    let s = Server::start_on(&format!("sqlite://{}", db.display()), FIXTURE_CONFIG);
+    let s = Server::start_on(&sqlite_url(&db), FIXTURE_CONFIG);
     let open: Vec<String> = {
         let c = open_db(&db);
         let mut st = c
@@ -244,7 +210,7 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
     let all = events(&db);
     assert!(all[n as usize..].iter().all(|e| !codec::is_format1(&e.4)));
     assert_eq!(all[n as usize].5, old_events.last().unwrap().6, "chained");
-    let (code, out) = verify(&cfg, &db);
+    let (code, out) = audit_verify(&cfg, &db);
     assert_eq!(code, 0, "{out}");
 
     // Edits are found in both formats.
@@ -253,7 +219,7 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
         "old-edit",
         "UPDATE events SET body = replace(body, 'cluster-a', 'cluster-b') WHERE sequence = 1",
     );
-    let (code, out) = verify(&cfg, &old_edit);
+    let (code, out) = audit_verify(&cfg, &old_edit);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("event 1") && out.contains("edited"), "{out}");
     let last = all
@@ -285,7 +251,7 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
         ),
     ] {
         let bad = tamper(&db, name, &sql);
-        let (code, out) = verify(&cfg, &bad);
+        let (code, out) = audit_verify(&cfg, &bad);
         assert_eq!(code, 1, "{name}: {out}");
         assert!(out.contains(&format!("event {last}")), "{name}: {out}");
     }
@@ -294,7 +260,7 @@ async fn a_v0_2_0_database_migrates_and_its_chain_grows_in_the_compact_format() 
         "row-edit",
         &format!("UPDATE decisions SET body = replace(body, 'migrated and approved', 'x') WHERE id = '{}'", open[0]),
     );
-    let (code, out) = verify(&cfg, &row_edit);
+    let (code, out) = audit_verify(&cfg, &row_edit);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("differs from the replayed events"), "{out}");
 }
@@ -314,7 +280,7 @@ fn a_log_with_a_broken_link_is_not_migrated() {
         .unwrap();
     let cfg = dir.path().join("verify.toml");
     std::fs::write(&cfg, FIXTURE_CONFIG).unwrap();
-    let (code, out) = verify(&cfg, &db);
+    let (code, out) = audit_verify(&cfg, &db);
     assert_ne!(code, 0, "{out}");
     assert!(
         out.contains("event 5") && out.contains("chain link"),

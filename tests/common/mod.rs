@@ -25,19 +25,42 @@ pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_witness")
 }
 
-/// `witness audit verify --json --config CONFIG`, with `store_url` (when
-/// given) overriding the config's store: the exit code and the report.
+/// The store URL of the SQLite file `db`.
+pub(crate) fn sqlite_url(db: &Path) -> String {
+    format!("sqlite://{}", db.display())
+}
+
+/// Runs `witness audit verify [--json] --config CONFIG`, with `store_url`
+/// (when given) overriding the config's store.
+fn audit_verify_output(config: &Path, store_url: Option<&str>, json: bool) -> std::process::Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(["audit", "verify"]);
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.arg("--config").arg(config);
+    if let Some(url) = store_url {
+        cmd.env("WITNESS__STORE__URL", url);
+    }
+    cmd.output().unwrap()
+}
+
+/// `witness audit verify` on the SQLite file `db`: the exit code, and what
+/// it printed (stdout, then stderr).
+pub(crate) fn audit_verify(config: &Path, db: &Path) -> (i32, String) {
+    let out = audit_verify_output(config, Some(&sqlite_url(db)), false);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// `witness audit verify --json`: the exit code and the report.
 pub(crate) fn audit_verify_json(
     config: &Path,
     store_url: Option<&str>,
 ) -> (i32, serde_json::Value) {
-    let mut cmd = Command::new(bin());
-    cmd.args(["audit", "verify", "--json", "--config"])
-        .arg(config);
-    if let Some(url) = store_url {
-        cmd.env("WITNESS__STORE__URL", url);
-    }
-    let out = cmd.output().unwrap();
+    let out = audit_verify_output(config, store_url, true);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let doc = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
         panic!(
