@@ -170,6 +170,24 @@ pub fn retryable(s: &tonic::Status) -> bool {
     }
 }
 
+/// After one attempt of a waiting loop: the closed decision or a fatal
+/// error ends the wait; a stream that ended or failed in a retryable way
+/// sleeps `backoff` (doubling it, up to 5 s) and returns None to go again.
+async fn settle(
+    attempt: std::result::Result<Option<proto::Decision>, tonic::Status>,
+    backoff: &mut std::time::Duration,
+) -> Option<Result<proto::Decision>> {
+    match attempt {
+        Ok(Some(d)) => return Some(Ok(d)),
+        Ok(None) => {}
+        Err(s) if retryable(&s) => {}
+        Err(s) => return Some(Err(s.into())),
+    }
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(std::time::Duration::from_secs(5));
+    None
+}
+
 /// Watches `id` until it closes and returns the closed decision, calling
 /// `on_event` for every event. A dropped stream is re-opened (the first
 /// event of a watch is the current state, so nothing is missed).
@@ -198,14 +216,9 @@ pub async fn wait_closed(
             }
             Ok::<_, tonic::Status>(None)
         };
-        match attempt.await {
-            Ok(Some(d)) => return Ok(d),
-            Ok(None) => {}
-            Err(s) if retryable(&s) => {}
-            Err(s) => return Err(s.into()),
+        if let Some(done) = settle(attempt.await, &mut backoff).await {
+            return done;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
     }
 }
 
@@ -282,14 +295,9 @@ pub async fn wait_any(
             }
             Ok::<_, tonic::Status>(None)
         };
-        match attempt.await {
-            Ok(Some(d)) => return Ok(d),
-            Ok(None) => {}
-            Err(s) if retryable(&s) => {}
-            Err(s) => return Err(s.into()),
+        if let Some(done) = settle(attempt.await, &mut backoff).await {
+            return done;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
     }
 }
 
