@@ -363,12 +363,18 @@ async fn kill_9_between_due_and_delivered_still_delivers_each_level_once() {
     assert_eq!(hits[0].json()["level"], 1);
     let escalated: i64 = open_db(&s.db_path())
         .query_row(
-            "SELECT COUNT(*) FROM events WHERE type = 'ESCALATED' AND decision_id = ?1",
+            // Level 2 (after 4s, unless answered) may fire too on a slow
+            // machine: only level 1 is under test here.
+            "SELECT COUNT(*) FROM events WHERE type = 'ESCALATED' AND decision_id = ?1 \
+             AND json_extract(body, '$.level') = 1",
             [&early.id],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(escalated, 1, "fired exactly once across three restarts");
+    assert_eq!(
+        escalated, 1,
+        "level 1 fired exactly once across three restarts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
