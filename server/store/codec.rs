@@ -147,7 +147,10 @@ fn fill(v: &mut Value, template: &Value) {
         return;
     };
     for (k, default) in tmpl {
-        map.entry(k.clone()).or_insert_with(|| default.clone());
+        // Looked up first: `entry` would allocate the key every time.
+        if !map.contains_key(k) {
+            map.insert(k.clone(), default.clone());
+        }
     }
     let t = templates();
     for (key, val) in map.iter_mut() {
@@ -229,32 +232,44 @@ pub fn decode_event(
             "event {sequence}: body is not a JSON object"
         )));
     }
-    let kind = match payload_template(event_type) {
-        None => json!({ "type": event_type }),
+    let data = match payload_template(event_type) {
+        None => None,
         Some(template) => {
             if let Value::Object(map) = &mut payload {
                 for field in column_fields(event_type) {
-                    map.entry(*field)
-                        .or_insert_with(|| column_value(field, decision_id, at));
+                    if !map.contains_key(*field) {
+                        map.insert((*field).into(), column_value(field, decision_id, at));
+                    }
                 }
             }
             fill(&mut payload, template);
-            let data = match event_type {
-                "CREATED" => json!({ "decision": payload }),
-                "ANSWERED" => json!({ "answer": payload }),
+            Some(match event_type {
+                "CREATED" => Value::Object(Map::from_iter([("decision".into(), payload)])),
+                "ANSWERED" => Value::Object(Map::from_iter([("answer".into(), payload)])),
                 _ => payload,
-            };
-            json!({ "type": event_type, "data": data })
+            })
         }
     };
-    let kind: EventKind =
-        serde_json::from_value(kind).map_err(|e| CodecError(format!("event {sequence}: {e}")))?;
+    let kind =
+        tagged_kind(event_type, data).map_err(|e| CodecError(format!("event {sequence}: {e}")))?;
     Ok(Event {
         sequence,
         decision_id: decision_id.to_string(),
         at,
         kind,
     })
+}
+
+/// Deserialises an `EventKind` from its tag and data, tag first: serde then
+/// reads the data straight into the variant instead of buffering it until
+/// it meets the tag (a map's keys sort `data` before `type`), and nothing
+/// is copied (`json!` would serialise `data` into a new tree).
+fn tagged_kind(event_type: &str, data: Option<Value>) -> Result<EventKind, serde_json::Error> {
+    use serde::de::value::MapDeserializer;
+    use serde::Deserialize;
+    let tag = std::iter::once(("type", Value::from(event_type)));
+    let fields = tag.chain(data.map(|d| ("data", d)));
+    EventKind::deserialize(MapDeserializer::<_, serde_json::Error>::new(fields))
 }
 
 /// The chain hash of a stored event: format 1 hashed its body alone (it
