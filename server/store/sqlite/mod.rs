@@ -7,6 +7,7 @@
 //! read-only connections.
 
 mod migrate;
+mod tail;
 mod writer;
 
 use super::{
@@ -44,6 +45,7 @@ pub struct SqliteStore {
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
     commits: watch::Receiver<u64>,
+    tail: Arc<tail::Tail>,
 }
 
 /// Classifies a SQLite error: a busy or locked database, or a machine
@@ -125,6 +127,8 @@ impl SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let (commit_tx, commit_rx) = watch::channel(chain.sequence);
+        let tail = Arc::new(tail::Tail::default());
+        let writer_tail = tail.clone();
         std::thread::Builder::new()
             .name("witness-sqlite-writer".into())
             .spawn(move || {
@@ -132,6 +136,7 @@ impl SqliteStore {
                     conn,
                     chain,
                     commits: commit_tx,
+                    tail: writer_tail,
                     clock,
                 }
                 .run(rx);
@@ -142,6 +147,7 @@ impl SqliteStore {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
             commits: commit_rx,
+            tail,
         })
     }
 
@@ -333,6 +339,9 @@ impl Store for SqliteStore {
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+        if let Some(events) = self.tail.after(after, limit) {
+            return Ok(events);
+        }
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2"

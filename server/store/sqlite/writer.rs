@@ -14,6 +14,8 @@ pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) chain: Chain,
     pub(super) commits: watch::Sender<u64>,
+    /// Where the committed events go for the hub to read (`events_after`).
+    pub(super) tail: std::sync::Arc<super::tail::Tail>,
     pub(super) clock: super::super::Clock,
 }
 
@@ -57,10 +59,17 @@ impl Writer {
                     began.elapsed(),
                     results.iter().filter_map(|r| r.as_ref().ok()),
                 );
+                let written = results.iter().filter_map(|r| r.as_ref().ok());
+                self.tail.extend(
+                    written
+                        .filter(|a| a.fresh)
+                        .flat_map(|a| a.events.iter().cloned()),
+                );
                 results
             }
             Err(e) => {
                 self.chain = start.clone();
+                self.tail.clear();
                 // Every command shares the batch's fate, and its class of error.
                 replies.iter().map(|_| Err(e.for_each_in_batch())).collect()
             }
