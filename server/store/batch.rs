@@ -204,10 +204,17 @@ fn plan_one(
         }
         Err(e) => return Err(e),
     };
-    // Row and timers: the decision's latest state, once per batch.
+    // The fallible steps first, so that a failure leaves `writes` as it was.
     let d = &plan.decision;
-    if !plan.events.is_empty() {
-        let row = ProjectionRow::write(d)?;
+    let row = match plan.events.is_empty() {
+        true => None,
+        false => Some(ProjectionRow::write(d)?),
+    };
+    if let Some((idem, outcome)) = plan.request {
+        remember(loaded, writes, idem, d.id.clone(), Ok(outcome))?;
+    }
+    // Row and timers: the decision's latest state, once per batch.
+    if let Some(row) = row {
         match written.get(&d.id) {
             Some(&i) => writes.decisions[i].row = row,
             None => {
@@ -231,9 +238,6 @@ fn plan_one(
         }));
     if let Some(body) = plan.receipt {
         writes.receipts.push((d.id.clone(), body));
-    }
-    if let Some((idem, outcome)) = plan.request {
-        remember(loaded, writes, idem, d.id.clone(), Ok(outcome))?;
     }
     writes.events.extend(plan.events);
     loaded.decisions.insert(d.id.clone(), plan.decision);
