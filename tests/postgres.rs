@@ -307,12 +307,23 @@ async fn a_unique_violation_is_internal_not_unavailable_and_not_corrupt() {
         err.message()
     );
     assert!(!witness::client::retryable(&err), "{}", err.message());
-    // The refusal left nothing behind: without the stray row, asks work.
+    // The statements after the failed one and COMMIT went out in the same
+    // round trip: none of them took effect.
+    async fn decisions(db: &tokio_postgres::Client) -> i64 {
+        let row = db.query_one("SELECT COUNT(*) FROM decisions", &[]).await;
+        row.unwrap().get(0)
+    }
+    assert_eq!(decisions(&db).await, 1, "the failed batch wrote no row");
+    // The refusal left nothing behind: without the stray row, asks work,
+    // on every pooled connection.
     db.batch_execute("DELETE FROM events WHERE decision_id = 'x'")
         .await
         .unwrap();
-    asker
-        .ask(ask("deploy.prod", &["sre"], 1, None))
-        .await
-        .unwrap();
+    for _ in 0..5 {
+        asker
+            .ask(ask("deploy.prod", &["sre"], 1, None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(decisions(&db).await, 6);
 }

@@ -1,9 +1,10 @@
 //! The Postgres write path: group commit under the chain-row lock,
-//! following the shared plan in `store::batch`, in four round trips per
-//! batch whatever its size: BEGIN; the chain lock with steps 1 and 2
-//! (pipelined); step 4 as one multi-row statement per table (`UNNEST` of
-//! one array per column, pipelined with the chain update and NOTIFY);
-//! COMMIT.
+//! following the shared plan in `store::batch`, in two round trips per
+//! batch whatever its size: BEGIN, the chain lock and steps 1 and 2
+//! (pipelined); then step 4 as one multi-row statement per table (`UNNEST`
+//! of one array per column), the chain update, NOTIFY and COMMIT
+//! (pipelined). A connection whose batch failed is closed, not pooled:
+//! it may still be inside the transaction.
 
 use super::super::batch::{parse_outcome, BatchWrites, Keys, Loaded, RequestKey};
 use super::super::StoreError;
@@ -65,26 +66,44 @@ async fn execute_batch(
     cmds: Vec<Command>,
     clock: &super::super::Clock,
 ) -> Result<(Vec<Result<Applied>>, u64)> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
+    let client = pool.get().await?;
+    let result = transact(&client, cmds, clock).await;
+    if result.is_err() {
+        // BEGIN and COMMIT are pipelined with the statements between them,
+        // so the failed transaction may still be open (or aborted) on this
+        // connection: close it, which rolls the transaction back, rather
+        // than hand it to the next user of the pool.
+        drop(deadpool_postgres::Object::take(client));
+    }
+    result
+}
+
+async fn transact(
+    c: &deadpool_postgres::Client,
+    cmds: Vec<Command>,
+    clock: &super::super::Clock,
+) -> Result<(Vec<Result<Applied>>, u64)> {
     let keys = Keys::of(&cmds);
-    // Prepared first, so that the queries below go out in this order in one
-    // round trip: the reads run after the lock is granted, so they see
-    // every batch committed before this one, by any replica.
-    let lock = tx
+    // Prepared first (cached after the first batch), so that the queries
+    // below go out in this order in one round trip: the reads run after the
+    // lock is granted, so they see every batch committed before this one,
+    // by any replica.
+    let lock = c
         .prepare_cached("SELECT sequence, hash FROM chain FOR UPDATE")
         .await?;
-    let reads = Reads::prepare(&tx).await?;
-    let (start, requests, decisions) = tokio::try_join!(
+    let reads = Reads::prepare(c).await?;
+    let (_, start, requests, decisions) = tokio::try_join!(
+        biased; // each sends on its first poll, and in this order
+        async { Ok::<_, StoreError>(c.batch_execute("BEGIN").await?) },
         async {
-            let row = tx.query_one(&lock, &[]).await?;
+            let row = c.query_one(&lock, &[]).await?;
             Ok::<_, StoreError>(Chain {
                 sequence: row.get::<_, i64>(0) as u64,
                 hash: row.get(1),
             })
         },
-        reads.lookup_requests(&tx, &keys.requests),
-        reads.load_decisions(&tx, &keys.decisions),
+        reads.lookup_requests(c, &keys.requests),
+        reads.load_decisions(c, &keys.decisions),
     )?;
     let (requests, mut request_decisions) = requests;
     request_decisions.extend(decisions);
@@ -96,10 +115,7 @@ async fn execute_batch(
     // Read under the chain lock, so event times follow sequence order.
     let now = clock();
     let (results, writes) = plan_batch(cmds, loaded, &mut chain, now);
-    if !writes.is_empty() {
-        write_batch(&tx, &writes, &chain).await?;
-    }
-    tx.commit().await?;
+    write_and_commit(c, &writes, &chain).await?;
     Ok((results, chain.sequence))
 }
 
@@ -216,10 +232,13 @@ const INSERT_REQUESTS: &str =
     "INSERT INTO requests (scope, request_id, fingerprint, decision_id, outcome)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])";
 
-/// Step 4: one multi-row statement per table, then the chain head and the
-/// wake-up, all issued together so tokio-postgres pipelines them (in order)
-/// in one round trip; the first failure fails the batch.
-async fn write_batch(c: &impl GenericClient, w: &BatchWrites, chain: &Chain) -> Result<()> {
+/// Step 4 and COMMIT: one multi-row statement per table, then the chain
+/// head, the wake-up and COMMIT, all issued together so tokio-postgres
+/// pipelines them (in order) in one round trip. The first failure fails
+/// the batch; a COMMIT after a failed statement only rolls back, and every
+/// statement's result is checked, so a batch is never taken as committed
+/// unless all of it was.
+async fn write_and_commit(c: &impl GenericClient, w: &BatchWrites, chain: &Chain) -> Result<()> {
     let (inserts, updates) = w.decision_rows();
     let events = Columns::events(w);
     let new_rows = Columns::inserts(&inserts);
@@ -264,6 +283,9 @@ async fn write_batch(c: &impl GenericClient, w: &BatchWrites, chain: &Chain) -> 
             c.execute(&notify, &[&CHANNEL, &head.1]).await
         }));
     }
+    writes.push(Box::pin(async move {
+        c.batch_execute("COMMIT").await.map(|()| 0)
+    }));
     let counts = futures::future::try_join_all(writes).await?;
     if changed.rows > 0 && counts.get(updated) != Some(&(changed.rows as u64)) {
         let id = updates.first().map_or("", |(d, _)| d.id.as_str());
