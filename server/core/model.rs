@@ -7,9 +7,10 @@ use serde_json::Value;
 pub type Micros = i64;
 
 /// Where a decision is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
+    #[default]
     Open,
     Approved,
     Rejected,
@@ -51,9 +52,10 @@ impl Status {
 }
 
 /// An operator's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
+    #[default]
     Approve,
     Reject,
 }
@@ -79,7 +81,12 @@ impl OnTimeout {
 }
 
 /// The effective policy, copied into a decision at creation.
+///
+/// A missing field takes its `Default` value, here and in the other stored
+/// types: the defaults equal the templates a compact stored body leaves
+/// out (`store::codec`), so a body decodes without being filled first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Policy {
     /// The kind glob that matched; empty for the default policy.
     pub matched_kind: String,
@@ -140,7 +147,8 @@ impl Unless {
 }
 
 /// One level of a policy's escalation chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EscalationLevel {
     /// Time after creation at which the level comes due.
     pub after_us: i64,
@@ -150,9 +158,10 @@ pub struct EscalationLevel {
 }
 
 /// Where one escalation level of a decision stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EscalationState {
+    #[default]
     Pending,
     Fired,
     /// Its `unless` held, or the decision closed first: it never fires.
@@ -170,7 +179,8 @@ impl EscalationState {
 }
 
 /// One escalation level as tracked on a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Escalation {
     /// 1-based, in chain order.
     pub level: u32,
@@ -198,8 +208,45 @@ impl Default for Policy {
     }
 }
 
+/// The stored template (`store::codec`): an open, empty decision needing
+/// one approval under the default policy.
+impl Default for Decision {
+    fn default() -> Self {
+        Decision {
+            id: String::new(),
+            kind: String::new(),
+            input: Value::Null,
+            response_schema: None,
+            authorized_roles: Vec::new(),
+            surfaces: Vec::new(),
+            required_approvals: 1,
+            context_hash: None,
+            status: Status::Open,
+            answers: Vec::new(),
+            asked_by: String::new(),
+            created_at: 0,
+            expires_at: None,
+            delivered_at: None,
+            delivered_via: None,
+            closed_at: None,
+            version: 0,
+            last_sequence: 0,
+            policy: Policy::default(),
+            context_confirmed_at: None,
+            context_confirmed_sequence: 0,
+            close_reason: None,
+            closed_by: None,
+            fallback_fired: false,
+            escalations: Vec::new(),
+            last_event_type: None,
+            updated_at: 0,
+        }
+    }
+}
+
 /// One recorded answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Answer {
     pub verdict: Verdict,
     pub answer: Value,
@@ -215,6 +262,7 @@ pub struct Answer {
 
 /// One question for humans: the projection of its events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Decision {
     pub id: String,
     pub kind: String,
@@ -315,7 +363,8 @@ impl Decision {
     }
 }
 
-/// What an event records. Serialised with `type` and `data` keys.
+/// What an event records. Serialised with `type` and `data` keys; a missing
+/// payload field takes its default, as in a compact stored body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventKind {
@@ -324,7 +373,9 @@ pub enum EventKind {
         decision: Box<Decision>,
     },
     Delivered {
+        #[serde(default)]
         surface: String,
+        #[serde(default)]
         by: String,
     },
     Answered {
@@ -333,23 +384,31 @@ pub enum EventKind {
     Approved,
     Rejected,
     Cancelled {
+        #[serde(default)]
         by: String,
+        #[serde(default)]
         reason: String,
     },
     ContextConfirmed {
+        #[serde(default)]
         by: String,
     },
     ContextChanged {
+        #[serde(default)]
         by: String,
+        #[serde(default)]
         reported_hash: String,
     },
     FallbackFired {
+        #[serde(default)]
         webhooks: Vec<String>,
     },
     Expired,
     /// An escalation level fired (1-based) and paged `webhooks`.
     Escalated {
+        #[serde(default)]
         level: u32,
+        #[serde(default)]
         webhooks: Vec<String>,
     },
 }

@@ -232,9 +232,11 @@ pub fn decode_event(
             "event {sequence}: body is not a JSON object"
         )));
     }
+    // The fields left out at their template value need no filling in: each
+    // stored type's serde default is its template (a test keeps them equal).
     let data = match payload_template(event_type) {
         None => None,
-        Some(template) => {
+        Some(_) => {
             if let Value::Object(map) = &mut payload {
                 for field in column_fields(event_type) {
                     if !map.contains_key(*field) {
@@ -242,7 +244,6 @@ pub fn decode_event(
                     }
                 }
             }
-            fill(&mut payload, template);
             Some(match event_type {
                 "CREATED" => Value::Object(Map::from_iter([("decision".into(), payload)])),
                 "ANSWERED" => Value::Object(Map::from_iter([("answer".into(), payload)])),
@@ -332,6 +333,13 @@ pub fn encode_decision(d: &Decision) -> Result<String, CodecError> {
 /// A stored row (compact, or written before with every field in its body)
 /// as the whole decision's JSON.
 pub fn row_value(row: &ProjectionRow) -> Result<Value, CodecError> {
+    let mut v = row_columns_in(row)?;
+    fill(&mut v, &templates().decision);
+    Ok(v)
+}
+
+/// A stored row's body with its column fields put back (not its defaults).
+fn row_columns_in(row: &ProjectionRow) -> Result<Value, CodecError> {
     let mut v: Value = serde_json::from_str(&row.body).map_err(bad)?;
     let Value::Object(map) = &mut v else {
         return Err(CodecError(format!(
@@ -356,13 +364,13 @@ pub fn row_value(row: &ProjectionRow) -> Result<Value, CodecError> {
     if row.version == 1 {
         map.entry(LAST_EVENT).or_insert_with(|| CREATED.into());
     }
-    fill(&mut v, &templates().decision);
     Ok(v)
 }
 
-/// Reads a stored decision row.
+/// Reads a stored decision row; the defaults come from serde (see
+/// `decode_event`).
 pub fn decode_row(row: &ProjectionRow) -> Result<Decision, CodecError> {
-    serde_json::from_value(row_value(row)?)
+    serde_json::from_value(row_columns_in(row)?)
         .map_err(|e| CodecError(format!("decision {}: {e}", row.id)))
 }
 
