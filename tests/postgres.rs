@@ -327,3 +327,59 @@ async fn a_unique_violation_is_internal_not_unavailable_and_not_corrupt() {
     }
     assert_eq!(decisions(&db).await, 6);
 }
+
+/// A decision row that changed underneath the writer (here a trigger makes
+/// the batch's UPDATE skip it) fails the batch before it commits: the
+/// cancel is refused and neither its event nor the chain head is stored.
+#[tokio::test]
+async fn a_row_changed_underneath_fails_the_batch_before_it_commits() {
+    let url = PgCluster::shared().fresh_database().await;
+    let s = Server::start_on(&url, "");
+    let mut asker = s.client("svc", &[]).await;
+    let id = asker
+        .ask(ask("deploy.prod", &["sre"], 1, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap()
+        .id;
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    db.batch_execute(
+        "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER skip_updates BEFORE UPDATE ON decisions
+             FOR EACH ROW EXECUTE FUNCTION skip_row();",
+    )
+    .await
+    .unwrap();
+    /// The chain head and the number of events stored.
+    async fn head(db: &tokio_postgres::Client) -> (i64, i64) {
+        let sql = "SELECT sequence, (SELECT COUNT(*) FROM events) FROM chain";
+        let row = db.query_one(sql, &[]).await.unwrap();
+        (row.get(0), row.get(1))
+    }
+    let before = head(&db).await;
+    let cancel = proto::CancelRequest {
+        decision_id: id.clone(),
+        reason: "changed my mind".into(),
+    };
+    let err = asker.cancel(cancel.clone()).await.unwrap_err();
+    assert!(
+        err.message().contains("changed underneath"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        head(&db).await,
+        before,
+        "nothing of the batch was committed"
+    );
+    db.batch_execute("DROP TRIGGER skip_updates ON decisions")
+        .await
+        .unwrap();
+    asker.cancel(cancel).await.unwrap();
+    assert_eq!(head(&db).await.0, before.0 + 1);
+}

@@ -3,8 +3,10 @@
 //! batch whatever its size: BEGIN, the chain lock and steps 1 and 2
 //! (pipelined); then step 4 as one multi-row statement per table (`UNNEST`
 //! of one array per column), the chain update, NOTIFY and COMMIT
-//! (pipelined). A connection whose batch failed is closed, not pooled:
-//! it may still be inside the transaction.
+//! (pipelined). A batch that updates decision rows checks the update's
+//! count before a COMMIT of its own: three round trips. A connection whose
+//! batch failed is closed, not pooled: it may still be inside the
+//! transaction.
 
 use super::super::batch::{parse_outcome, BatchWrites, Keys, Loaded, RequestKey};
 use super::super::StoreError;
@@ -237,7 +239,8 @@ const INSERT_REQUESTS: &str =
 /// pipelines them (in order) in one round trip. The first failure fails
 /// the batch; a COMMIT after a failed statement only rolls back, and every
 /// statement's result is checked, so a batch is never taken as committed
-/// unless all of it was.
+/// unless all of it was. Only the update's row count is checked after the
+/// fact, so a batch with updates commits after that check.
 async fn write_and_commit(c: &impl GenericClient, w: &BatchWrites, chain: &Chain) -> Result<()> {
     let (inserts, updates) = w.decision_rows();
     let events = Columns::events(w);
@@ -283,13 +286,22 @@ async fn write_and_commit(c: &impl GenericClient, w: &BatchWrites, chain: &Chain
             c.execute(&notify, &[&CHANNEL, &head.1]).await
         }));
     }
-    writes.push(Box::pin(async move {
-        c.batch_execute("COMMIT").await.map(|()| 0)
-    }));
+    // A batch that updates rows must see the update's count before it
+    // commits (a row changed underneath fails the batch), so its COMMIT
+    // takes a round trip of its own.
+    let checked = changed.rows > 0;
+    if !checked {
+        writes.push(Box::pin(async move {
+            c.batch_execute("COMMIT").await.map(|()| 0)
+        }));
+    }
     let counts = futures::future::try_join_all(writes).await?;
-    if changed.rows > 0 && counts.get(updated) != Some(&(changed.rows as u64)) {
-        let id = updates.first().map_or("", |(d, _)| d.id.as_str());
-        return Err(changed_underneath(id));
+    if checked {
+        if counts.get(updated) != Some(&(changed.rows as u64)) {
+            let id = updates.first().map_or("", |(d, _)| d.id.as_str());
+            return Err(changed_underneath(id));
+        }
+        c.batch_execute("COMMIT").await?;
     }
     Ok(())
 }
