@@ -428,10 +428,7 @@ escalation = [{{ after = "1s", webhooks = ["oncall"] }}]
     let keys: std::collections::HashSet<String> =
         hits.iter().map(|h| h.idempotency_key.clone()).collect();
     assert_eq!(keys.len(), 301);
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = pg::connect(&url).await;
     let rows = client
         .query(
             "SELECT decision_id, COUNT(*) FROM events WHERE type = 'ESCALATED' GROUP BY decision_id",

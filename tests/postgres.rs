@@ -284,10 +284,7 @@ async fn a_unique_violation_is_internal_not_unavailable_and_not_corrupt() {
         .ask(ask("deploy.prod", &["sre"], 1, None))
         .await
         .unwrap();
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let db = pg::connect(&url).await;
     // Take the next sequence number before witness does.
     db.batch_execute(
         "INSERT INTO events (sequence, decision_id, type, at, body, prev_hash, hash)
@@ -344,10 +341,7 @@ async fn a_row_changed_underneath_fails_the_batch_before_it_commits() {
         .decision
         .unwrap()
         .id;
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let db = pg::connect(&url).await;
     db.batch_execute(
         "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
          CREATE TRIGGER skip_updates BEFORE UPDATE ON decisions

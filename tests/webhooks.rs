@@ -334,10 +334,7 @@ async fn with_two_replicas_hundreds_of_due_timers_each_fire_exactly_once() {
     let keys: std::collections::HashSet<String> =
         hits.iter().map(|h| h.idempotency_key.clone()).collect();
     assert_eq!(keys.len(), hits.len());
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = pg::connect(&url).await;
     let fired: i64 = client
         .query_one(
             "SELECT COUNT(*) FROM events WHERE type = 'FALLBACK_FIRED'",

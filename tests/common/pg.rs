@@ -37,6 +37,16 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A client of the database at `url`, for a test to look behind witness's
+/// back (its connection runs until the client is dropped).
+pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
 impl PgCluster {
     /// A cluster of this test's own (for tests that stop and start it).
     pub(crate) fn start() -> PgCluster {

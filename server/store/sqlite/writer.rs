@@ -54,17 +54,11 @@ impl Writer {
         let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
         let results = match self.execute_batch(cmds) {
             Ok(results) => {
-                crate::metrics::store_committed(
-                    results.len(),
-                    began.elapsed(),
-                    results.iter().filter_map(|r| r.as_ref().ok()),
-                );
-                let written = results.iter().filter_map(|r| r.as_ref().ok());
-                self.tail.extend(
-                    written
-                        .filter(|a| a.fresh)
-                        .flat_map(|a| a.events.iter().cloned()),
-                );
+                let applied = || results.iter().filter_map(|r| r.as_ref().ok());
+                crate::metrics::store_committed(results.len(), began.elapsed(), applied());
+                let fresh = applied().filter(|a| a.fresh);
+                self.tail
+                    .extend(fresh.flat_map(|a| a.events.iter().cloned()));
                 results
             }
             Err(e) => {
