@@ -64,11 +64,16 @@ fn write_value(out: &mut String, value: &Value) {
 /// JavaScript numbers are IEEE doubles; format them as `Number#toString`.
 fn write_number(out: &mut String, n: &serde_json::Number) {
     let f = n.as_f64().unwrap_or(0.0);
+    out.push_str(format_js_number(f, &mut ryu_js::Buffer::new()));
+}
+
+/// `Number#toString` of a finite `f`.
+pub(crate) fn format_js_number(f: f64, buf: &mut ryu_js::Buffer) -> &str {
     if f == 0.0 {
         // Covers -0, which JavaScript prints as "0".
-        out.push('0');
+        "0"
     } else {
-        out.push_str(ryu_js::Buffer::new().format(f));
+        buf.format(f)
     }
 }
 
@@ -91,7 +96,7 @@ fn array_index(key: &str) -> Option<u32> {
     (n <= 4_294_967_294).then_some(n as u32)
 }
 
-fn js_key_order(a: &str, b: &str) -> Ordering {
+pub(crate) fn js_key_order(a: &str, b: &str) -> Ordering {
     match (array_index(a), array_index(b)) {
         (Some(x), Some(y)) => x.cmp(&y),
         (Some(_), None) => Ordering::Less,

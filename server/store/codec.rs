@@ -24,9 +24,10 @@
 //! the log stays readable with any SQL client, and the canonical form that
 //! makes the hash reproducible already exists.
 
+use super::compact::{self, Form, Template};
 use super::ProjectionRow;
 use crate::core::canonical::canonical_json;
-use crate::core::{chain_hash, Decision, Event, EventKind, Micros};
+use crate::core::{chain_hash, Decision, Event, EventKind, EventType, Micros};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
@@ -121,27 +122,72 @@ fn payload_template(event_type: &str) -> Option<&'static Value> {
     })
 }
 
-/// Removes the fields of `v` equal to the template's (recursing into the
-/// fields whose shape is known); never looks inside arbitrary JSON.
-fn strip(v: &mut Value, template: &Value) {
-    let (Value::Object(map), Value::Object(tmpl)) = (v, template) else {
-        return;
-    };
-    let t = templates();
-    for (key, val) in map.iter_mut() {
-        match key.as_str() {
-            "policy" => strip(val, &t.policy),
-            "answers" => each(val, |a| strip(a, &t.answer)),
-            "escalations" => each(val, |e| strip(e, &t.escalation)),
-            "escalation" => each(val, |l| strip(l, &t.level)),
-            _ => {}
-        }
-    }
-    // After the nested fields, so that an all-default policy goes too.
-    map.retain(|k, val| tmpl.get(k) != Some(val));
+/// The templates as the one-pass writer compares them: each field's
+/// canonical bytes.
+struct ByteTemplates {
+    decision: Box<Template>,
+    policy: Box<Template>,
+    answer: Box<Template>,
+    escalation: Box<Template>,
+    level: Box<Template>,
+    payloads: Vec<(&'static str, Box<Template>)>,
 }
 
-/// Puts back every field `strip` removed.
+impl ByteTemplates {
+    fn payload(&self, event_type: &str) -> Option<&Template> {
+        let found = self.payloads.iter().find(|(t, _)| *t == event_type);
+        found.map(|(_, template)| &**template)
+    }
+}
+
+fn byte_templates() -> &'static ByteTemplates {
+    static B: OnceLock<ByteTemplates> = OnceLock::new();
+    B.get_or_init(|| {
+        let bytes = |template: &Value| -> Box<Template> {
+            let Value::Object(map) = template else {
+                return Box::default();
+            };
+            map.iter()
+                .map(|(k, v)| (k.clone(), canonical_json(v).into_bytes()))
+                .collect()
+        };
+        let t = templates();
+        let payloads = [
+            "DELIVERED",
+            "CANCELLED",
+            "CONTEXT_CONFIRMED",
+            "CONTEXT_CHANGED",
+            "FALLBACK_FIRED",
+            "ESCALATED",
+        ];
+        ByteTemplates {
+            decision: bytes(&t.decision),
+            policy: bytes(&t.policy),
+            answer: bytes(&t.answer),
+            escalation: bytes(&t.escalation),
+            level: bytes(&t.level),
+            payloads: payloads
+                .into_iter()
+                .filter_map(|ty| Some((ty, bytes(payload_template(ty)?))))
+                .collect(),
+        }
+    })
+}
+
+/// A nested struct's template, by its serde name.
+fn by_name(name: &str) -> Option<&'static Template> {
+    let t = byte_templates();
+    Some(match name {
+        "Decision" => &t.decision,
+        "Policy" => &t.policy,
+        "Answer" => &t.answer,
+        "Escalation" => &t.escalation,
+        "EscalationLevel" => &t.level,
+        _ => return None,
+    })
+}
+
+/// Puts back every field the writer left out at its template value.
 fn fill(v: &mut Value, template: &Value) {
     let (Value::Object(map), Value::Object(tmpl)) = (v, template) else {
         return;
@@ -186,32 +232,52 @@ fn column_value(field: &str, decision_id: &str, at: Micros) -> Value {
     }
 }
 
-/// The format-2 body of `event`.
+/// The format-2 body of `event`, written in one pass (`compact`).
 pub fn encode_event(event: &Event) -> Result<String, CodecError> {
-    let type_name = event.kind.type_name();
-    let Some(template) = payload_template(type_name) else {
-        return Ok("{}".into());
-    };
-    let mut tagged = serde_json::to_value(&event.kind).map_err(bad)?;
-    let mut payload = match tagged.get_mut("data").map(Value::take) {
-        // CREATED and ANSWERED wrap one object: store it bare.
-        Some(Value::Object(mut data)) if matches!(type_name, "CREATED" | "ANSWERED") => data
-            .values_mut()
-            .next()
-            .map(Value::take)
-            .unwrap_or_default(),
-        Some(data) => data,
-        None => Value::Object(Map::new()),
-    };
-    if let Value::Object(map) = &mut payload {
-        for field in column_fields(type_name) {
-            if map.get(*field) == Some(&column_value(field, &event.decision_id, event.at)) {
-                map.remove(*field);
-            }
+    let t = byte_templates();
+    let mut out = Vec::with_capacity(512);
+    let written = match &event.kind {
+        EventKind::Created { decision } => {
+            // The fields the columns hold (`column_fields`).
+            let omit = [
+                ("id", decision.id == event.decision_id),
+                ("created_at", decision.created_at == event.at),
+                ("updated_at", decision.updated_at == event.at),
+            ];
+            let omit: Vec<&str> = omit.iter().filter(|o| o.1).map(|o| o.0).collect();
+            compact::write(
+                &mut out,
+                &**decision,
+                Form::Canonical,
+                Some(&t.decision),
+                &omit,
+                by_name,
+            )
         }
-    }
-    strip(&mut payload, template);
-    Ok(canonical_json(&payload))
+        EventKind::Answered { answer } => {
+            let omit: &[&str] = if answer.answered_at == event.at {
+                &["answered_at"]
+            } else {
+                &[]
+            };
+            compact::write(
+                &mut out,
+                answer,
+                Form::Canonical,
+                Some(&t.answer),
+                omit,
+                by_name,
+            )
+        }
+        kind => match t.payload(kind.type_name()) {
+            None => return Ok("{}".into()),
+            Some(template) => {
+                compact::write_data(&mut out, kind, Form::Canonical, Some(template), by_name)
+            }
+        },
+    };
+    written.map_err(bad)?;
+    String::from_utf8(out).map_err(bad)
 }
 
 /// Reads a stored event of either format. Format 1 is taken as stored;
@@ -309,25 +375,20 @@ const ROW_COLUMNS: [&str; 7] = [
 ];
 
 /// The stored body of a decision row: the decision without its column
-/// fields and default values.
+/// fields and default values, written in one pass (`compact`).
 pub fn encode_decision(d: &Decision) -> Result<String, CodecError> {
-    let mut v = serde_json::to_value(d).map_err(bad)?;
-    strip(&mut v, &templates().decision);
-    if let Value::Object(map) = &mut v {
-        if map.get("updated_at") == map.get("created_at") {
-            map.remove("updated_at");
-        }
-        // A row at version 1 has seen only its CREATED event.
-        if map.get("version") == Some(&Value::from(1))
-            && map.get(LAST_EVENT) == Some(&CREATED.into())
-        {
-            map.remove(LAST_EVENT);
-        }
-        for field in ROW_COLUMNS {
-            map.remove(field);
-        }
+    let mut omit: Vec<&str> = ROW_COLUMNS.to_vec();
+    if d.updated_at == d.created_at {
+        omit.push("updated_at");
     }
-    serde_json::to_string(&v).map_err(bad)
+    // A row at version 1 has seen only its CREATED event.
+    if d.version == 1 && d.last_event_type == Some(EventType::Created) {
+        omit.push(LAST_EVENT);
+    }
+    let mut out = Vec::with_capacity(512);
+    let t = byte_templates();
+    compact::write(&mut out, d, Form::Plain, Some(&t.decision), &omit, by_name).map_err(bad)?;
+    String::from_utf8(out).map_err(bad)
 }
 
 /// A stored row (compact, or written before with every field in its body)
@@ -382,3 +443,7 @@ pub fn decode_full_decision(body: &str) -> Result<Decision, CodecError> {
 #[cfg(test)]
 #[path = "codec_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "codec_oracle_tests.rs"]
+mod oracle_tests;

@@ -77,7 +77,7 @@ fn roundtrip(e: &Event) -> (String, Event) {
 }
 
 /// A log touching every event kind, with non-default values everywhere.
-fn rich_log() -> Vec<Event> {
+pub(super) fn rich_log() -> Vec<Event> {
     let mut ask = small_ask();
     ask.input = json!({"ünï": "\u{2028}", "n": -1.5e-7, "big": 9007199254740992u64, "0": []});
     ask.response_schema = Some(json!({"type": "object"}));
@@ -265,13 +265,14 @@ fn garbage_is_an_error_not_a_panic() {
 #[test]
 fn serde_defaults_are_the_templates() {
     use crate::core::{Escalation, EscalationLevel};
-    fn check<T>(template: &Value)
+    fn check<T>(template: &Value, name: &str)
     where
         T: Default + PartialEq + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
     {
-        let mut v = serde_json::to_value(T::default()).unwrap();
-        strip(&mut v, template);
-        assert_eq!(v, json!({}), "{}", std::any::type_name::<T>());
+        let mut out = Vec::new();
+        let bytes = by_name(name);
+        compact::write(&mut out, &T::default(), Form::Plain, bytes, &[], by_name).unwrap();
+        assert_eq!(out, b"{}", "{name}");
         let mut filled = template.clone();
         fill(&mut filled, template);
         assert_eq!(serde_json::from_value::<T>(filled).unwrap(), T::default());
@@ -281,11 +282,11 @@ fn serde_defaults_are_the_templates() {
         );
     }
     let t = templates();
-    check::<Decision>(&t.decision);
-    check::<Policy>(&t.policy);
-    check::<Answer>(&t.answer);
-    check::<Escalation>(&t.escalation);
-    check::<EscalationLevel>(&t.level);
+    check::<Decision>(&t.decision, "Decision");
+    check::<Policy>(&t.policy, "Policy");
+    check::<Answer>(&t.answer, "Answer");
+    check::<Escalation>(&t.escalation, "Escalation");
+    check::<EscalationLevel>(&t.level, "EscalationLevel");
 }
 
 /// The decoder that fills every template in before deserialising, as

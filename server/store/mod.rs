@@ -6,6 +6,7 @@
 
 mod batch;
 pub mod codec;
+mod compact;
 pub mod postgres;
 pub mod sqlite;
 
