@@ -292,6 +292,40 @@ pub fn decode_event(
     if is_format1(body) {
         return serde_json::from_str(body).map_err(bad);
     }
+    let event = |kind| Event {
+        sequence,
+        decision_id: decision_id.to_string(),
+        at,
+        kind,
+    };
+    let corrupt = |e: serde_json::Error| CodecError(format!("event {sequence}: {e}"));
+    // The two kinds every Ask and Answer writes, read straight from the
+    // text. A column field is left out when it equals the column or its
+    // template value, and the writer never stores a template value, so
+    // the template value here means "the column's".
+    match event_type {
+        "CREATED" => {
+            let mut d: Decision = serde_json::from_str(body).map_err(corrupt)?;
+            if d.id.is_empty() {
+                d.id = decision_id.to_string();
+            }
+            for field in [&mut d.created_at, &mut d.updated_at] {
+                if *field == 0 {
+                    *field = at;
+                }
+            }
+            let decision = Box::new(d);
+            return Ok(event(EventKind::Created { decision }));
+        }
+        "ANSWERED" => {
+            let mut answer: crate::core::Answer = serde_json::from_str(body).map_err(corrupt)?;
+            if answer.answered_at == 0 {
+                answer.answered_at = at;
+            }
+            return Ok(event(EventKind::Answered { answer }));
+        }
+        _ => {}
+    }
     let mut payload: Value = serde_json::from_str(body).map_err(bad)?;
     if !payload.is_object() {
         return Err(CodecError(format!(
@@ -317,14 +351,7 @@ pub fn decode_event(
             })
         }
     };
-    let kind =
-        tagged_kind(event_type, data).map_err(|e| CodecError(format!("event {sequence}: {e}")))?;
-    Ok(Event {
-        sequence,
-        decision_id: decision_id.to_string(),
-        at,
-        kind,
-    })
+    Ok(event(tagged_kind(event_type, data).map_err(corrupt)?))
 }
 
 /// Deserialises an `EventKind` from its tag and data, tag first: serde then

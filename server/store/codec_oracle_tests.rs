@@ -364,7 +364,11 @@ proptest! {
         let events = events(&d, &id, at, answer, words);
         prop_assert_eq!(encode_decision(&d).unwrap(), tree_encode_decision(&d));
         for e in &events {
-            prop_assert_eq!(encode_event(e).unwrap(), tree_encode_event(e));
+            let body = encode_event(e).unwrap();
+            prop_assert_eq!(&body, &tree_encode_event(e));
+            // And it reads back as the template-filling decoder reads it.
+            let back = decode_event(e.sequence, &e.decision_id, e.kind.type_name(), e.at, &body);
+            prop_assert_eq!(back.unwrap(), tests::decode_filled(e, &body));
         }
     }
 }

@@ -291,7 +291,7 @@ fn serde_defaults_are_the_templates() {
 
 /// The decoder that fills every template in before deserialising, as
 /// format 2 was first read: the serde-default decoder must agree with it.
-fn decode_filled(e: &Event, body: &str) -> Event {
+pub(super) fn decode_filled(e: &Event, body: &str) -> Event {
     Event {
         kind: kind_filled(e.kind.type_name(), &e.decision_id, e.at, body),
         ..e.clone()
