@@ -152,22 +152,16 @@ fn byte_templates() -> &'static ByteTemplates {
                 .collect()
         };
         let t = templates();
-        let payloads = [
-            "DELIVERED",
-            "CANCELLED",
-            "CONTEXT_CONFIRMED",
-            "CONTEXT_CHANGED",
-            "FALLBACK_FIRED",
-            "ESCALATED",
-        ];
         ByteTemplates {
             decision: bytes(&t.decision),
             policy: bytes(&t.policy),
             answer: bytes(&t.answer),
             escalation: bytes(&t.escalation),
             level: bytes(&t.level),
-            payloads: payloads
+            // CREATED and ANSWERED too, though `encode_event` names theirs.
+            payloads: EventType::ALL
                 .into_iter()
+                .map(EventType::as_str)
                 .filter_map(|ty| Some((ty, bytes(payload_template(ty)?))))
                 .collect(),
         }

@@ -372,3 +372,30 @@ proptest! {
         }
     }
 }
+
+/// Floats JSON cannot hold are written as the tree writer wrote them, and
+/// a map the writer cannot key is an error, not a panic.
+#[test]
+fn odd_values_match_the_tree_writer_or_fail_cleanly() {
+    let odd = vec![f64::NAN, f64::INFINITY, -0.0, 1e21, 0.1];
+    let tree = serde_json::to_value(&odd).unwrap();
+    for (form, want) in [
+        (Form::Canonical, canonical_json(&tree)),
+        (Form::Plain, serde_json::to_string(&tree).unwrap()),
+    ] {
+        let mut out = Vec::new();
+        compact::write(&mut out, &odd, form, None, &[], by_name).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+    let keyed_by_number: std::collections::BTreeMap<u32, u32> = [(1, 2)].into();
+    let mut out = Vec::new();
+    let refused = compact::write(
+        &mut out,
+        &keyed_by_number,
+        Form::Canonical,
+        None,
+        &[],
+        by_name,
+    );
+    assert!(refused.is_err());
+}

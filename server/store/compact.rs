@@ -9,7 +9,7 @@
 //!
 //! A struct's fields are written in declaration order into the output,
 //! each one dropped again if its bytes equal the template's, and then
-//! reordered in place by key. Maps (arbitrary JSON in `input` and
+//! reordered by key. Maps (arbitrary JSON in `input` and
 //! `answer`) are written the same way, with no template.
 
 use crate::core::canonical::{format_js_number, js_key_order};
@@ -121,10 +121,12 @@ impl<'o, 't> Writer<'o, 't> {
         }
     }
 
-    fn int(self, v: impl Into<f64> + Serialize + Copy) -> Result<()> {
+    /// An integer: in canonical form JavaScript's number for `approx`, the
+    /// nearest double (what `Number::as_f64` gives the tree writer).
+    fn int(self, v: impl Serialize, approx: f64) -> Result<()> {
         self.not_a_key()?;
         match self.ctx.form {
-            Form::Canonical => js_number(self.out, v.into()),
+            Form::Canonical => js_number(self.out, approx),
             Form::Plain => serde_json::to_writer(&mut *self.out, &v).map_err(ser::Error::custom)?,
         }
         Ok(())
@@ -282,41 +284,30 @@ impl<'o, 't> ser::Serializer for Writer<'o, 't> {
         self.raw(if v { b"true" } else { b"false" })
     }
     fn serialize_i8(self, v: i8) -> Result<()> {
-        self.int(v)
+        self.int(v, f64::from(v))
     }
     fn serialize_i16(self, v: i16) -> Result<()> {
-        self.int(v)
+        self.int(v, f64::from(v))
     }
     fn serialize_i32(self, v: i32) -> Result<()> {
-        self.int(v)
+        self.int(v, f64::from(v))
     }
+    #[allow(clippy::cast_precision_loss)] // as JavaScript holds it
     fn serialize_i64(self, v: i64) -> Result<()> {
-        self.not_a_key()?;
-        match self.ctx.form {
-            // `Number::as_f64`: the nearest double, as JavaScript holds it.
-            #[allow(clippy::cast_precision_loss)]
-            Form::Canonical => js_number(self.out, v as f64),
-            Form::Plain => serde_json::to_writer(&mut *self.out, &v).map_err(ser::Error::custom)?,
-        }
-        Ok(())
+        self.int(v, v as f64)
     }
     fn serialize_u8(self, v: u8) -> Result<()> {
-        self.int(v)
+        self.int(v, f64::from(v))
     }
     fn serialize_u16(self, v: u16) -> Result<()> {
-        self.int(v)
+        self.int(v, f64::from(v))
     }
     fn serialize_u32(self, v: u32) -> Result<()> {
-        self.int(v)
+        self.int(v, f64::from(v))
     }
+    #[allow(clippy::cast_precision_loss)] // as JavaScript holds it
     fn serialize_u64(self, v: u64) -> Result<()> {
-        self.not_a_key()?;
-        match self.ctx.form {
-            #[allow(clippy::cast_precision_loss)]
-            Form::Canonical => js_number(self.out, v as f64),
-            Form::Plain => serde_json::to_writer(&mut *self.out, &v).map_err(ser::Error::custom)?,
-        }
-        Ok(())
+        self.int(v, v as f64)
     }
     fn serialize_f32(self, v: f32) -> Result<()> {
         self.float(f64::from(v))
