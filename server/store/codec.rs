@@ -28,7 +28,7 @@ use super::compact::{self, Form, Template};
 use super::ProjectionRow;
 use crate::core::canonical::canonical_json;
 use crate::core::{chain_hash, Decision, Event, EventKind, EventType, Micros};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::OnceLock;
 
 /// A stored event or row that cannot be read.
@@ -210,29 +210,14 @@ fn each(v: &mut Value, mut f: impl FnMut(&mut Value)) {
     }
 }
 
-/// Fields a payload repeats from the row's columns: left out when equal.
-fn column_fields(event_type: &str) -> &'static [&'static str] {
-    match event_type {
-        "CREATED" => &["id", "created_at", "updated_at"],
-        "ANSWERED" => &["answered_at"],
-        _ => &[],
-    }
-}
-
-fn column_value(field: &str, decision_id: &str, at: Micros) -> Value {
-    match field {
-        "id" => Value::from(decision_id),
-        _ => Value::from(at),
-    }
-}
-
 /// The format-2 body of `event`, written in one pass (`compact`).
 pub fn encode_event(event: &Event) -> Result<String, CodecError> {
     let t = byte_templates();
     let mut out = Vec::with_capacity(512);
     let written = match &event.kind {
         EventKind::Created { decision } => {
-            // The fields the columns hold (`column_fields`).
+            // The fields the columns hold, left out when equal to them
+            // (`decode_event` puts them back).
             let omit = [
                 ("id", decision.id == event.decision_id),
                 ("created_at", decision.created_at == event.at),
@@ -320,7 +305,7 @@ pub fn decode_event(
         }
         _ => {}
     }
-    let mut payload: Value = serde_json::from_str(body).map_err(bad)?;
+    let payload: Value = serde_json::from_str(body).map_err(bad)?;
     if !payload.is_object() {
         return Err(CodecError(format!(
             "event {sequence}: body is not a JSON object"
@@ -328,23 +313,7 @@ pub fn decode_event(
     }
     // The fields left out at their template value need no filling in: each
     // stored type's serde default is its template (a test keeps them equal).
-    let data = match payload_template(event_type) {
-        None => None,
-        Some(_) => {
-            if let Value::Object(map) = &mut payload {
-                for field in column_fields(event_type) {
-                    if !map.contains_key(*field) {
-                        map.insert((*field).into(), column_value(field, decision_id, at));
-                    }
-                }
-            }
-            Some(match event_type {
-                "CREATED" => Value::Object(Map::from_iter([("decision".into(), payload)])),
-                "ANSWERED" => Value::Object(Map::from_iter([("answer".into(), payload)])),
-                _ => payload,
-            })
-        }
-    };
+    let data = payload_template(event_type).map(|_| payload);
     Ok(event(tagged_kind(event_type, data).map_err(corrupt)?))
 }
 

@@ -3,12 +3,14 @@
 //! The stored bytes must not change (the hash chain covers them), so the
 //! two must agree byte for byte on every event kind and decision shape.
 
+use super::tests::{column_fields, column_value};
 use super::*;
 use crate::core::{
     apply, Answer, Escalation, EscalationLevel, EscalationState, OnTimeout, Policy, Status, Unless,
     Verdict,
 };
 use proptest::prelude::*;
+use serde_json::Map;
 
 /// Removes the fields of `v` equal to the template's, recursing into the
 /// fields whose shape is known (the writer before `compact`).
