@@ -198,3 +198,22 @@ async fn watch_starts_with_the_state_and_ends_after_the_terminal_event() {
         .unwrap();
     assert!(end.is_none(), "the watch ends after the terminal event");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_starts_after_every_write_acknowledged_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = witness(&dir, "").await;
+    let (svc, sre) = (who("svc", &[]), who("console", &["sre"]));
+    // The hub learns of a commit a read after the writer acknowledges it;
+    // a stream opened in that window must still not replay the old write.
+    for round in 0..50 {
+        let (before, _) = ask(&w, &svc, &["sre"]).await;
+        let mut s = w.subscribe(&sre, SubscribeQuery::default()).await.unwrap();
+        let (after, _) = ask(&w, &svc, &["sre"]).await;
+        let first = event(next(&mut s).await);
+        assert_eq!(
+            first.event.decision_id, after,
+            "round {round}: the stream replayed {before}, acknowledged before it opened"
+        );
+    }
+}

@@ -209,8 +209,10 @@ impl Witness {
         }
         let slot = self.limiter.open_stream(&who.name)?;
         let (hub, store) = (self.hub.clone(), self.store.clone());
-        // "From now on" means from this call, not from when the stream is first polled.
-        let live_from = hub.published();
+        // "From now on" means after every write acknowledged before this
+        // call: the committed head (set before any reply is sent), not the
+        // hub's published position, which trails it by a read.
+        let live_from = (*store.commits().borrow()).max(hub.published());
         Ok(Box::pin(try_stream! {
             let _slot = slot; // held until the stream is dropped
             let cursor = if let Some(after) = q.after {
