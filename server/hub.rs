@@ -174,6 +174,7 @@ async fn follow(
     mut head: u64,
 ) {
     let mut states = HashMap::new();
+    let mut last_read = tokio::time::Instant::now();
     loop {
         // Wake on a commit, or every second in case a wake-up was missed
         // (another replica's commit, a dropped notification).
@@ -181,6 +182,23 @@ async fn follow(
         if matches!(woke, Ok(Err(_))) {
             return; // the store is gone
         }
+        // Nobody subscribed: rebuilding states for no one is wasted work
+        // (a tenth of an Ask's CPU). A subscriber arriving later reads the
+        // log up to where it went live (`Follower`), so skipping loses it
+        // nothing; the states cache is dropped, as it is now stale. A read
+        // at least once a second still keeps `health` current. The head is
+        // taken before the count: a subscriber not counted yet reads the
+        // log after subscribing, so it reads at least up to that head.
+        let committed = *commits.borrow_and_update();
+        if tx.receiver_count() == 0 && last_read.elapsed() < Duration::from_secs(1) {
+            if committed > head {
+                head = committed;
+                states.clear();
+                published.send_replace(head);
+            }
+            continue;
+        }
+        last_read = tokio::time::Instant::now();
         loop {
             let events = match store.events_after(head, READ_BATCH).await {
                 Ok(events) => {

@@ -217,3 +217,41 @@ async fn a_live_stream_starts_after_every_write_acknowledged_before_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_joining_a_busy_log_with_no_one_else_listening_miss_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = witness(&dir, "").await;
+    let op = who("op", &["sre"]);
+    // Asks keep committing while subscribers come and go: between them the
+    // hub has no receiver and skips the events it would publish to no one.
+    let writer = {
+        let (w, op) = (w.clone(), op.clone());
+        tokio::spawn(async move {
+            loop {
+                ask(&w, &op, &["sre"]).await;
+            }
+        })
+    };
+    for round in 0..20 {
+        let mut s = w.subscribe(&op, SubscribeQuery::default()).await.unwrap();
+        let mut prev = event(next(&mut s).await).event.sequence;
+        for _ in 0..30 {
+            let seq = event(next(&mut s).await).event.sequence;
+            assert_eq!(
+                seq,
+                prev + 1,
+                "round {round}: a gap or a repeat after {prev}"
+            );
+            prev = seq;
+        }
+    }
+    // A subscriber that lingers with nothing new to read is woken by the
+    // next commit, not left behind by the skipped ones.
+    writer.abort();
+    let _ = writer.await;
+    let mut s = w.subscribe(&op, SubscribeQuery::default()).await.unwrap();
+    let (_, seq) = ask(&w, &op, &["sre"]).await;
+    // (An ask aborted in flight may still commit just before it.)
+    while event(next(&mut s).await).event.sequence < seq {}
+}
