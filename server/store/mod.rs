@@ -117,7 +117,9 @@ pub struct Applied {
     pub outcome: Outcome,
     /// False when an idempotent retry returned the first result.
     pub fresh: bool,
-    pub events: Vec<Event>,
+    /// Shared with the SQLite store's tail, which keeps recent events
+    /// without copying each decision again.
+    pub events: Vec<Arc<Event>>,
 }
 
 /// A stored idempotency record.
@@ -297,7 +299,7 @@ pub fn plan(
             hash,
         });
         chain.sequence = sequence;
-        events.push(event);
+        events.push(Arc::new(event));
     }
     let decision =
         state.ok_or_else(|| StoreError::Corrupt("command produced no decision".into()))?;

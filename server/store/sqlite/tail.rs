@@ -6,19 +6,19 @@
 
 use crate::core::Event;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Events kept; at ~1–2 KB per CREATED event, a few MB at most.
 const CAP: usize = 1024;
 
 #[derive(Debug, Default)]
 pub(super) struct Tail {
-    events: Mutex<VecDeque<Event>>,
+    events: Mutex<VecDeque<Arc<Event>>>,
 }
 
 impl Tail {
     /// A cache: a panic elsewhere while it was held leaves it consistent.
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Event>>> {
         self.events
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -27,7 +27,7 @@ impl Tail {
     /// Appends a committed batch's events, which must follow the tail's
     /// last one with no gap; anything else empties the tail (reads then go
     /// to the database) rather than serve a log with a hole in it.
-    pub(super) fn extend(&self, events: impl IntoIterator<Item = Event>) {
+    pub(super) fn extend(&self, events: impl IntoIterator<Item = Arc<Event>>) {
         let mut q = self.lock();
         for e in events {
             if q.back().is_some_and(|last| last.sequence + 1 != e.sequence) {
@@ -51,7 +51,13 @@ impl Tail {
         let q = self.lock();
         let first = q.front()?.sequence;
         let skip = usize::try_from((after + 1).checked_sub(first)?).ok()?;
-        Some(q.iter().skip(skip).take(limit).cloned().collect())
+        Some(
+            q.iter()
+                .skip(skip)
+                .take(limit)
+                .map(|e| Event::clone(e))
+                .collect(),
+        )
     }
 }
 
@@ -77,7 +83,7 @@ mod tests {
     fn serves_only_what_it_holds_from_the_requested_point() {
         let tail = Tail::default();
         assert_eq!(seqs(tail.after(0, 10)), None, "empty: ask the database");
-        tail.extend((5..=8).map(event));
+        tail.extend((5..=8).map(event).map(Arc::new));
         assert_eq!(seqs(tail.after(3, 10)), None, "event 4 is not here");
         assert_eq!(seqs(tail.after(4, 10)), Some(vec![5, 6, 7, 8]));
         assert_eq!(seqs(tail.after(5, 2)), Some(vec![6, 7]));
@@ -87,11 +93,11 @@ mod tests {
     #[test]
     fn a_gap_or_the_cap_drops_the_oldest() {
         let tail = Tail::default();
-        tail.extend((1..=3).map(event));
-        tail.extend([event(5)]); // a hole at 4
+        tail.extend((1..=3).map(event).map(Arc::new));
+        tail.extend([Arc::new(event(5))]); // a hole at 4
         assert_eq!(seqs(tail.after(3, 10)), None);
         assert_eq!(seqs(tail.after(4, 10)), Some(vec![5]));
-        tail.extend((6..=(5 + CAP as u64)).map(event));
+        tail.extend((6..=(5 + CAP as u64)).map(event).map(Arc::new));
         assert_eq!(seqs(tail.after(5, 1)), Some(vec![6]), "holds CAP events");
         assert_eq!(seqs(tail.after(4, 1)), None, "event 5 was dropped");
         tail.clear();
