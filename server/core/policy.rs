@@ -10,9 +10,11 @@ use std::time::Duration;
 
 /// A set of kind globs (`scram.*`). Empty matches everything only where the
 /// caller says so; `matches` on an empty set is false.
+/// Clones share the compiled matchers: a cloned regex starts an empty
+/// match cache of its own, which every dev-mode request paid for.
 #[derive(Debug, Clone, Default)]
 pub struct KindGlobs {
-    globs: Vec<(String, GlobMatcher)>,
+    globs: std::sync::Arc<[(String, GlobMatcher)]>,
 }
 
 impl KindGlobs {
