@@ -212,6 +212,10 @@ fn the_format_2_hash_covers_every_column() {
     assert_ne!(base, h(11, ID, "DELIVERED", T0 + 2, &body));
     assert_ne!(base, h(11, ID, "DELIVERED", T0 + 1, "{}"));
     assert_ne!(base, event_hash("q", 11, ID, "DELIVERED", T0 + 1, &body));
+    // Exactly the chain hash of the joined text, which databases written
+    // before it was computed piecewise hold.
+    let joined = format!("11\n{ID}\nDELIVERED\n{}\n{body}", T0 + 1);
+    assert_eq!(base, chain_hash("p", &joined));
 }
 
 #[test]
