@@ -435,11 +435,18 @@ impl Event {
 /// The hash of an event in the chain: SHA-256 over the previous hash, a
 /// newline, and the event's canonical JSON.
 pub fn chain_hash(prev_hash: &str, canonical_event: &str) -> String {
-    let mut bytes = Vec::with_capacity(prev_hash.len() + 1 + canonical_event.len());
-    bytes.extend_from_slice(prev_hash.as_bytes());
-    bytes.push(b'\n');
-    bytes.extend_from_slice(canonical_event.as_bytes());
-    super::canonical::sha256_hex(&bytes)
+    chain_hash_of_parts(prev_hash, &[canonical_event])
+}
+
+/// `chain_hash` of `parts` concatenated, hashed piece by piece so a caller
+/// that has its text in pieces need not join (copy) them first.
+pub fn chain_hash_of_parts(prev_hash: &str, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(prev_hash);
+    h.update("\n");
+    parts.iter().for_each(|p| h.update(p));
+    hex::encode(h.finalize())
 }
 
 /// The `prev_hash` of the first event.

@@ -27,7 +27,7 @@
 use super::compact::{self, Form, Template};
 use super::ProjectionRow;
 use crate::core::canonical::canonical_json;
-use crate::core::{chain_hash, Decision, Event, EventKind, EventType, Micros};
+use crate::core::{chain_hash, chain_hash_of_parts, Decision, Event, EventKind, EventType, Micros};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -342,14 +342,9 @@ pub fn event_hash(
     if is_format1(body) {
         return chain_hash(prev_hash, body);
     }
-    // `chain_hash` of the columns and body joined by newlines, fed to the
-    // hash piece by piece instead of copying the body twice to join it.
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(prev_hash);
-    h.update(format!("\n{sequence}\n{decision_id}\n{event_type}\n{at}\n"));
-    h.update(body);
-    hex::encode(h.finalize())
+    // The columns and body joined by newlines, without copying the body.
+    let columns = format!("{sequence}\n{decision_id}\n{event_type}\n{at}\n");
+    chain_hash_of_parts(prev_hash, &[&columns, body])
 }
 
 const LAST_EVENT: &str = "last_event_type";
