@@ -377,3 +377,65 @@ async fn a_row_changed_underneath_fails_the_batch_before_it_commits() {
     asker.cancel(cancel).await.unwrap();
     assert_eq!(head(&db).await.0, before.0 + 1);
 }
+
+/// After a batch, a replica keeps the next transaction open (chain row
+/// locked) only while more writes come: once they stop, another writer
+/// gets the lock at once. And while another writer holds it, witness's
+/// next write waits for it rather than going around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_lets_the_chain_lock_go_when_its_writes_stop() {
+    let url = PgCluster::shared().fresh_database().await;
+    let s = Server::start_on(&url, "");
+    let mut asker = s.client("svc", &[]).await;
+    for _ in 0..5 {
+        asker
+            .ask(ask("deploy.prod", &["sre"], 1, None))
+            .await
+            .unwrap();
+    }
+    let db = pg::connect(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match db
+            .batch_execute("BEGIN; SELECT 1 FROM chain FOR UPDATE NOWAIT")
+            .await
+        {
+            Ok(()) => break,
+            Err(e) => {
+                db.batch_execute("ROLLBACK").await.unwrap();
+                assert!(
+                    Instant::now() < deadline,
+                    "the chain lock is still held: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let pending =
+        tokio::spawn(async move { asker.ask(ask("deploy.prod", &["sre"], 1, None)).await });
+    let waited = tokio::time::timeout(Duration::from_millis(300), async {
+        while !pending.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_err(),
+        "an Ask committed while another writer held the chain lock"
+    );
+    db.batch_execute("ROLLBACK").await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("the Ask goes through once the lock is free")
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    assert!(d.decision.is_some());
+    let head: i64 = db
+        .query_one("SELECT sequence FROM chain", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(head, 6, "six Asks, six events, no gap");
+    audit_ok(&url, &s);
+}

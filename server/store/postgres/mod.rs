@@ -11,7 +11,10 @@
 //! reads events by sequence (a missed notification is caught up by the
 //! hub's periodic read).
 
+mod columns;
+mod migrate;
 mod write;
+use migrate::migrate;
 use write::{load_decision, write_loop};
 
 use super::{
@@ -27,17 +30,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-/// Versioned migrations, recorded in `schema_migrations`.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/postgres/0001_init.sql"),
-    include_str!("../migrations/postgres/0002_outbox.sql"),
-    include_str!("../migrations/postgres/0003_receipts.sql"),
-    include_str!("../migrations/postgres/0004_compact_log.sql"),
-];
-/// The migration after whose SQL the decision rows are re-encoded.
-const COMPACT_ROWS: usize = 4;
-/// Serialises migrations when several replicas start at once.
-const MIGRATION_LOCK: i64 = 0x0077_6974_6e65_7373; // "witness"
 const CHANNEL: &str = "witness_events";
 const MAX_BATCH: usize = 512;
 
@@ -209,58 +201,6 @@ impl PostgresStore {
 async fn head(c: &impl GenericClient) -> Result<u64> {
     let row = c.query_one("SELECT sequence FROM chain", &[]).await?;
     Ok(row.get::<_, i64>(0) as u64)
-}
-
-/// Applies pending migrations under an advisory lock.
-/// Rewrites every decision row in the compact form (rows are not hashed;
-/// the log is left exactly as it is).
-async fn compact_rows(tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
-    let update = tx
-        .prepare("UPDATE decisions SET body = $2 WHERE id = $1")
-        .await?;
-    for r in tx.query("SELECT id, body FROM decisions", &[]).await? {
-        let (id, body): (&str, &str) = (r.try_get(0)?, r.try_get(1)?);
-        let compact = codec::encode_decision(&codec::decode_full_decision(body)?)?;
-        tx.execute(&update, &[&id, &compact]).await?;
-    }
-    Ok(())
-}
-
-async fn migrate(pool: &Pool) -> Result<()> {
-    let mut client = pool.get().await?;
-    client
-        .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
-        .await?;
-    let result = async {
-        client
-            .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            .await?;
-        let current: i32 = client
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
-            .await?
-            .get(0);
-        if current as usize > MIGRATIONS.len() {
-            return Err(StoreError::Corrupt(format!(
-                "database schema version {current} is newer than this witness ({})",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let tx = client.transaction().await?;
-            tx.batch_execute(sql).await?;
-            if i + 1 == COMPACT_ROWS {
-                compact_rows(&tx).await?;
-            }
-            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-    .await;
-    client
-        .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
-        .await?;
-    result
 }
 
 /// Wakes the hub on every commit of any replica.

@@ -4,19 +4,35 @@
 //! (pipelined); then step 4 as one multi-row statement per table (`UNNEST`
 //! of one array per column), the chain update, NOTIFY and COMMIT
 //! (pipelined). A batch that updates decision rows checks the update's
-//! count before a COMMIT of its own: three round trips. A connection whose
-//! batch failed is closed, not pooled: it may still be inside the
+//! count before a COMMIT of its own: three round trips. Behind each COMMIT
+//! go the next transaction's BEGIN and chain lock, so under load a batch
+//! needs one round trip (plus one for reads, if it has any); the writer
+//! lets that lock go after [`LINGER`] without commands. A connection whose
+//! batch failed is closed, not pooled: it may still be inside a
 //! transaction.
 
 use super::super::batch::{parse_outcome, BatchWrites, Keys, Loaded, RequestKey};
 use super::super::StoreError;
 use super::super::{changed_underneath, plan_batch, Applied, Chain, Command, RequestRow, Result};
+use super::columns::Columns;
 use super::{Reply, CHANNEL, MAX_BATCH};
 use crate::core::Decision;
 use deadpool_postgres::{GenericClient, Pool};
 use std::collections::HashMap;
+use std::task::Poll;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
+
+/// How long a writer keeps the next transaction open, chain row locked,
+/// waiting for a command. Under load the next batch is already queued and
+/// starts without a round trip for BEGIN and the lock; when none comes,
+/// the lock is let go (ROLLBACK), so another replica waits at most this
+/// long for it.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A connection whose transaction is open with the chain row locked, and
+/// the chain head read under that lock.
+type Held = (deadpool_postgres::Object, Chain);
 
 pub(super) async fn write_loop(
     pool: Pool,
@@ -24,7 +40,22 @@ pub(super) async fn write_loop(
     commits: watch::Sender<u64>,
     clock: super::super::Clock,
 ) {
-    while let Some(first) = rx.recv().await {
+    let mut held: Option<Held> = None;
+    loop {
+        let first = if held.is_some() {
+            match tokio::time::timeout(LINGER, rx.recv()).await {
+                Ok(first) => first,
+                Err(_) => {
+                    if let Some((client, _)) = held.take() {
+                        release(client).await;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -34,91 +65,187 @@ pub(super) async fn write_loop(
         }
         let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
         let span = tracing::info_span!("store.commit", store = "postgres", batch_size = cmds.len());
-        let began = std::time::Instant::now();
-        let results = match execute_batch(&pool, cmds, &clock).instrument(span).await {
-            Ok((results, head)) => {
-                crate::metrics::store_committed(
-                    results.len(),
-                    began.elapsed(),
-                    results.iter().filter_map(|r| r.as_ref().ok()),
-                );
-                commits.send_if_modified(|h| {
-                    let newer = head > *h;
-                    *h = (*h).max(head);
-                    newer
-                });
-                results
-            }
-            Err(e) => {
-                // Every command shares the batch's fate, and its class of error.
-                replies.iter().map(|_| Err(e.for_each_in_batch())).collect()
-            }
+        let outcome = Outcome {
+            replies,
+            commits: &commits,
+            began: std::time::Instant::now(),
         };
-        // Reply, only now that the batch is durable.
-        for (reply, result) in replies.into_iter().zip(results) {
+        held = execute_batch(&pool, held.take(), cmds, &clock, outcome)
+            .instrument(span)
+            .await;
+    }
+    if let Some((client, _)) = held {
+        release(client).await;
+    }
+}
+
+/// Ends the open transaction (it wrote nothing) and returns the connection
+/// to the pool; a connection that cannot is closed instead.
+async fn release(client: deadpool_postgres::Object) {
+    if client.batch_execute("ROLLBACK").await.is_err() {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
+/// What a batch's commands are told, once: their results when the batch
+/// is durable, or the batch's error.
+struct Outcome<'a> {
+    replies: Vec<Reply>,
+    commits: &'a watch::Sender<u64>,
+    began: std::time::Instant,
+}
+
+impl Outcome<'_> {
+    fn committed(self, results: Vec<Result<Applied>>, head: u64) {
+        crate::metrics::store_committed(
+            results.len(),
+            self.began.elapsed(),
+            results.iter().filter_map(|r| r.as_ref().ok()),
+        );
+        self.commits.send_if_modified(|h| {
+            let newer = head > *h;
+            *h = (*h).max(head);
+            newer
+        });
+        for (reply, result) in self.replies.into_iter().zip(results) {
             let _ = reply.send(result);
+        }
+    }
+
+    fn failed(self, e: &StoreError) {
+        // Every command shares the batch's fate, and its class of error.
+        for reply in self.replies {
+            let _ = reply.send(Err(e.for_each_in_batch()));
         }
     }
 }
 
 /// Steps 1 to 5 of the shared plan in one transaction, under the chain-row
 /// lock, which orders writers across replicas and keeps sequences gap-free.
+/// Starts on `held` if given; returns the connection with the next
+/// transaction open, or `None` if that did not open.
 async fn execute_batch(
     pool: &Pool,
+    held: Option<Held>,
     cmds: Vec<Command>,
     clock: &super::super::Clock,
-) -> Result<(Vec<Result<Applied>>, u64)> {
-    let client = pool.get().await?;
-    let result = transact(&client, cmds, clock).await;
-    if result.is_err() {
-        // BEGIN and COMMIT are pipelined with the statements between them,
-        // so the failed transaction may still be open (or aborted) on this
-        // connection: close it, which rolls the transaction back, rather
-        // than hand it to the next user of the pool.
-        drop(deadpool_postgres::Object::take(client));
+    outcome: Outcome<'_>,
+) -> Option<Held> {
+    let (client, open) = match held {
+        Some((client, chain)) => (client, Some(chain)),
+        None => match pool.get().await {
+            Ok(client) => (client, None),
+            Err(e) => {
+                outcome.failed(&e.into());
+                return None;
+            }
+        },
+    };
+    match transact(&client, open, cmds, clock, outcome).await {
+        Some(chain) => Some((client, chain)),
+        None => {
+            // BEGIN and COMMIT are pipelined with the statements around
+            // them, so a failed transaction (or the next one) may still be
+            // open on this connection: close it, which rolls back, rather
+            // than hand it to the next user of the pool.
+            drop(deadpool_postgres::Object::take(client));
+            None
+        }
     }
-    result
 }
 
+/// Runs the batch, tells its commands, and returns the chain head of the
+/// next transaction, opened behind this one's COMMIT (`None`: the batch
+/// failed, or the next transaction did not open).
 async fn transact(
     c: &deadpool_postgres::Client,
+    open: Option<Chain>,
     cmds: Vec<Command>,
     clock: &super::super::Clock,
-) -> Result<(Vec<Result<Applied>>, u64)> {
-    let keys = Keys::of(&cmds);
-    // Prepared first (cached after the first batch), so that the queries
-    // below go out in this order in one round trip: the reads run after the
-    // lock is granted, so they see every batch committed before this one,
-    // by any replica.
-    let lock = c
-        .prepare_cached("SELECT sequence, hash FROM chain FOR UPDATE")
-        .await?;
+    outcome: Outcome<'_>,
+) -> Option<Chain> {
+    let planned = async {
+        let keys = Keys::of(&cmds);
+        let (start, loaded) = begin(c, open, &keys).await?;
+        let mut chain = start;
+        // Read under the chain lock, so event times follow sequence order.
+        let now = clock();
+        let (results, writes) = plan_batch(cmds, loaded, &mut chain, now);
+        let next = write_and_commit(c, &writes, &chain).await?;
+        Ok::<_, StoreError>((results, chain.sequence, next))
+    };
+    match planned.await {
+        Ok((results, head, next)) => {
+            // Told now, before the next transaction's lock (which may wait
+            // for another replica's batch) is awaited.
+            outcome.committed(results, head);
+            next.await.ok()
+        }
+        Err(e) => {
+            outcome.failed(&e);
+            None
+        }
+    }
+}
+
+/// BEGIN, the chain lock and steps 1 and 2, pipelined in one round trip;
+/// the reads go after the lock, so they see every batch committed before
+/// this one, by any replica. On a transaction already open under the lock,
+/// only the reads (and no round trip if there are none).
+async fn begin(
+    c: &deadpool_postgres::Client,
+    open: Option<Chain>,
+    keys: &Keys,
+) -> Result<(Chain, Loaded)> {
     let reads = Reads::prepare(c).await?;
-    let (_, start, requests, decisions) = tokio::try_join!(
-        biased; // each sends on its first poll, and in this order
-        async { Ok::<_, StoreError>(c.batch_execute("BEGIN").await?) },
-        async {
-            let row = c.query_one(&lock, &[]).await?;
-            Ok::<_, StoreError>(Chain {
-                sequence: row.get::<_, i64>(0) as u64,
-                hash: row.get(1),
-            })
-        },
-        reads.lookup_requests(c, &keys.requests),
-        reads.load_decisions(c, &keys.decisions),
-    )?;
+    let (start, requests, decisions) = match open {
+        Some(chain) => {
+            let (requests, decisions) = tokio::try_join!(
+                biased;
+                reads.lookup_requests(c, &keys.requests),
+                reads.load_decisions(c, &keys.decisions),
+            )?;
+            (chain, requests, decisions)
+        }
+        None => {
+            // Prepared first (cached after the first batch), so that the
+            // queries go out in this order in one round trip.
+            let lock = lock_statement(c).await?;
+            let (_, start, requests, decisions) = tokio::try_join!(
+                biased; // each sends on its first poll, and in this order
+                async { Ok::<_, StoreError>(c.batch_execute("BEGIN").await?) },
+                lock_chain(c, &lock),
+                reads.lookup_requests(c, &keys.requests),
+                reads.load_decisions(c, &keys.decisions),
+            )?;
+            (start, requests, decisions)
+        }
+    };
     let (requests, mut request_decisions) = requests;
     request_decisions.extend(decisions);
     let loaded = Loaded {
         requests,
         decisions: request_decisions,
     };
-    let mut chain = start.clone();
-    // Read under the chain lock, so event times follow sequence order.
-    let now = clock();
-    let (results, writes) = plan_batch(cmds, loaded, &mut chain, now);
-    write_and_commit(c, &writes, &chain).await?;
-    Ok((results, chain.sequence))
+    Ok((start, loaded))
+}
+
+async fn lock_statement(c: &deadpool_postgres::Client) -> Result<tokio_postgres::Statement> {
+    Ok(
+        c.prepare_cached("SELECT sequence, hash FROM chain FOR UPDATE")
+            .await?,
+    )
+}
+
+async fn lock_chain(
+    c: &deadpool_postgres::Client,
+    lock: &tokio_postgres::Statement,
+) -> Result<Chain> {
+    let row = c.query_one(lock, &[]).await?;
+    Ok(Chain {
+        sequence: row.get::<_, i64>(0) as u64,
+        hash: row.get(1),
+    })
 }
 
 /// The statements of steps 1 and 2.
@@ -241,7 +368,16 @@ const INSERT_REQUESTS: &str =
 /// statement's result is checked, so a batch is never taken as committed
 /// unless all of it was. Only the update's row count is checked after the
 /// fact, so a batch with updates commits after that check.
-async fn write_and_commit(c: &impl GenericClient, w: &BatchWrites, chain: &Chain) -> Result<()> {
+///
+/// The next transaction's BEGIN and chain lock go out right behind the
+/// COMMIT, and the lock's reply is returned to await later: the next batch
+/// starts a round trip sooner. Another replica waiting for the lock gets
+/// it first (PostgreSQL queues row-lock waiters).
+async fn write_and_commit<'c>(
+    c: &'c deadpool_postgres::Client,
+    w: &BatchWrites,
+    chain: &Chain,
+) -> Result<Reopened<'c>> {
     let (inserts, updates) = w.decision_rows();
     let events = Columns::events(w);
     let new_rows = Columns::inserts(&inserts);
@@ -295,127 +431,48 @@ async fn write_and_commit(c: &impl GenericClient, w: &BatchWrites, chain: &Chain
             c.batch_execute("COMMIT").await.map(|()| 0)
         }));
     }
+    let lock = lock_statement(c).await?;
+    let next: Reopened<'c> = Box::pin(async move {
+        let (_, chain) = tokio::try_join!(
+            biased;
+            async { Ok::<_, StoreError>(c.batch_execute("BEGIN").await?) },
+            lock_chain(c, &lock),
+        )?;
+        Ok(chain)
+    });
+    if !checked {
+        let (_, next) = behind(futures::future::try_join_all(writes), next).await?;
+        return Ok(next);
+    }
     let counts = futures::future::try_join_all(writes).await?;
-    if checked {
-        if counts.get(updated) != Some(&(changed.rows as u64)) {
-            let id = updates.first().map_or("", |(d, _)| d.id.as_str());
-            return Err(changed_underneath(id));
-        }
-        c.batch_execute("COMMIT").await?;
+    if counts.get(updated) != Some(&(changed.rows as u64)) {
+        let id = updates.first().map_or("", |(d, _)| d.id.as_str());
+        return Err(changed_underneath(id));
     }
-    Ok(())
+    let (_, next) = behind(c.batch_execute("COMMIT"), next).await?;
+    Ok(next)
 }
 
-/// One array per column of a multi-row statement.
-struct Columns<'a> {
-    rows: usize,
-    values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send + 'a>>,
+/// Awaits `first` with `next` sent right behind it (tokio-postgres sends a
+/// query on its first poll, and in the order polled), and returns `next`
+/// unfinished.
+async fn behind<'c, T, E>(
+    first: impl std::future::Future<Output = std::result::Result<T, E>>,
+    mut next: Reopened<'c>,
+) -> Result<(T, Reopened<'c>)>
+where
+    StoreError: From<E>,
+{
+    let mut first = std::pin::pin!(first);
+    if let Poll::Ready(done) = futures::poll!(first.as_mut()) {
+        // Not reached (a reply is needed); `next` goes out when awaited.
+        return Ok((done?, next));
+    }
+    if let Poll::Ready(chain) = futures::poll!(next.as_mut()) {
+        next = Box::pin(std::future::ready(chain));
+    }
+    Ok((first.await?, next))
 }
 
-impl<'a> Columns<'a> {
-    fn params(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
-        self.values
-            .iter()
-            .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect()
-    }
-
-    fn from_rows<T>(rows: &'a [T]) -> ColumnsOf<'a, T> {
-        ColumnsOf {
-            rows,
-            columns: Columns {
-                rows: rows.len(),
-                values: Vec::new(),
-            },
-        }
-    }
-
-    fn events(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::from_rows(&w.events)
-            .col(|e| e.sequence as i64)
-            .col(|e| e.decision_id.as_str())
-            .col(|e| e.event_type.as_str())
-            .col(|e| e.at)
-            .col(|e| e.body.as_str())
-            .col(|e| e.prev_hash.as_str())
-            .col(|e| e.hash.as_str())
-            .done()
-    }
-
-    fn inserts(rows: &'a [&'a super::super::ProjectionRow]) -> Columns<'a> {
-        Columns::from_rows(rows)
-            .col(|d| d.id.as_str())
-            .col(|d| d.kind.as_str())
-            .col(|d| d.status.as_str())
-            .col(|d| d.asked_by.as_str())
-            .col(|d| d.created_at)
-            .col(|d| d.version)
-            .col(|d| d.last_sequence)
-            .col(|d| d.expires_at)
-            .col(|d| d.fallback_at)
-            .col(|d| d.body.as_str())
-            .done()
-    }
-
-    fn updates(rows: &'a [(&'a super::super::ProjectionRow, i64)]) -> Columns<'a> {
-        Columns::from_rows(rows)
-            .col(|(d, _)| d.id.as_str())
-            .col(|(d, _)| d.status.as_str())
-            .col(|(d, _)| d.version)
-            .col(|(d, _)| d.last_sequence)
-            .col(|(d, _)| d.expires_at)
-            .col(|(d, _)| d.fallback_at)
-            .col(|(d, _)| d.body.as_str())
-            .col(|(_, stored_version)| *stored_version)
-            .done()
-    }
-
-    fn outbox(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::from_rows(&w.outbox)
-            .col(|n| n.webhook.as_str())
-            .col(|n| n.decision_id.as_str())
-            .col(|n| n.sequence)
-            .col(|n| n.event_type.as_str())
-            .col(|n| n.body.as_str())
-            .col(|n| n.next_attempt_at)
-            .done()
-    }
-
-    fn receipts(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::from_rows(&w.receipts)
-            .col(|(id, _)| id.as_str())
-            .col(|(_, body)| body.as_str())
-            .done()
-    }
-
-    fn requests(w: &'a BatchWrites) -> Columns<'a> {
-        Columns::from_rows(&w.requests)
-            .col(|r| r.idem.scope.as_str())
-            .col(|r| r.idem.request_id.as_str())
-            .col(|r| r.idem.fingerprint.as_str())
-            .col(|r| r.decision_id.as_str())
-            .col(|r| r.outcome.as_str())
-            .done()
-    }
-}
-
-/// Builds [`Columns`] from rows, one column at a time.
-struct ColumnsOf<'a, T> {
-    rows: &'a [T],
-    columns: Columns<'a>,
-}
-
-impl<'a, T> ColumnsOf<'a, T> {
-    fn col<V>(mut self, f: impl Fn(&'a T) -> V) -> Self
-    where
-        V: tokio_postgres::types::ToSql + Sync + Send + 'a,
-    {
-        let column: Vec<V> = self.rows.iter().map(f).collect();
-        self.columns.values.push(Box::new(column));
-        self
-    }
-
-    fn done(self) -> Columns<'a> {
-        self.columns
-    }
-}
+/// The next transaction's chain lock, sent behind a COMMIT.
+type Reopened<'c> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Chain>> + Send + 'c>>;
