@@ -6,7 +6,9 @@
 //! single `chain` row, which orders writers across replicas, keeps sequences
 //! gap-free and the hash chain linear. A refusal is decided before its
 //! command writes anything, so it affects only that command without a
-//! savepoint; a database error fails the whole batch. The commit notifies
+//! savepoint; a database error fails the whole batch. Each COMMIT carries
+//! the next transaction's BEGIN and chain lock, which the writer keeps for
+//! up to 1 ms waiting for commands (`write::LINGER`). The commit notifies
 //! `witness_events`; every replica LISTENs and wakes its hub, which then
 //! reads events by sequence (a missed notification is caught up by the
 //! hub's periodic read).
