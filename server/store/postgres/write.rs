@@ -42,18 +42,18 @@ pub(super) async fn write_loop(
 ) {
     let mut held: Option<Held> = None;
     loop {
-        let first = if held.is_some() {
-            match tokio::time::timeout(LINGER, rx.recv()).await {
-                Ok(first) => first,
+        let first = match held.take() {
+            None => rx.recv().await,
+            Some(open) => match tokio::time::timeout(LINGER, rx.recv()).await {
+                Ok(first) => {
+                    held = Some(open);
+                    first
+                }
                 Err(_) => {
-                    if let Some((client, _)) = held.take() {
-                        release(client).await;
-                    }
+                    release(open.0).await;
                     continue;
                 }
-            }
-        } else {
-            rx.recv().await
+            },
         };
         let Some(first) = first else { break };
         let mut batch = vec![first];
