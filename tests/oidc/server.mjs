@@ -70,14 +70,17 @@
 //   POST /__test/redirect-uris        {"redirect_uris":[..]} -> {"redirect_uris":[..]}
 // Rotation and redirect-URI changes rebuild the oidc-provider instance behind
 // the same listener and issuer. Its state (sessions, grants, codes, tokens)
-// lives in oidc-provider's in-memory adapter, which is module-global, and the
-// cookie keys are kept, so sessions SURVIVE a rebuild.
+// lives in one oidc-provider in-memory store that every instance shares, and
+// the cookie keys are kept, so sessions, codes and tokens SURVIVE a rebuild.
 
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
 
 import Provider, { errors } from 'oidc-provider';
+// oidc-provider's own in-memory adapter; one store shared by every Provider
+// instance this process builds, so a rebuild (rotation) keeps all state.
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 import * as jose from 'jose';
 
 // oidc-provider prints notices with console.info (stdout); stdout is reserved
@@ -216,6 +219,7 @@ function providerJwks() {
 // ---------------------------------------------------------------- provider
 
 const COOKIE_KEYS = [crypto.randomBytes(32).toString('base64url')];
+const ADAPTER = createMemoryAdapter(15); // 15 s = oidc-provider's default clockTolerance
 
 const RESOURCES = {
   'urn:witness': { audience: () => AUDIENCE, alg: 'RS256' },
@@ -266,6 +270,7 @@ function buildProvider(issuer) {
   ];
 
   const provider = new Provider(issuer, {
+    adapter: ADAPTER,
     clients,
     jwks: providerJwks(),
     cookies: {
