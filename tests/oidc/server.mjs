@@ -31,6 +31,11 @@
 //                             Env OIDC_TEST_ID_TOKEN_TTL.
 //   --access-token-ttl S      access token lifetime in seconds, for users and
 //                             machines (default 600). Env OIDC_TEST_ACCESS_TOKEN_TTL.
+//   --always-login            every authorization request shows the login page,
+//                             even with a provider session (no single sign-on),
+//                             so one browser can sign in as alice, then bob.
+//                             Env OIDC_TEST_ALWAYS_LOGIN=1. Default: sessions
+//                             are remembered, like a real provider.
 //   --user SPEC               repeatable; adds or replaces a user.
 //                             SPEC = `login:group1,group2` (email
 //                             login@example.com) or JSON
@@ -105,6 +110,7 @@ const { values: flags } = parseArgs({
     'access-token-ttl': { type: 'string' },
     user: { type: 'string', multiple: true },
     'machine-client': { type: 'string', multiple: true },
+    'always-login': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -131,6 +137,7 @@ const PASSWORD = flags.password ?? process.env.OIDC_TEST_PASSWORD ?? 'test-passw
 const AUDIENCE = flags.audience ?? process.env.OIDC_TEST_AUDIENCE ?? 'witness';
 const ID_TOKEN_TTL = intOption('id-token-ttl', 'OIDC_TEST_ID_TOKEN_TTL', 3600);
 const ACCESS_TOKEN_TTL = intOption('access-token-ttl', 'OIDC_TEST_ACCESS_TOKEN_TTL', 600);
+const ALWAYS_LOGIN = flags['always-login'] ?? ['1', 'true', 'yes'].includes(process.env.OIDC_TEST_ALWAYS_LOGIN ?? '');
 
 let redirectUris = flags['redirect-uri'] ?? envList('OIDC_TEST_REDIRECT_URIS');
 if (redirectUris.length === 0) redirectUris = ['http://127.0.0.1:8080/auth/callback'];
@@ -511,6 +518,19 @@ async function handleInteraction(provider, req, res, uid, rest) {
   }, { mergeWithLastSubmission: false });
 }
 
+// --always-login: the authorization endpoint (/auth and its resume step
+// /auth/UID) does not see the provider session cookie, so each authorization
+// request starts a fresh session and asks for a login (switching users in one
+// browser would otherwise go through oidc-provider's logout-confirmation page).
+function forgetProviderSession(req) {
+  const { cookie } = req.headers;
+  if (!cookie) return;
+  const kept = cookie.split(';').map((c) => c.trim())
+    .filter((c) => !/^op_session(\.sig)?=/.test(c));
+  if (kept.length) req.headers.cookie = kept.join('; ');
+  else delete req.headers.cookie;
+}
+
 // ---------------------------------------------------------------- admin
 
 // TEST ONLY. LOOPBACK ONLY. NO AUTHENTICATION. Anyone who can reach these can
@@ -669,6 +689,7 @@ const server = http.createServer(async (req, res) => {
       await handleAdmin(state, req, res, pathname.slice('/__test'.length), url);
       return;
     }
+    if (ALWAYS_LOGIN && /^\/auth(\/[\w-]+)?$/.test(pathname)) forgetProviderSession(req);
     const m = /^\/interaction\/([A-Za-z0-9_-]+)(\/abort)?$/.exec(pathname);
     if (m) {
       await handleInteraction(state.provider, req, res, m[1], m[2] ?? '');

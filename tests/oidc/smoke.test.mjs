@@ -60,13 +60,13 @@ after(async () => {
 
 const basic = (id, secret) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
-async function jwks() {
-  return (await fetch(discovery.jwks_uri)).json();
+async function jwks(d = discovery) {
+  return (await fetch(d.jwks_uri)).json();
 }
 
-async function verify(token, options = {}) {
-  const keySet = jose.createLocalJWKSet(await jwks());
-  return jose.jwtVerify(token, keySet, { issuer, ...options });
+async function verify(token, options = {}, d = discovery) {
+  const keySet = jose.createLocalJWKSet(await jwks(d));
+  return jose.jwtVerify(token, keySet, { issuer: d.issuer, ...options });
 }
 
 async function machineToken(body = {}, clientId = 'ci-bot', secret = 'ci-bot-secret') {
@@ -129,8 +129,8 @@ function pkce() {
   return { verifier, challenge };
 }
 
-function authorizeUrl({ challenge, state, nonce, extra = {} }) {
-  const u = new URL(discovery.authorization_endpoint);
+function authorizeUrl({ challenge, state, nonce, extra = {} }, d = discovery) {
+  const u = new URL(d.authorization_endpoint);
   u.search = new URLSearchParams({
     client_id: 'witness-console',
     response_type: 'code',
@@ -147,12 +147,13 @@ function authorizeUrl({ challenge, state, nonce, extra = {} }) {
 
 // Login through the provider's login page, as a browser would: follow the
 // redirects by hand, fill the form, post it; returns the redirect back.
-async function signIn(jar, login, password = 'test-password') {
+async function signIn(jar, login, password = 'test-password', d = discovery) {
+  const { issuer } = d;
   const { verifier, challenge } = pkce();
   const state = crypto.randomBytes(16).toString('base64url');
   const nonce = crypto.randomBytes(16).toString('base64url');
 
-  let res = await step(jar, authorizeUrl({ challenge, state, nonce }));
+  let res = await step(jar, authorizeUrl({ challenge, state, nonce }, d));
   assert.equal(res.status, 303);
   const interaction = new URL(res.headers.get('location'), issuer);
   assert.match(interaction.pathname, /^\/interaction\/[\w-]+$/);
@@ -181,7 +182,7 @@ async function signIn(jar, login, password = 'test-password') {
   return { res, back, verifier, state, nonce };
 }
 
-async function redeem(code, verifier, auth = 'basic') {
+async function redeem(code, verifier, auth = 'basic', d = discovery) {
   const params = {
     grant_type: 'authorization_code',
     code,
@@ -191,7 +192,7 @@ async function redeem(code, verifier, auth = 'basic') {
   const headers = { 'content-type': 'application/x-www-form-urlencoded' };
   if (auth === 'basic') headers.authorization = basic('witness-console', 'witness-console-secret');
   else Object.assign(params, { client_id: 'witness-console', client_secret: 'witness-console-secret' });
-  const res = await fetch(discovery.token_endpoint, { method: 'POST', headers, body: new URLSearchParams(params) });
+  const res = await fetch(d.token_endpoint, { method: 'POST', headers, body: new URLSearchParams(params) });
   return { status: res.status, json: await res.json() };
 }
 
@@ -470,4 +471,31 @@ test('redirect URIs can be replaced at run time', async () => {
   u.searchParams.set('redirect_uri', 'http://127.0.0.1:11/evil');
   const refused = await fetch(u, { redirect: 'manual' });
   assert.equal(refused.status, 400, 'an unregistered redirect_uri is refused on the provider page');
+});
+
+test('--always-login: a second provider asks every time, and its tokens are not the first one\'s', async () => {
+  const second = await startProvider(['--always-login', '--redirect-uri', REDIRECT_URI]);
+  try {
+    const d = await (await fetch(`${second.ready.issuer}/.well-known/openid-configuration`)).json();
+    assert.notEqual(d.issuer, issuer);
+    const jar = new Jar();
+    const first = await signIn(jar, 'alice', 'test-password', d);
+    const a = await redeem(first.back.searchParams.get('code'), first.verifier, 'basic', d);
+    assert.equal((await verify(a.json.id_token, { audience: 'witness-console' }, d)).payload.email, 'alice@example.com');
+
+    // Same browser, same provider session: the login page comes again, and bob can sign in.
+    const again = await signIn(jar, 'bob', 'test-password', d);
+    assert.ok(again.back, 'login page shown and bob signed in');
+    const b = await redeem(again.back.searchParams.get('code'), again.verifier, 'basic', d);
+    const { payload } = await verify(b.json.id_token, { audience: 'witness-console' }, d);
+    assert.equal(payload.email, 'bob@example.com');
+    assert.deepEqual(payload.groups, ['sre-team']);
+
+    // A token from the second provider does not verify against the first one.
+    await assert.rejects(verify(b.json.id_token, { audience: 'witness-console' }));
+  } finally {
+    const exited = new Promise((resolve) => second.proc.once('exit', resolve));
+    second.proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  }
 });
