@@ -63,14 +63,18 @@
 // Users (login page at /interaction/UID: fields `login` and `password`):
 //   alice, bob (sre-team), carol (dba-team), mallory (no groups); all with
 //   the --password. Unknown logins and wrong passwords get the form again
-//   with HTTP 401.
+//   with HTTP 401. No consent page: every requested scope is granted. ID
+//   tokens carry sub, email, email_verified, name, preferred_username, groups
+//   (per granted scope) and nonce; aud is the client_id. A person whose
+//   authorization request has resource=urn:witness also gets a JWT access
+//   token with aud `witness`, email and groups.
 //
 // Admin API under /__test (TEST ONLY, LOOPBACK ONLY, NO AUTHENTICATION):
 //   GET  /__test/health               {"ok":true,"issuer":..,"kids":{alg:[current,..older]}}
 //   POST /__test/rotate               {"alg"?:"RS256","drop_old"?:bool,"grace_seconds"?:N}
 //                                     -> {"kid":NEW,"published":[kids of that alg]}
 //   POST /__test/sign                 {"claims"?,"alg"?,"kid"?,"header"?,"sign_with_kid"?,"tamper"?}
-//                                     -> {"token":..}
+//                                     -> {"token":..}   (see signForTest below)
 //   GET  /__test/public-pem?kid=K     SPKI PEM of a published public key (text/plain)
 //   POST /__test/redirect-uris        {"redirect_uris":[..]} -> {"redirect_uris":[..]}
 // Rotation and redirect-URI changes rebuild the oidc-provider instance behind

@@ -147,13 +147,13 @@ function authorizeUrl({ challenge, state, nonce, extra = {} }, d = discovery) {
 
 // Login through the provider's login page, as a browser would: follow the
 // redirects by hand, fill the form, post it; returns the redirect back.
-async function signIn(jar, login, password = 'test-password', d = discovery) {
+async function signIn(jar, login, password = 'test-password', d = discovery, extra = {}) {
   const { issuer } = d;
   const { verifier, challenge } = pkce();
   const state = crypto.randomBytes(16).toString('base64url');
   const nonce = crypto.randomBytes(16).toString('base64url');
 
-  let res = await step(jar, authorizeUrl({ challenge, state, nonce }, d));
+  let res = await step(jar, authorizeUrl({ challenge, state, nonce, extra }, d));
   assert.equal(res.status, 303);
   const interaction = new URL(res.headers.get('location'), issuer);
   assert.match(interaction.pathname, /^\/interaction\/[\w-]+$/);
@@ -377,6 +377,20 @@ test('carol and mallory sign in with their own groups; client_secret_post redeem
     assert.deepEqual(payload.groups, groups);
     assert.equal(payload.nonce, nonce);
   }
+});
+
+test('a person asking for resource urn:witness gets a JWT access token for witness', async () => {
+  const { back, verifier } = await signIn(new Jar(), 'bob', 'test-password', discovery, {
+    resource: 'urn:witness', scope: 'openid email groups witness',
+  });
+  const { status, json } = await redeem(back.searchParams.get('code'), verifier);
+  assert.equal(status, 200, JSON.stringify(json));
+  const { payload } = await verify(json.access_token, { audience: 'witness' });
+  assert.equal(payload.sub, 'bob');
+  assert.equal(payload.email, 'bob@example.com');
+  assert.deepEqual(payload.groups, ['sre-team']);
+  assert.equal(payload.client_id, 'witness-console');
+  assert.equal(payload.scope, 'witness');
 });
 
 test('a wrong PKCE verifier is refused at the token endpoint', async () => {
