@@ -147,21 +147,27 @@ impl Auth {
     /// Identifies the caller of a plain HTTP request: the same rules as
     /// gRPC metadata (bearer token, or the dev-mode headers).
     pub fn authenticate_headers(&self, headers: &http::HeaderMap) -> Result<Principal> {
-        self.authenticate(&MetadataMap::from_headers(headers.clone()))
+        self.identify(|k| headers.get(k).map(|v| v.to_str().map_err(|_| ())))
     }
 
     /// Identifies the caller of a request.
     pub fn authenticate(&self, md: &MetadataMap) -> Result<Principal> {
+        self.identify(|k| md.get(k).map(|v| v.to_str().map_err(|_| ())))
+    }
+
+    /// The rules, over a header lookup (`Err` for a value that is not text).
+    fn identify<'a>(
+        &self,
+        get: impl Fn(&str) -> Option<std::result::Result<&'a str, ()>>,
+    ) -> Result<Principal> {
         if self.dev_mode() {
-            return Ok(dev_principal(md));
+            return Ok(dev_principal(|k| get(k).and_then(std::result::Result::ok)));
         }
-        let header = md
-            .get("authorization")
+        let header = get("authorization")
             .ok_or_else(|| {
                 AuthError::Unauthenticated("missing authorization: Bearer token".into())
             })?
-            .to_str()
-            .map_err(|_| AuthError::Unauthenticated("malformed authorization header".into()))?;
+            .map_err(|()| AuthError::Unauthenticated("malformed authorization header".into()))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -225,13 +231,8 @@ impl Auth {
     }
 }
 
-fn dev_principal(md: &MetadataMap) -> Principal {
-    let get = |key: &str| {
-        md.get(key)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
+fn dev_principal<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Principal {
+    let get = |key: &str| header(key).map(str::trim).filter(|s| !s.is_empty());
     let name = get("x-witness-principal");
     let roles = get("x-witness-roles")
         .map(|r| {

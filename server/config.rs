@@ -68,6 +68,22 @@ pub struct HttpConfig {
     /// gRPC only. Unset: one port speaks both.
     #[serde(default)]
     pub listen: Option<String>,
+    /// Origins of pages hosted elsewhere (dashboards) whose requests carrying
+    /// a bearer token may change state; any other cross-origin state change
+    /// is refused with 403.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// `scheme://host[:port]` and nothing more, as browsers send `Origin`.
+fn is_origin(s: &str) -> bool {
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' '])
 }
 
 /// `[log]`: what `witness serve` writes to stderr (the level comes from
@@ -445,10 +461,34 @@ impl Config {
                 "limits.handshake_timeout: must be more than zero (e.g. \"10s\")".into(),
             ));
         }
-        if self.limits.max_connections == 0 {
-            return Err(ConfigError(
-                "limits.max_connections: must be at least 1".into(),
-            ));
+        for (key, value) in [
+            ("max_connections", self.limits.max_connections),
+            (
+                "max_unauthenticated_connections",
+                self.limits.max_unauthenticated_connections,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("limits.{key}: must be at least 1")));
+            }
+        }
+        for (key, value) in [
+            ("body_timeout", self.limits.body_timeout),
+            ("idle_timeout", self.limits.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError(format!(
+                    "limits.{key}: must be more than zero (e.g. \"10s\")"
+                )));
+            }
+        }
+        for (i, origin) in self.http.allowed_origins.iter().enumerate() {
+            if !is_origin(origin) {
+                return Err(ConfigError(format!(
+                    "http.allowed_origins[{i}]: {origin:?} is not an origin: scheme://host[:port], \
+                     no path (e.g. \"https://dash.example.com\")"
+                )));
+            }
         }
         let otlp = &self.tracing.otlp_endpoint;
         let url = otlp.starts_with("http://") || otlp.starts_with("https://");

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod limits;

@@ -147,7 +147,8 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
     }
     crate::metrics::serving();
     tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
-    serve_on(listener, http, witness, tls, shutdown_signal()).await
+    let origins = config.http.allowed_origins.clone();
+    serve_on(listener, http, witness, tls, origins, shutdown_signal()).await
 }
 
 async fn resolve(listen: &str) -> Result<SocketAddr> {
@@ -184,15 +185,19 @@ pub async fn serve_on(
     http: Option<TcpListener>,
     witness: Arc<Witness>,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    allowed_origins: Vec<String>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<WitnessServiceServer<GrpcApi>>().await;
     tokio::spawn(readiness(health, witness.health()));
     let permits = crate::accept::connection_permits(witness.limits().max_connections);
+    let strangers =
+        crate::accept::Unauthenticated::new(witness.limits().max_unauthenticated_connections);
     let limits = crate::accept::AcceptLimits {
         handshake_timeout: witness.limits().handshake_timeout,
         max_connections: witness.limits().max_connections,
+        idle_timeout: witness.limits().idle_timeout,
         tls: tls.is_some(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -201,9 +206,11 @@ pub async fn serve_on(
     };
     let serve = |listener, http_side, tls: Option<tonic::transport::ServerTlsConfig>| {
         let routes = routes(&witness, health_service.clone(), http_side);
-        let incoming = crate::accept::incoming(listener, limits, permits.clone());
+        let incoming =
+            crate::accept::incoming(listener, limits, permits.clone(), strangers.clone());
         let stop = stopped(stop_rx.clone());
-        async move { serve_routes(routes?, incoming, tls, stop).await }
+        let guard = crate::guard::GuardLayer::new(witness.clone(), allowed_origins.clone());
+        async move { serve_routes(routes?, incoming, tls, guard, stop).await }
     };
     let main_server = serve(main, http.is_none(), tls.clone());
     let servers = async {
@@ -277,6 +284,7 @@ async fn serve_routes(
     routes: tonic::service::Routes,
     incoming: impl futures::Stream<Item = std::io::Result<crate::accept::Conn>>,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    guard: crate::guard::GuardLayer,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let mut builder = tonic::transport::Server::builder()
@@ -286,6 +294,7 @@ async fn serve_routes(
         .layer(tower::util::MapResponseLayer::new(
             crate::api::error::transport_status,
         ))
+        .layer(guard)
         .layer(crate::http::grpc_web::GrpcWebLayer);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;

@@ -32,12 +32,17 @@ impl GrpcApi {
     }
 
     /// Authenticates the caller and takes one request from its rate budget.
+    /// The request guard (`crate::guard`) has usually authenticated it
+    /// already, from the headers, before the body was read.
     pub(crate) fn who<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let who = self
-            .w
-            .auth()
-            .authenticate(req.metadata())
-            .map_err(ServiceError::from)?;
+        let who = match req.extensions().get::<Principal>() {
+            Some(who) => who.clone(),
+            None => self
+                .w
+                .auth()
+                .authenticate(req.metadata())
+                .map_err(ServiceError::from)?,
+        };
         observe::record_principal(&who.name);
         self.w.admit(&who)?;
         Ok(who)

@@ -44,12 +44,7 @@ where
         let Some(rpc) = req.uri().path().strip_prefix(SERVICE_PREFIX) else {
             return Box::pin(self.inner.call(req));
         };
-        // Labels stay bounded: an unknown method is counted as `unknown`.
-        let rpc = METHODS
-            .iter()
-            .find(|m| **m == rpc)
-            .copied()
-            .unwrap_or("unknown");
+        let rpc = method_label(rpc);
         let span = tracing::info_span!(
             "rpc",
             otel.name = %format!("witness.v1.WitnessService/{rpc}"),
@@ -85,6 +80,16 @@ where
             .instrument(span),
         )
     }
+}
+
+/// A method name as a metric label. Labels stay bounded: an unknown method
+/// is counted as `unknown`.
+pub(crate) fn method_label(name: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == name)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 /// The methods of `witness.v1.WitnessService`.

@@ -65,6 +65,18 @@ pub struct Limits {
     pub handshake_timeout: std::time::Duration,
     /// Open connections beyond this are closed as soon as accepted.
     pub max_connections: usize,
+    /// Connections on which no request has authenticated yet (in dev mode,
+    /// none has started). Past it the oldest such connection is closed, so a
+    /// flood of strangers cannot keep a new client, or a health check, out.
+    pub max_unauthenticated_connections: usize,
+    /// A request's body must have arrived this long after its headers, or
+    /// the request ends with DEADLINE_EXCEEDED (HTTP 408).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: std::time::Duration,
+    /// A connection with no request in flight for this long is closed (an
+    /// open stream is a request in flight).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Default `max_timeout`: 3650 days.
@@ -85,6 +97,9 @@ impl Default for Limits {
             max_timeout: DEFAULT_MAX_TIMEOUT,
             handshake_timeout: std::time::Duration::from_secs(10),
             max_connections: 10_000,
+            max_unauthenticated_connections: 1024,
+            body_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -95,6 +95,21 @@ impl tower::Service<http::Request<Body>> for WitnessEndpoint {
     }
 }
 
+/// A refusal sent before the body is read, in the Connect shape of the
+/// request's content type (None when it is not a Connect one).
+pub fn refusal(
+    content_type: &str,
+    status: http::StatusCode,
+    message: &str,
+) -> Option<HttpResponse> {
+    let protocol = Protocol::from_content_type(content_type)?;
+    let code = match status {
+        http::StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        _ => Code::PermissionDenied,
+    };
+    Some(error_response(protocol, &ConnectError::new(code, message)))
+}
+
 /// What a gRPC-only listener answers to HTTP requests.
 pub fn http_elsewhere() -> HttpResponse {
     plain(
@@ -198,6 +213,7 @@ impl Connect {
             protocol,
             method,
             headers: parts.headers,
+            extensions: parts.extensions,
             body,
         };
         let api = self.api.clone();
@@ -256,6 +272,8 @@ struct Call<'a> {
     protocol: Protocol,
     method: &'a MethodDescriptor,
     headers: http::HeaderMap,
+    /// The guard's (the authenticated principal among them).
+    extensions: http::Extensions,
     body: Bytes,
 }
 
@@ -267,9 +285,11 @@ impl Call<'_> {
             &self.body[..]
         };
         let msg = wire::decode::<T>(self.protocol.codec, &self.method.input(), payload)?;
-        let mut req = tonic::Request::new(msg);
-        *req.metadata_mut() = tonic::metadata::MetadataMap::from_headers(self.headers.clone());
-        Ok(req)
+        Ok(tonic::Request::from_parts(
+            tonic::metadata::MetadataMap::from_headers(self.headers.clone()),
+            self.extensions.clone(),
+            msg,
+        ))
     }
 
     async fn unary<Req, Res, F, Fut>(self, handler: F) -> Result<HttpResponse, ConnectError>
@@ -408,6 +428,9 @@ async fn read_body(
             Code::ResourceExhausted,
             format!("request body: larger than max_message_bytes ({max_message_bytes} bytes)"),
         )),
+        Err(e) if crate::guard::is_body_timeout(e.as_ref()) => {
+            Err(ConnectError::new(Code::DeadlineExceeded, e.to_string()))
+        }
         Err(e) => Err(ConnectError::new(
             Code::Cancelled,
             format!("request body: {e}"),

@@ -5,7 +5,8 @@
 //! `missing_query` (with `field`), `not_found`, and per route
 //! `ask_failed` (400), `answer_failed` / `cancel_failed` (409). witness adds
 //! what v0.1.1 never needed: 401 `unauthorized`, 403 with the route's
-//! `*_failed` code, 413 `body_too_large`, 429 `rate_limited`,
+//! `*_failed` code, 408 `request_timeout`, 413 `body_too_large`,
+//! 415 `unsupported_media_type`, 429 `rate_limited`,
 //! 503 `unavailable`, 500 `internal`.
 
 use crate::auth::AuthError;
@@ -62,6 +63,12 @@ pub(super) enum V01Error {
     },
     #[error("body: larger than {0} bytes")]
     TooLarge(usize),
+    /// Not `application/json`.
+    #[error("content-type: must be application/json")]
+    UnsupportedMediaType,
+    /// The body did not arrive within `[limits] body_timeout`.
+    #[error("{0}")]
+    BodyTimeout(String),
     /// Unknown id (of any shape), or a decision the caller may not see.
     #[error("not found")]
     NotFound,
@@ -110,6 +117,16 @@ impl V01Error {
                 put("error", "body_too_large");
                 put("message", &format!("body: larger than {n} bytes"));
                 StatusCode::PAYLOAD_TOO_LARGE
+            }
+            V01Error::UnsupportedMediaType => {
+                put("error", "unsupported_media_type");
+                put("message", "content-type: must be application/json");
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            V01Error::BodyTimeout(m) => {
+                put("error", "request_timeout");
+                put("message", &m);
+                StatusCode::REQUEST_TIMEOUT
             }
             V01Error::NotFound => {
                 put("error", "not_found");

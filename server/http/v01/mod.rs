@@ -83,8 +83,23 @@ fn caller(w: &Witness, headers: &HeaderMap, route: Route) -> Result<Principal, V
 }
 
 /// Reads a body up to the gRPC message limit and parses it as an object.
-async fn read_body(w: &Witness, body: axum::body::Body) -> Result<Body, V01Error> {
+/// Only `application/json` is read: the types a cross-site form or a
+/// no-cors `fetch` may send (`text/plain`, form encodings) are refused with
+/// 415 before the body is touched.
+async fn read_body(
+    w: &Witness,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Body, V01Error> {
     use futures::StreamExt;
+    let json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(V01Error::UnsupportedMediaType);
+    }
     let limit = w.limits().max_message_bytes;
     // An oversized body is read on (and dropped) up to a bound, so an
     // HTTP/1.1 client still sending it receives the 413 instead of a reset
@@ -94,8 +109,13 @@ async fn read_body(w: &Witness, body: axum::body::Body) -> Result<Body, V01Error
     let mut seen = 0usize;
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
-        let chunk =
-            chunk.map_err(|e| V01Error::InvalidJson(format!("body: could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if crate::guard::is_body_timeout(&e) {
+                V01Error::BodyTimeout(e.to_string())
+            } else {
+                V01Error::InvalidJson(format!("body: could not be read: {e}"))
+            }
+        })?;
         seen = seen.saturating_add(chunk.len());
         if seen <= limit {
             data.extend_from_slice(&chunk);
@@ -167,7 +187,7 @@ async fn ask(
 ) -> Result<(StatusCode, Json<Value>), V01Error> {
     let route = Route::Ask;
     let who = caller(&w, &headers, route)?;
-    let b = read_body(&w, body).await?;
+    let b = read_body(&w, &headers, body).await?;
     for field in [
         "kind",
         "input",
@@ -280,7 +300,7 @@ async fn answer(
     let route = Route::Answer;
     let who = caller(&w, &headers, route)?;
     let id = decision_id(id)?;
-    let b = read_body(&w, body).await?;
+    let b = read_body(&w, &headers, body).await?;
     let operator = b.non_empty_str("operator")?;
     let rationale = b.non_empty_str("rationale")?;
     let answer = b.present("answer")?.clone();
@@ -312,7 +332,7 @@ async fn ack(
     let route = Route::Ack;
     let who = caller(&w, &headers, route)?;
     let id = decision_id(id)?;
-    let b = read_body(&w, body).await?;
+    let b = read_body(&w, &headers, body).await?;
     let surface = b.non_empty_str("surface")?;
     let operator = b.opt_str(route, "operator")?.filter(|o| !o.is_empty());
     let (actor, _) = acting(&w, who, &id, operator.as_deref(), route).await?;
@@ -337,7 +357,7 @@ async fn cancel(
     let route = Route::Cancel;
     let who = caller(&w, &headers, route)?;
     let id = decision_id(id)?;
-    let b = read_body(&w, body).await?;
+    let b = read_body(&w, &headers, body).await?;
     let operator = b.non_empty_str("operator")?;
     let reason = b.non_empty_str("reason")?;
     let (actor, _) = acting(&w, who, &id, Some(&operator), route).await?;
