@@ -422,7 +422,12 @@ impl Witness {
             0 => 100,
             n => n.min(1000) as usize,
         };
-        let filter = Filter::new(Visibility::of(who.clone()), &q.kinds, Vec::new())?;
+        let filter = Filter::new(
+            Visibility::of(who.clone()),
+            &q.kinds,
+            Vec::new(),
+            &self.limits,
+        )?;
         let mut cursor = decode_page_token(&q.page_token)?;
         let mut found = Vec::new();
         let mut scanned = 0;

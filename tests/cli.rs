@@ -342,7 +342,8 @@ async fn errors_speak_cli() {
         assert_eq!(out.status.code(), Some(2));
         assert!(
             stderr_of(&out).contains(&format!(
-                "decision {target}: not found or not visible to you (dev mode: --as)"
+                "decision {target}: not found or not visible to you (you see what you asked and \
+                 what your roles may answer; dev mode: --as NAME --roles ROLE,...)"
             )),
             "{}",
             stderr_of(&out)

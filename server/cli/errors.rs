@@ -113,7 +113,8 @@ impl From<tonic::Status> for CliError {
 
 /// A failed RPC, said the way a CLI user can act on.
 pub(crate) fn rpc_message(s: &tonic::Status) -> String {
-    let msg = s.message();
+    // Messages quote caller input (a kind, a reason): shown escaped.
+    let msg = &*super::output::shown(s.message());
     match s.code() {
         Code::NotFound => {
             // The server says "decision_id: decision ID not found".
@@ -121,7 +122,10 @@ pub(crate) fn rpc_message(s: &tonic::Status) -> String {
                 .strip_prefix("decision_id: ")
                 .unwrap_or(msg)
                 .trim_end_matches(" not found");
-            format!("{what}: not found or not visible to you (dev mode: --as)")
+            format!(
+                "{what}: not found or not visible to you (you see what you asked and what your \
+                 roles may answer; dev mode: --as NAME --roles ROLE,...)"
+            )
         }
         Code::Unauthenticated if msg.starts_with("answering needs an identity") => {
             NEEDS_IDENTITY.to_string()

@@ -117,12 +117,12 @@ pub(super) fn table(ds: &[proto::Decision], now_us: i64) -> String {
             .map(|t| age(now_us.saturating_sub(micros_from_timestamp(t))))
             .unwrap_or_default();
         rows.push([
-            d.id.clone(),
+            output::shown(&d.id).into_owned(),
             output::status_name(d.status),
-            d.kind.clone(),
+            output::shown(&d.kind).into_owned(),
             format!("{approvals}/{}", d.required_approvals),
-            d.authorized_roles.join(","),
-            d.asked_by.clone(),
+            output::shown(&d.authorized_roles.join(",")).into_owned(),
+            output::shown(&d.asked_by).into_owned(),
             age,
         ]);
     }

@@ -208,6 +208,21 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The defaults, with `--as alice --roles sre`.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Conn {
+        Conn {
+            server: "127.0.0.1:50051".into(),
+            token: None,
+            principal: Some("alice".into()),
+            roles: vec!["sre".into()],
+            json: false,
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+
     /// Connects, with errors said in CLI terms.
     pub(crate) async fn client(&self) -> Result<GrpcClient> {
         let creds = Credentials {

@@ -12,6 +12,34 @@ pub(crate) struct Printer {
     captured: Option<std::cell::RefCell<Vec<String>>>,
 }
 
+/// A server-supplied string as the terminal may show it: control
+/// characters (ESC, newlines, C1 codes) and bidirectional overrides are
+/// escaped (`\x1b`, `\n`, `\u{202e}`), so a kind or a reason can neither
+/// colour the terminal nor forge a separate line. `--json` stays exact.
+pub(crate) fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    fn hidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hidden(c) && u32::from(c) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", u32::from(c)));
+            }
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Last second RFC 3339 (and `google.protobuf.Timestamp`) can write:
 /// 9999-12-31T23:59:59Z.
 const MAX_RFC3339_SECONDS: i64 = 253_402_300_799;
@@ -73,7 +101,7 @@ fn describe_escalations(d: &proto::Decision, out: &mut String) {
         let unless = if e.unless.is_empty() {
             String::new()
         } else {
-            format!(" unless {}", e.unless)
+            format!(" unless {}", shown(&e.unless))
         };
         let when = match proto::EscalationState::try_from(e.state) {
             Ok(proto::EscalationState::Fired) => {
@@ -90,7 +118,7 @@ fn describe_escalations(d: &proto::Decision, out: &mut String) {
         out.push_str(&format!(
             "\n  escalation level {} (after {after}{unless}) -> {}: {when}",
             e.level,
-            e.webhooks.join(",")
+            shown(&e.webhooks.join(","))
         ));
     }
     if let Some(next) = time(&d.next_escalation_at).as_str() {
@@ -153,41 +181,45 @@ pub(crate) fn decision_line(d: &proto::Decision) -> String {
         .count();
     format!(
         "{}  {:<15} {}  approvals {}/{}  roles {}  asked by {}",
-        d.id,
+        shown(&d.id),
         status_name(d.status),
-        d.kind,
+        shown(&d.kind),
         approvals,
         d.required_approvals,
-        d.authorized_roles.join(","),
-        d.asked_by
+        shown(&d.authorized_roles.join(",")),
+        shown(&d.asked_by)
     )
 }
 
 fn describe(d: &proto::Decision) -> String {
     let mut out = decision_line(d);
-    out.push_str(&format!("\n  input: {}", value(&d.input)));
+    // JSON escapes C0 controls in strings, but not DEL, C1 or bidi marks.
+    out.push_str(&format!(
+        "\n  input: {}",
+        shown(&value(&d.input).to_string())
+    ));
     if !d.context_hash.is_empty() {
-        out.push_str(&format!("\n  context_hash: {}", d.context_hash));
+        out.push_str(&format!("\n  context_hash: {}", shown(&d.context_hash)));
     }
     for a in &d.answers {
         let via = if a.submitted_by.is_empty() {
             String::new()
         } else {
-            format!(" (via {})", a.submitted_by)
+            format!(" (via {})", shown(&a.submitted_by))
         };
         out.push_str(&format!(
             "\n  {} by {}{via} at {}: {}",
             verdict_name(a.verdict),
-            a.operator,
+            shown(&a.operator),
             time(&a.answered_at).as_str().unwrap_or("?"),
-            a.rationale
+            shown(&a.rationale)
         ));
     }
     if !d.delivered_via.is_empty() {
-        out.push_str(&format!("\n  delivered via {}", d.delivered_via));
+        out.push_str(&format!("\n  delivered via {}", shown(&d.delivered_via)));
     }
     if !d.close_reason.is_empty() {
-        out.push_str(&format!("\n  closed: {}", d.close_reason));
+        out.push_str(&format!("\n  closed: {}", shown(&d.close_reason)));
     }
     describe_escalations(d, &mut out);
     out
@@ -352,11 +384,12 @@ pub(super) fn waiting_hint(d: &proto::Decision, conn: &super::Conn) -> String {
             .first()
             .map(String::as_str)
             .unwrap_or("ROLE");
-        format!(" --as NAME --roles {role}")
+        format!(" --as NAME --roles {}", shown(role))
     };
+    let id = shown(&d.id);
     format!(
-        "waiting for a human to decide {} (decision {}); answer it with:\n  \
-         witness answer {} approve --rationale \"...\"{who}{server}",
-        d.kind, d.id, d.id
+        "waiting for a human to decide {} (decision {id}); answer it with:\n  \
+         witness answer {id} approve --rationale \"...\"{who}{server}",
+        shown(&d.kind)
     )
 }

@@ -179,3 +179,122 @@ fn times_past_year_9999_or_before_1970_print_as_epoch_seconds() {
     assert!(rfc3339(i64::MAX).ends_with("(outside RFC 3339)"));
     assert!(rfc3339(i64::MIN).ends_with("(outside RFC 3339)"));
 }
+
+/// Strings with the characters a hostile server (or asker) might send.
+fn hostile() -> impl Strategy<Value = String> {
+    "[a-z \\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069}é]{0,12}"
+}
+
+fn hostile_decision() -> impl Strategy<Value = proto::Decision> {
+    let strings = proptest::collection::vec(hostile(), 14);
+    (decision(), strings).prop_map(|(mut d, s)| {
+        d.id = s[0].clone();
+        d.kind = s[1].clone();
+        d.context_hash = s[2].clone();
+        d.asked_by = s[3].clone();
+        d.delivered_via = s[4].clone();
+        d.close_reason = s[5].clone();
+        d.authorized_roles = vec![s[6].clone(), s[7].clone()];
+        d.input = Some(prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue(s[8].clone())),
+        });
+        for (i, a) in d.answers.iter_mut().enumerate() {
+            a.operator = s[9 + i % 2].clone();
+            a.submitted_by = s[11].clone();
+            a.rationale = s[12 + i % 2].clone();
+        }
+        d.escalations = vec![proto::Escalation {
+            level: 1,
+            webhooks: vec![s[13].clone()],
+            unless: s[12].clone(),
+            ..Default::default()
+        }];
+        d
+    })
+}
+
+/// The same decision with every string made harmless, for counting lines.
+fn tame(d: &proto::Decision) -> proto::Decision {
+    // Same emptiness, harmless characters.
+    let t = |s: &String| s.chars().map(|_| 'x').collect::<String>();
+    let mut d = d.clone();
+    for s in [
+        &mut d.id,
+        &mut d.kind,
+        &mut d.context_hash,
+        &mut d.asked_by,
+        &mut d.delivered_via,
+        &mut d.close_reason,
+    ] {
+        *s = t(s);
+    }
+    d.authorized_roles = d.authorized_roles.iter().map(t).collect();
+    for a in &mut d.answers {
+        a.operator = t(&a.operator);
+        a.submitted_by = t(&a.submitted_by);
+        a.rationale = t(&a.rationale);
+    }
+    for e in &mut d.escalations {
+        e.unless = t(&e.unless);
+        e.webhooks = e.webhooks.iter().map(t).collect();
+    }
+    d
+}
+
+/// Every text line a decision prints through, in order.
+fn text_outputs(d: &proto::Decision) -> Vec<String> {
+    let p = capturing(false);
+    p.decision(Some(d));
+    p.answered(&proto::AnswerResponse {
+        decision: Some(d.clone()),
+        outcome: 1,
+    });
+    p.event(&proto::DecisionEvent {
+        sequence: 7,
+        r#type: 1,
+        decision: Some(d.clone()),
+        at: None,
+        snapshot: false,
+    });
+    let mut out = p.captured.map(|c| c.into_inner()).unwrap_or_default();
+    out.push(crate::cli::list::table(std::slice::from_ref(d), 0));
+    let conn = crate::cli::Conn::for_tests();
+    out.push(waiting_hint(d, &conn));
+    let status = tonic::Status::invalid_argument(format!("kind: {}", d.kind));
+    out.push(crate::cli::errors::rpc_message(&status));
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn text_output_escapes_every_control_character_and_json_stays_exact(d in hostile_decision()) {
+        let shown_outputs = text_outputs(&d);
+        let tame_outputs = text_outputs(&tame(&d));
+        for (out, tame) in shown_outputs.iter().zip(&tame_outputs) {
+            let bad = out.chars().find(|c| {
+                (c.is_control() && *c != '\n')
+                    || ('\u{202a}'..='\u{202e}').contains(c)
+                    || ('\u{2066}'..='\u{2069}').contains(c)
+            });
+            prop_assert!(bad.is_none(), "{:?} in {:?}", bad, out);
+            prop_assert_eq!(out.lines().count(), tame.lines().count(), "{}", out);
+        }
+        // --json keeps every string exactly as the server sent it.
+        let doc = decision_json(&d);
+        prop_assert_eq!(doc["kind"].as_str(), Some(d.kind.as_str()));
+        prop_assert_eq!(doc["close_reason"].as_str(), Some(d.close_reason.as_str()));
+    }
+}
+
+#[test]
+fn shown_escapes_what_a_terminal_would_obey() {
+    assert_eq!(shown("log.\x1b[31mred\x1b[0m"), "log.\\x1b[31mred\\x1b[0m");
+    assert_eq!(shown("r\n2026 FAKE LINE"), "r\\n2026 FAKE LINE");
+    assert_eq!(shown("a\u{202e}b\u{9b}c"), "a\\u{202e}b\\x9bc");
+    assert!(matches!(
+        shown("plain é"),
+        std::borrow::Cow::Borrowed("plain é")
+    ));
+}

@@ -379,6 +379,24 @@ fn decide_answer(d: &Decision, args: AnswerArgs<'_>, now: Micros) -> Result<Deci
             actor.name, d.id
         )));
     }
+    // One credential, one vote: a principal that relayed a vote may not also
+    // vote as itself, nor the reverse. It may relay for several people (a
+    // chat bot does); each counts as the distinct person it names.
+    let sender = actor.submitted_by.as_deref().unwrap_or(&actor.name);
+    let relayed = |a: &Answer| a.submitted_by.as_deref() == Some(sender);
+    let voted_itself = |a: &Answer| a.operator == sender && a.submitted_by.is_none();
+    if actor.submitted_by.is_none() && d.answers.iter().any(relayed) {
+        return Err(Refusal::precondition(format!(
+            "operator {sender} relayed a vote on decision {} and may not also vote as itself",
+            d.id
+        )));
+    }
+    if actor.submitted_by.is_some() && d.answers.iter().any(voted_itself) {
+        return Err(Refusal::precondition(format!(
+            "operator {sender} voted on decision {} as itself and may not also relay a vote",
+            d.id
+        )));
+    }
     if rationale.trim().is_empty() {
         return Err(Refusal::invalid("rationale: must not be empty"));
     }

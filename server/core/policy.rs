@@ -3,45 +3,49 @@
 
 use super::model::{EscalationLevel, OnTimeout, Policy, Unless};
 use super::{cut, Refusal, Result};
-use globset::{Glob, GlobMatcher};
+use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
 /// A set of kind globs (`scram.*`). Empty matches everything only where the
 /// caller says so; `matches` on an empty set is false.
-/// Clones share the compiled matchers: a cloned regex starts an empty
-/// match cache of its own, which every dev-mode request paid for.
+/// The globs compile into one set, so a kind is matched in one pass however
+/// many there are (a list of them costs decisions, not decisions × globs).
+/// Clones share the compiled set: a cloned regex starts an empty match
+/// cache of its own, which every dev-mode request paid for.
 #[derive(Debug, Clone, Default)]
 pub struct KindGlobs {
-    globs: std::sync::Arc<[(String, GlobMatcher)]>,
+    set: std::sync::Arc<GlobSet>,
 }
 
 impl KindGlobs {
     /// Compiles `patterns`; `field` names the config key or request field in
     /// the error.
     pub fn new(field: &str, patterns: &[String]) -> Result<Self> {
-        let globs = patterns
-            .iter()
-            .map(|p| {
-                Glob::new(p)
-                    .map(|g| (p.clone(), g.compile_matcher()))
-                    .map_err(|e| {
-                        // The error's kind, not its Display: that quotes the
-                        // whole pattern, which may be huge.
-                        Refusal::invalid(format!("{field}: bad glob {:?}: {}", cut(p), e.kind()))
-                    })
-            })
-            .collect::<Result<_>>()?;
-        Ok(KindGlobs { globs })
+        let mut set = GlobSetBuilder::new();
+        for p in patterns {
+            let glob = Glob::new(p).map_err(|e| {
+                // The error's kind, not its Display: that quotes the whole
+                // pattern, which may be huge.
+                Refusal::invalid(format!("{field}: bad glob {:?}: {}", cut(p), e.kind()))
+            })?;
+            set.add(glob);
+        }
+        let set = set
+            .build()
+            .map_err(|e| Refusal::invalid(format!("{field}: {}", e.kind())))?;
+        Ok(KindGlobs {
+            set: std::sync::Arc::new(set),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.globs.is_empty()
+        self.set.is_empty()
     }
 
     pub fn matches(&self, kind: &str) -> bool {
-        self.globs.iter().any(|(_, g)| g.is_match(kind))
+        self.set.is_match(kind)
     }
 
     /// Empty means "no filter": everything passes.

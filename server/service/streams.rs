@@ -203,7 +203,12 @@ impl Witness {
         who: &Principal,
         q: SubscribeQuery,
     ) -> super::Result<DomainStream> {
-        let filter = Filter::new(Visibility::of(who.clone()), &q.kinds, q.surfaces)?;
+        let filter = Filter::new(
+            Visibility::of(who.clone()),
+            &q.kinds,
+            q.surfaces,
+            &self.limits,
+        )?;
         if let Some(after) = q.after {
             self.check_resume(after).await?;
         }

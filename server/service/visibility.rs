@@ -6,6 +6,7 @@
 
 use crate::auth::Principal;
 use crate::core::policy::KindGlobs;
+use crate::core::schema::Limits;
 use crate::core::{Decision, Refusal};
 
 /// Which decisions a reader may see.
@@ -57,12 +58,15 @@ pub struct Filter {
 
 impl Filter {
     /// `kinds` are globs (refused when malformed); empty `kinds` or
-    /// `surfaces` narrow nothing.
+    /// `surfaces` narrow nothing. Both are lists under `max_list_len`.
     pub fn new(
         visibility: Visibility,
         kinds: &[String],
         surfaces: Vec<String>,
+        limits: &Limits,
     ) -> Result<Filter, Refusal> {
+        limits.check_list("kinds", kinds)?;
+        limits.check_list("surfaces", &surfaces)?;
         Ok(Filter {
             visibility,
             kinds: KindGlobs::new("kinds", kinds)?,

@@ -190,6 +190,40 @@ fn an_asker_submitting_on_behalf_of_someone_is_self_approval() {
 }
 
 #[test]
+fn one_credential_is_one_vote_relayed_or_its_own() {
+    let relay_for = |name: &str| Actor {
+        submitted_by: Some("chatops".into()),
+        ..op(name)
+    };
+    let itself = || op("chatops");
+    // Relayed first, then as itself: refused.
+    let mut sim = Sim::start(ask(2, true), policy(2));
+    sim.ok(answer(relay_for("alice"), Verdict::Approve, None), s(1));
+    sim.ok(report(ctx()), s(2));
+    sim.refuse(
+        answer(itself(), Verdict::Approve, None),
+        s(3),
+        FAILED,
+        "relayed a vote",
+    );
+    // A relay for a second, distinct person counts: the quorum is complete.
+    sim.ok(answer(relay_for("carol"), Verdict::Approve, None), s(3));
+    assert_eq!(sim.d.status, Status::Approved);
+    let who: Vec<_> = sim.d.answers.iter().map(|a| a.operator.as_str()).collect();
+    assert_eq!(who, ["alice", "carol"]);
+    // As itself first, then relayed: refused, a reject included.
+    let mut sim = Sim::start(ask(2, true), policy(2));
+    sim.ok(answer(itself(), Verdict::Approve, None), s(1));
+    sim.ok(report(ctx()), s(2));
+    for verdict in [Verdict::Approve, Verdict::Reject] {
+        let action = answer(relay_for("alice"), verdict, None);
+        sim.refuse(action, s(3), FAILED, "voted on decision");
+    }
+    assert_eq!(sim.d.status, Status::Open);
+    assert_eq!(sim.d.answers.len(), 1);
+}
+
+#[test]
 fn the_same_operator_may_not_answer_twice() {
     let mut sim = Sim::start(ask(2, true), policy(2));
     sim.ok(approve("alice"), s(1));
