@@ -18,14 +18,14 @@ fn version() {
             let c = git(&["rev-parse", "--short=12", "HEAD"])?;
             // Rebuild the stamp when HEAD moves (new commit, checkout).
             if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-                println!("cargo:rerun-if-changed={dir}/HEAD");
+                watch(&format!("{dir}/HEAD"));
             }
             if let (Some(common), Some(head)) = (
                 git(&["rev-parse", "--git-common-dir"]),
                 git(&["symbolic-ref", "-q", "HEAD"]),
             ) {
-                println!("cargo:rerun-if-changed={common}/{head}");
-                println!("cargo:rerun-if-changed={common}/packed-refs");
+                watch(&format!("{common}/{head}"));
+                watch(&format!("{common}/packed-refs"));
             }
             Some(c)
         });
@@ -35,6 +35,17 @@ fn version() {
         None => pkg,
     };
     println!("cargo:rustc-env=WITNESS_VERSION={version}");
+}
+
+/// Names `path` for cargo to watch, only when it exists: cargo treats a
+/// watched file that does not exist as changed, and would rerun this script
+/// (and rebuild witness) on every build. A branch that is packed later
+/// deletes its loose ref file, which reruns the script once, and the script
+/// then names `packed-refs`.
+fn watch(path: &str) {
+    if std::path::Path::new(path).exists() {
+        println!("cargo:rerun-if-changed={path}");
+    }
 }
 
 fn git(args: &[&str]) -> Option<String> {

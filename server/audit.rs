@@ -270,6 +270,7 @@ async fn compare_projection(
             first = Some(Problem { sequence, reason });
         }
     };
+    let now = crate::store::now_micros();
     let mut seen = 0usize;
     let mut after = String::new();
     loop {
@@ -291,7 +292,8 @@ async fn compare_projection(
                     format!("decision {} has a row but no events", row.id),
                 ),
                 Some(r) => {
-                    if let Some(reason) = row_difference(row, r) {
+                    if let Some(reason) = row_difference(row, r).or_else(|| lease_problem(row, now))
+                    {
                         note(
                             stored_seq.min(r.last_sequence),
                             format!("decision {}: {reason}", row.id),
@@ -317,6 +319,28 @@ async fn compare_projection(
         }
     }
     Ok(first)
+}
+
+/// A timer lease no claim could have set: further past the later of the
+/// row's due time and now than a claim lasts. Such a lease (an edit made
+/// with the server stopped) would keep the decision's timers from firing.
+fn lease_problem(row: &ProjectionRow, now: i64) -> Option<String> {
+    let lease = row.timer_lease?;
+    let due = row.expires_at.into_iter().chain(row.fallback_at).min();
+    let latest = due
+        .unwrap_or(now)
+        .max(now)
+        .saturating_add(crate::timers::LEASE_US);
+    (lease > latest).then(|| {
+        format!(
+            "column timer_lease is {lease}, {} past its due time and now; a timer claim lasts at \
+             most {}s, so no claim set it (an edit would keep its timers from firing)",
+            crate::core::schema::span(std::time::Duration::from_micros(
+                u64::try_from(lease.saturating_sub(due.unwrap_or(now).max(now))).unwrap_or(0)
+            )),
+            crate::timers::LEASE_US / 1_000_000
+        )
+    })
 }
 
 /// The first column of `row` that differs from the replayed decision,

@@ -253,31 +253,48 @@ fn routes(
         http_side,
     )
     .map_err(ServeError::Endpoint)?;
+    use crate::http::connect::bridge::ConnectBridge;
     let grpc = tonic::service::Routes::new(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(ConnectBridge::new(reflection_v1))
+        .add_service(ConnectBridge::new(reflection_v1alpha))
         .add_service(endpoint);
-    if !http_side {
-        // tonic's fallback answers HTTP 200 with grpc-status 12 to anything;
-        // keep that for gRPC clients, say 404 to everyone else.
-        let fallback = |req: http::Request<axum::body::Body>| async move {
-            let grpc = req
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.starts_with("application/grpc"));
-            if grpc {
-                tonic::Status::unimplemented("no such service").into_http::<tonic::body::Body>()
-            } else {
-                crate::http::connect::http_elsewhere()
-            }
-        };
-        return Ok(grpc.into_axum_router().fallback(fallback).into());
-    }
-    Ok(grpc
-        .into_axum_router()
-        .merge(crate::http::router(witness.clone()))
+    let router = if http_side {
+        grpc.into_axum_router()
+            .merge(crate::http::router(witness.clone()))
+    } else {
+        grpc.into_axum_router()
+    };
+    Ok(router
+        .fallback(move |req| unknown_path(req, http_side))
         .into())
+}
+
+/// tonic's own fallback answers HTTP 200 with grpc-status 12 to anything;
+/// keep that for gRPC clients, say 404 to everyone else.
+async fn unknown_path(
+    req: http::Request<axum::body::Body>,
+    http_side: bool,
+) -> http::Response<tonic::body::Body> {
+    let grpc = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    match (grpc, http_side) {
+        (true, _) => tonic::Status::unimplemented("no such service").into_http(),
+        (false, true) => {
+            let mut res = http::Response::new(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(b"not found\n"),
+            )));
+            *res.status_mut() = http::StatusCode::NOT_FOUND;
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            res
+        }
+        (false, false) => crate::http::connect::http_elsewhere(),
+    }
 }
 
 async fn serve_routes(

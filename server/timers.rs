@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const POLL: Duration = Duration::from_millis(100);
 /// How long a process owns the timers it claimed: one that fails to apply
 /// them (or dies) leaves them to be claimed again after this.
-const LEASE_US: i64 = 5_000_000;
+pub const LEASE_US: i64 = 5_000_000;
 const BATCH: usize = 256;
 
 /// Runs forever, firing due timers.

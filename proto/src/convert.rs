@@ -18,6 +18,10 @@ pub enum ConvertError {
     /// A zero or negative Duration where a positive one is required.
     #[error("{field}: must be positive")]
     NotPositive { field: String },
+    /// Positive, but under a microsecond: witness keeps time in
+    /// microseconds, so it would be zero.
+    #[error("{field}: {nanos}ns is below witness's resolution; the shortest timeout is 1 microsecond (1µs)")]
+    BelowResolution { field: String, nanos: i32 },
 }
 
 /// Converts JSON to a protobuf `Value`.
@@ -133,6 +137,12 @@ pub fn micros_from_duration(field: &str, d: &prost_types::Duration) -> Result<i6
             field: field.to_string(),
         });
     }
+    if d.seconds == 0 && d.nanos < 1000 {
+        return Err(ConvertError::BelowResolution {
+            field: field.to_string(),
+            nanos: d.nanos,
+        });
+    }
     Ok(d.seconds
         .saturating_mul(1_000_000)
         .saturating_add(i64::from(d.nanos) / 1000))
@@ -205,6 +215,19 @@ mod tests {
                 .to_string(),
             "timeout: must be positive"
         );
+        for nanos in [1, 999] {
+            let tiny = prost_types::Duration { seconds: 0, nanos };
+            let e = micros_from_duration("timeout", &tiny).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("timeout: {nanos}ns is below witness's resolution; the shortest timeout is 1 microsecond (1µs)")
+            );
+        }
+        let one_us = prost_types::Duration {
+            seconds: 0,
+            nanos: 1000,
+        };
+        assert_eq!(micros_from_duration("timeout", &one_us).unwrap(), 1);
         for nanos in [-1, 1_000_000_000, i32::MAX] {
             let bad = prost_types::Duration { seconds: 1, nanos };
             let e = micros_from_duration("timeout", &bad).unwrap_err();

@@ -71,8 +71,19 @@ impl From<Refusal> for Status {
 ///   RESOURCE_EXHAUSTED everywhere else in witness (and in gRPC's own
 ///   conventions);
 /// - an undecodable request (invalid UTF-8 in a string, nesting past
-///   prost's recursion limit) is INTERNAL in tonic; it is the caller's bad
-///   input: INVALID_ARGUMENT.
+///   prost's recursion limit) and a malformed frame (the compressed flag
+///   without `grpc-encoding`, an unknown flag, a truncated frame, a body
+///   that does not decompress) are INTERNAL in tonic; they are the caller's
+///   bad input: INVALID_ARGUMENT. (gRPC's compression spec asks INTERNAL
+///   for the compressed flag; witness says what the caller must fix.)
+/// How tonic's decoder starts the messages of the errors above.
+const FRAME_ERRORS: [&str; 4] = [
+    "failed to decode Protobuf message",
+    "protocol error: received message with",
+    "Unexpected EOF decoding stream",
+    "Error decompressing",
+];
+
 pub fn transport_status<B>(mut res: http::Response<B>) -> http::Response<B> {
     let headers = res.headers();
     let message = headers
@@ -82,7 +93,7 @@ pub fn transport_status<B>(mut res: http::Response<B>) -> http::Response<B> {
         .unwrap_or_default();
     let code = match headers.get("grpc-status").map(http::HeaderValue::as_bytes) {
         Some(b"11") if message.contains("message length too large") => Some("8"),
-        Some(b"13") if message.starts_with("failed to decode Protobuf message") => Some("3"),
+        Some(b"13") if FRAME_ERRORS.iter().any(|m| message.starts_with(m)) => Some("3"),
         _ => None,
     };
     if let Some(code) = code {

@@ -49,9 +49,12 @@ fn item_json(i: &OutboxItem) -> serde_json::Value {
     })
 }
 
+/// The configured store, which must exist: the outbox commands read or
+/// retry what a server wrote, so a missing SQLite file is an error, never a
+/// new empty database.
 async fn open(config: Option<PathBuf>) -> Result<std::sync::Arc<dyn crate::store::Store>> {
     let config = Config::load(config.as_deref())?;
-    Ok(crate::store::open(&config.store.url, &config.store.pg_options()).await?)
+    Ok(crate::store::open_existing(&config.store.url, &config.store.pg_options()).await?)
 }
 
 /// Runs `witness outbox …`.

@@ -175,6 +175,10 @@ pub struct ProjectionRow {
     pub fallback_at: Option<Micros>,
     /// The decision as JSON.
     pub body: String,
+    /// A process's claim on the row's due timers (`timers`): operational,
+    /// not state, so never written from a decision nor hashed; read back by
+    /// `projection_rows` for `audit verify`.
+    pub timer_lease: Option<Micros>,
 }
 
 impl ProjectionRow {
@@ -201,6 +205,7 @@ impl ProjectionRow {
             // The ladder: the fallback or the next escalation level.
             fallback_at: d.ladder_due_at(),
             body: String::new(),
+            timer_lease: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! limit. `WitnessEndpoint` serves the service's path and picks gRPC or
 //! Connect by content type.
 
+pub mod bridge;
 pub mod wire;
 
 use crate::api::encoded::EncodedStreams;

@@ -128,6 +128,7 @@ fn projection_row_at(r: &tokio_postgres::Row, at: usize) -> Result<ProjectionRow
             expires_at: r.try_get(at + 7)?,
             fallback_at: r.try_get(at + 8)?,
             body: r.try_get(at + 9)?,
+            timer_lease: None,
         })
     };
     row().map_err(|e| StoreError::Corrupt(format!("decisions row: {e}")))
@@ -379,7 +380,9 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(raw_event).collect())
     }
 
-    /// Claims with `FOR UPDATE SKIP LOCKED`, so replicas share the work.
+    /// Claims with `FOR UPDATE SKIP LOCKED`, so replicas share the work. A
+    /// lease further ahead than a claim made now would set is void (see
+    /// the SQLite store).
     async fn due_timers(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<DueTimer>> {
         let rows = self
             .pool
@@ -390,7 +393,7 @@ impl Store for PostgresStore {
                  WHERE id IN (
                      SELECT id FROM decisions
                      WHERE (expires_at <= $1 OR fallback_at <= $1)
-                       AND (timer_lease IS NULL OR timer_lease < $1)
+                       AND (timer_lease IS NULL OR timer_lease < $1 OR timer_lease > $1 + $3)
                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
                  RETURNING id, COALESCE(expires_at <= $1, FALSE)",
                 &[&now, &(limit as i64), &lease_us],
@@ -420,11 +423,23 @@ impl Store for PostgresStore {
             .get()
             .await?
             .query(
-                &format!("SELECT {ROW_COLUMNS} FROM decisions WHERE id > $1 ORDER BY id LIMIT $2"),
+                &format!(
+                    "SELECT {ROW_COLUMNS}, timer_lease FROM decisions WHERE id > $1 ORDER BY id LIMIT $2"
+                ),
                 &[&after_id, &(limit as i64)],
             )
             .await?;
-        rows.iter().map(projection_row).collect()
+        rows.iter()
+            .map(|r| {
+                let lease = r
+                    .try_get(10)
+                    .map_err(|e| StoreError::Corrupt(format!("decisions.timer_lease: {e}")))?;
+                Ok(ProjectionRow {
+                    timer_lease: lease,
+                    ..projection_row(r)?
+                })
+            })
+            .collect()
     }
 
     async fn receipts(&self, after_id: &str, limit: usize) -> Result<Vec<(String, String)>> {

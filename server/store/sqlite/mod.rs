@@ -237,16 +237,19 @@ fn read_chain(conn: &Connection) -> Result<Chain> {
     Ok(head.unwrap_or_else(Chain::genesis))
 }
 
-/// Claims due timers for a lease: one range of each partial timer index
+/// Claims due timers for a lease. A lease further ahead than a claim made
+/// now would set was not set by a claim (an edit, or a clock that jumped
+/// back) and is void, so no lease holds a timer past the lease length.
+/// One range of each partial timer index
 /// (named: the planner would rather scan every row in id order to skip a
 /// sort), so a tick reads only the due rows.
 const DUE_TIMERS: &str = "UPDATE decisions SET timer_lease = ?1 + ?2
      WHERE id IN (
          SELECT id FROM decisions INDEXED BY decisions_expiring
-         WHERE expires_at <= ?1 AND (timer_lease IS NULL OR timer_lease < ?1)
+         WHERE expires_at <= ?1 AND (timer_lease IS NULL OR timer_lease < ?1 OR timer_lease > ?1 + ?2)
          UNION
          SELECT id FROM decisions INDEXED BY decisions_unacked
-         WHERE fallback_at <= ?1 AND (timer_lease IS NULL OR timer_lease < ?1)
+         WHERE fallback_at <= ?1 AND (timer_lease IS NULL OR timer_lease < ?1 OR timer_lease > ?1 + ?2)
          ORDER BY id LIMIT ?3)
      RETURNING id, COALESCE(expires_at <= ?1, FALSE)";
 
@@ -266,6 +269,7 @@ fn projection_row(r: &rusqlite::Row) -> rusqlite::Result<ProjectionRow> {
         expires_at: r.get(7)?,
         fallback_at: r.get(8)?,
         body: r.get(9)?,
+        timer_lease: None,
     })
 }
 
@@ -460,10 +464,15 @@ impl Store for SqliteStore {
         let after_id = after_id.to_string();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS} FROM decisions WHERE id > ?1 ORDER BY id LIMIT ?2"
+                "SELECT {ROW_COLUMNS}, timer_lease FROM decisions WHERE id > ?1 ORDER BY id LIMIT ?2"
             ))?;
             let rows = stmt
-                .query_map(params![after_id, limit as i64], projection_row)?
+                .query_map(params![after_id, limit as i64], |r| {
+                    Ok(ProjectionRow {
+                        timer_lease: r.get(10)?,
+                        ..projection_row(r)?
+                    })
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
