@@ -104,18 +104,6 @@ async fn scrape(s: &Server) -> Page {
 
 // ---------------------------------------------------------------- config
 
-fn token(name: &str) -> String {
-    format!("tok-{name}-0123456789abcdef-secret")
-}
-
-fn principal(name: &str, roles: &[&str]) -> String {
-    format!(
-        "[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = {:?}\n",
-        witness::auth::token_sha256(&token(name)),
-        roles
-    )
-}
-
 fn scenario_config(failing: &str, paging: &str, format: &str) -> String {
     format!(
         r#"
@@ -140,9 +128,9 @@ kind = "scram.*"
 ack_window = "1s"
 fallback = ["pager"]
 {}{}{}"#,
-        principal("svc", &[]),
-        principal("alice", &["sre"]),
-        principal("bob", &["sre"]),
+        principal("svc", &[], ""),
+        principal("alice", &["sre"], ""),
+        principal("bob", &["sre"], ""),
     )
 }
 
@@ -437,7 +425,7 @@ async fn a_scripted_scenario_moves_every_metric_by_exactly_what_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_logs_to_a_file_carry_no_colour_and_log_refusals_once() {
-    let s = Server::start(&principal("svc", &[]));
+    let s = Server::start(&principal("svc", &[], ""));
     let mut svc = s.client_with_token(&token("svc")).await;
     svc.ask(ask("", &["sre"], 1, None)).await.unwrap_err();
     eventually("the refusal line", Duration::from_secs(10), || async {

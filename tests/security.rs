@@ -7,18 +7,6 @@ use serde_json::json;
 use std::process::Command;
 use tonic::Code;
 
-fn principal(name: &str, roles: &[&str], extra: &str) -> String {
-    format!(
-        "[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = {:?}\n{extra}\n",
-        witness::auth::token_sha256(&token(name)),
-        roles
-    )
-}
-
-fn token(name: &str) -> String {
-    format!("tok-{name}-0123456789abcdef")
-}
-
 fn principals() -> String {
     [
         principal("svc", &[], "can_ask = [\"deploy.*\", \"scram.*\"]"),

@@ -1,22 +1,118 @@
-//! Runs the README's walkthrough blocks against a real server, so the
-//! README cannot go stale.
+//! Runs the walkthrough blocks of the README and of the book (docs/src/)
+//! against a real server, so the documents cannot go stale.
+//!
+//! The marker convention, in any of those Markdown files:
+//! - `<!-- walkthrough:NAME -->` on the line before a ```sh block marks it
+//!   as tested. Several blocks may share a NAME within a file: they run in
+//!   order, as one shell session (the reader's terminal), with `-euo
+//!   pipefail`, in a fresh directory that holds the server's `witness.toml`.
+//! - `<!-- walkthrough-config:NAME -->` before a ```toml block: the server
+//!   for walkthrough NAME starts with that configuration (else dev mode with
+//!   no configuration beyond its store).
+//! - `127.0.0.1:50051` in a block is replaced with the test server's address.
+//!
+//! Every marked walkthrough runs: the ones named below with checks of their
+//! output, any other one by `every_other_marked_walkthrough_works_as_written`.
 
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// The fenced block that follows `<!-- walkthrough:NAME -->` in README.md.
-fn block(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+/// The repository root.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// The bodies of the fenced `lang` blocks that follow `marker` lines in
+/// `file`, in order.
+fn marked_blocks(file: &str, marker: &str, lang: &str) -> Vec<String> {
+    let text = read(file);
+    let fence = format!("{marker}\n```{lang}\n");
+    text.match_indices(&fence)
+        .map(|(at, _)| {
+            let start = at + fence.len();
+            let end = text[start..]
+                .find("```")
+                .unwrap_or_else(|| panic!("{file}: the block after {marker} is never closed"));
+            text[start..start + end].to_string()
+        })
+        .collect()
+}
+
+/// The ```sh blocks marked `<!-- walkthrough:NAME -->` in `file`, joined in
+/// order into one script.
+fn walkthrough(file: &str, name: &str) -> String {
     let marker = format!("<!-- walkthrough:{name} -->");
-    let rest = &readme[readme
-        .find(&marker)
-        .unwrap_or_else(|| panic!("README lacks {marker}"))..];
-    let start = rest.find("```sh\n").expect("fenced block") + 6;
-    let end = rest[start..].find("```").expect("block end");
-    rest[start..start + end].to_string()
+    let blocks = marked_blocks(file, &marker, "sh");
+    assert!(
+        !blocks.is_empty(),
+        "{file} lacks {marker} followed by a ```sh block"
+    );
+    blocks.concat()
+}
+
+/// The one ```sh block marked `<!-- walkthrough:NAME -->` in README.md.
+fn block(name: &str) -> String {
+    let marker = format!("<!-- walkthrough:{name} -->");
+    let blocks = marked_blocks("README.md", &marker, "sh");
+    assert_eq!(blocks.len(), 1, "README.md: one block after {marker}");
+    blocks.into_iter().next().unwrap()
+}
+
+/// The server configuration of walkthrough NAME in `file` (empty if none).
+fn walkthrough_config(file: &str, name: &str) -> String {
+    let marker = format!("<!-- walkthrough-config:{name} -->");
+    let blocks = marked_blocks(file, &marker, "toml");
+    assert!(blocks.len() <= 1, "{file}: more than one {marker}");
+    blocks.concat()
+}
+
+/// Every (file, walkthrough name) marked in README.md and docs/src/*.md.
+fn every_walkthrough() -> Vec<(String, String)> {
+    let mut files = vec!["README.md".to_string()];
+    let mut book: Vec<PathBuf> = std::fs::read_dir(root().join("docs/src"))
+        .expect("docs/src")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    book.sort();
+    files.extend(
+        book.iter()
+            .map(|p| p.strip_prefix(root()).unwrap().display().to_string()),
+    );
+    let mut found = Vec::new();
+    for file in files {
+        let text = read(&file);
+        for (at, _) in text.match_indices("<!-- walkthrough:") {
+            let rest = &text[at + "<!-- walkthrough:".len()..];
+            let name = rest[..rest.find(" -->").expect("marker end")].to_string();
+            if !found.contains(&(file.clone(), name.clone())) {
+                found.push((file.clone(), name));
+            }
+        }
+    }
+    found
+}
+
+/// Walkthroughs with a test of their own below.
+const CHECKED: &[(&str, &str)] = &[
+    ("README.md", "cli"),
+    ("README.md", "grpcurl"),
+    ("docs/src/tutorial.md", "tutorial"),
+    ("docs/src/v1-api.md", "v01"),
+    ("docs/src/http.md", "connect"),
+];
+
+/// Runs walkthrough NAME of `file` against a server with its configuration.
+fn run_walkthrough(file: &str, name: &str) -> String {
+    let s = Server::start(&walkthrough_config(file, name));
+    run(&s, &walkthrough(file, name))
 }
 
 fn run(s: &Server, script: &str) -> String {
@@ -28,6 +124,7 @@ fn run(s: &Server, script: &str) -> String {
         .current_dir(s.dir.path())
         .env("PATH", path)
         .env("WITNESS_SERVER", &s.addr)
+        .env_remove("WITNESS_TOKEN")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -76,33 +173,25 @@ fn grpcurl_walkthrough_works_as_written() {
     assert!(out.contains("STATUS_APPROVED"), "{out}");
 }
 
-/// The fenced block of `lang` after `<!-- example:NAME -->` in `file`.
-fn example(file: &str, name: &str, lang: &str) -> String {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
-    let marker = format!("<!-- example:{name} -->\n```{lang}\n");
-    let start = text
-        .find(&marker)
-        .unwrap_or_else(|| panic!("{file} lacks {marker}"))
-        + marker.len();
-    let end = text[start..].find("```").unwrap();
-    text[start..start + end].to_string()
-}
-
 #[test]
-fn the_readme_language_examples_are_the_tested_ones() {
-    // The Python example is run by sdk-python/tests/test_readme.py, the
-    // TypeScript one by sdk-ts/test/readme.test.ts; the Rust one is
-    // server/client/examples/ask.rs (witness-client's example), which
-    // `cargo test --workspace --all-targets` compiles.
-    assert_eq!(
-        example("README.md", "python", "python"),
-        example("sdk-python/README.md", "quickstart", "python")
-    );
-    let rust = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("server/client/examples/ask.rs"),
-    )
-    .unwrap();
-    assert_eq!(example("README.md", "rust", "rust"), rust);
+fn the_tutorial_works_as_written() {
+    let out = run_walkthrough("docs/src/tutorial.md", "tutorial");
+    // Step 2: the policy raised the quorum to two.
+    assert!(out.contains("approvals 0/2"), "{out}");
+    // Steps 3 and 4: alice's approval waits, bob's is refused until the
+    // asker re-confirms, then closes the decision.
+    assert!(out.contains("AWAITING_APPROVALS"), "{out}");
+    assert!(out.contains("refused: exit code 2"), "{out}");
+    assert!(out.contains("context matched"), "{out}");
+    assert!(out.contains("approvals 2/2"), "{out}");
+    // Step 5: a changed context voids; step 6: visibility, veto, expiry.
+    assert!(out.contains("CONTEXT_CHANGED"), "{out}");
+    assert!(out.contains("exit code 2: alice may not see it"), "{out}");
+    assert!(out.contains("exit code 1: REJECTED"), "{out}");
+    assert!(out.contains("exit code 3: EXPIRED"), "{out}");
+    // Step 7: the audit log and the receipt.
+    assert!(out.contains("state hashes are equal"), "{out}");
+    assert!(out.contains("valid: "), "{out}");
 }
 
 #[test]
@@ -112,8 +201,7 @@ fn v01_walkthrough_works_as_written() {
         found.is_ok(),
         "curl is not on PATH: run `make test`, which installs it"
     );
-    let s = Server::start("");
-    let out = run(&s, &block("v01"));
+    let out = run_walkthrough("docs/src/v1-api.md", "v01");
     assert!(out.contains(r#""service":"witness""#), "{out}");
     assert!(out.contains(r#""kind":"reeve.action.review""#), "{out}");
     assert!(out.contains(r#""status":"closed""#), "{out}");
@@ -122,8 +210,7 @@ fn v01_walkthrough_works_as_written() {
 
 #[test]
 fn connect_walkthrough_works_as_written() {
-    let s = Server::start("");
-    let out = run(&s, &block("connect"));
+    let out = run_walkthrough("docs/src/http.md", "connect");
     assert!(out.contains("\"status\":\"STATUS_OPEN\""), "{out}");
     assert!(
         out.contains("\"outcome\":\"ANSWER_OUTCOME_CLOSED\""),
@@ -133,57 +220,168 @@ fn connect_walkthrough_works_as_written() {
     assert!(out.contains("\"code\":\"failed_precondition\""), "{out}");
 }
 
-/// Every link in the repository's documents points inside the repository,
-/// at a file that exists (a clone has nothing beside it).
+/// A marked walkthrough without a test of its own still runs, and must
+/// succeed.
 #[test]
-fn documents_link_only_to_files_in_the_repository() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let docs = [
-        "README.md",
-        "CHANGELOG.md",
-        "docs/concepts.md",
-        "sdk-python/README.md",
-        "sdk-ts/README.md",
-    ];
-    let mut bad = Vec::new();
-    for doc in docs {
-        let text = std::fs::read_to_string(root.join(doc)).unwrap();
-        let dir = root.join(doc).parent().unwrap().to_path_buf();
-        if text.contains("shared/DESIGN") {
-            bad.push(format!(
-                "{doc}: mentions shared/DESIGN.md, which a clone lacks"
-            ));
-        }
-        for (i, _) in text.match_indices("](") {
-            let rest = &text[i + 2..];
-            let target = &rest[..rest.find(')').unwrap_or(rest.len())];
-            if target.starts_with('#') {
-                continue;
-            }
-            if target.contains("://") {
-                bad.push(format!("{doc}: external link {target}"));
-                continue;
-            }
-            let file = dir.join(target.split('#').next().unwrap());
-            let inside = file
-                .canonicalize()
-                .is_ok_and(|f| f.starts_with(root.canonicalize().unwrap()));
-            if !inside {
-                bad.push(format!("{doc}: {target} is not a file in the repository"));
-            }
+fn every_other_marked_walkthrough_works_as_written() {
+    let all = every_walkthrough();
+    for (file, name) in CHECKED {
+        assert!(
+            all.iter().any(|(f, n)| f == file && n == name),
+            "{file} no longer marks walkthrough {name}: update CHECKED"
+        );
+    }
+    for (file, name) in &all {
+        if !CHECKED.contains(&(file.as_str(), name.as_str())) {
+            run_walkthrough(file, name);
         }
     }
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The fenced block of `lang` after `<!-- example:NAME -->` in `file`.
+fn example(file: &str, name: &str, lang: &str) -> String {
+    let marker = format!("<!-- example:{name} -->");
+    let blocks = marked_blocks(file, &marker, lang);
+    assert_eq!(
+        blocks.len(),
+        1,
+        "{file}: one ```{lang} block after {marker}"
+    );
+    blocks.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_readme_language_examples_are_the_tested_ones() {
+    // The Python example is run by sdk-python/tests/test_readme.py, the
+    // TypeScript one by sdk-ts/test/readme.test.ts (and, installed from an
+    // empty folder, by the test below); the Rust one is
+    // server/client/examples/ask.rs (witness-client's example), which
+    // `cargo test --workspace --all-targets` compiles.
+    assert_eq!(
+        example("README.md", "python", "python"),
+        example("sdk-python/README.md", "quickstart", "python")
+    );
+    let rust = read("server/client/examples/ask.rs");
+    assert_eq!(example("README.md", "rust", "rust"), rust);
+}
+
+/// The README's TypeScript example, run as the README says: in an empty
+/// folder, `app.ts` and the install block as written (the clone's path
+/// filled in), against a real server, answered by alice from the CLI.
+#[test]
+fn the_readme_typescript_example_runs_from_an_empty_folder() {
+    let found = std::process::Command::new("npm").arg("--version").output();
+    assert!(
+        found.is_ok(),
+        "npm is not on PATH: `make test` needs Node 20 or later with npm"
+    );
+    let s = Server::start("");
+    let app = tempfile::tempdir().unwrap();
+    let ts = example("README.md", "ts", "ts").replace("127.0.0.1:50051", &s.addr);
+    std::fs::write(app.path().join("app.ts"), ts).unwrap();
+    let sdk = root().join("sdk-ts").display().to_string();
+    let script = example("README.md", "ts-install", "sh");
+    assert!(
+        script.contains("../witness/sdk-ts"),
+        "the install block no longer names ../witness/sdk-ts: update this test"
+    );
+    let script = script.replace("../witness/sdk-ts", &sdk);
+    let log = app.path().join("output.log");
+    let mut child = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(app.path())
+        .env_remove("WITNESS_TOKEN")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(app.path().join("errors.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let output = || {
+        let read = |f: &str| std::fs::read_to_string(app.path().join(f)).unwrap_or_default();
+        format!(
+            "script:\n{script}\nstdout:\n{}\nstderr:\n{}\nserver:\n{}",
+            read("output.log"),
+            read("errors.log"),
+            s.stderr()
+        )
+    };
+    // npm builds the SDK on the way (a minute or more on first use).
+    let deadline = Instant::now() + Duration::from_secs(540);
+    let id = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the example exited ({status}) before asking\n{}", output());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the example never asked\n{}",
+            output()
+        );
+        let out = s.cli(&[
+            "list", "--as", "alice", "--roles", "sre", "--status", "open", "--json",
+        ]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let open = list["decisions"].as_array().cloned().unwrap_or_default();
+        if let Some(d) = open.iter().find(|d| d["kind"] == "deploy.production") {
+            break d["id"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let answered = s.cli(&[
+        "answer",
+        &id,
+        "approve",
+        "--as",
+        "alice",
+        "--roles",
+        "sre",
+        "--rationale",
+        "canary is green",
+    ]);
+    assert!(answered.status.success(), "{answered:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the example did not exit once approved\n{}", output());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "{}", output());
+    let stdout = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stdout.contains(&format!("waiting for decision {id}")),
+        "{}",
+        output()
+    );
+    assert!(stdout.contains("approved by alice"), "{}", output());
+}
+
+/// Every link in README.md, CHANGELOG.md, the SDK READMEs and the book
+/// resolves inside the repository (scripts/check-docs.py, which `make docs`
+/// runs too).
+#[test]
+fn documents_link_only_to_files_in_the_repository() {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("scripts/check-docs.py"))
+        .output()
+        .expect("python3 runs scripts/check-docs.py");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn the_licence_file_matches_the_declared_licence() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let cargo = read("Cargo.toml");
     assert!(cargo.contains("license = \"Apache-2.0\""));
-    let licence = std::fs::read_to_string(root.join("LICENSE")).unwrap();
+    let licence = read("LICENSE");
     assert!(licence.contains("Apache License") && licence.contains("Version 2.0, January 2004"));
-    let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
+    let changelog = read("CHANGELOG.md");
     assert!(
         changelog.contains("subscriber_buffer"),
         "upgrade notes name the removed key"

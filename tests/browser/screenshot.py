@@ -1,4 +1,4 @@
-"""Takes docs/console.png, the console screenshot in the README, from headless
+"""Takes docs/src/console.png, the console screenshot in the book, from headless
 Chromium against a real server (`make screenshot`). Not part of the test run:
 pytest collects it only when named on the command line."""
 
@@ -44,5 +44,5 @@ def test_screenshot(fresh_server, browser):
     wait_until(lambda: len(page.open_kinds()) == 3, 10, "three open decisions")
     page.select("scram.confirm-global-readonly")
     page.d.find_element("id", "rationale").send_keys("agree: lag still rising, go readonly")
-    (ROOT / "docs").mkdir(exist_ok=True)
-    page.d.save_screenshot(str(ROOT / "docs" / "console.png"))
+    (ROOT / "docs" / "src").mkdir(parents=True, exist_ok=True)
+    page.d.save_screenshot(str(ROOT / "docs" / "src" / "console.png"))

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod pg;
+pub(crate) mod proc;
 pub(crate) mod receiver;
 
 use std::io::{BufRead, BufReader};
@@ -276,4 +277,19 @@ pub(crate) fn count_events(path: &Path) -> i64 {
     open_db(path)
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
         .expect("count")
+}
+
+/// The bearer token the tests give principal `name`.
+pub(crate) fn token(name: &str) -> String {
+    format!("tok-{name}-0123456789abcdef")
+}
+
+/// A `[[principals]]` entry for `name` with [`token`]`(name)`, `roles`,
+/// and `extra` TOML lines (`can_ask = …`, `can_act_for = …`).
+pub(crate) fn principal(name: &str, roles: &[&str], extra: &str) -> String {
+    format!(
+        "[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = {:?}\n{extra}\n",
+        witness::auth::token_sha256(&token(name)),
+        roles
+    )
 }
