@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz
+.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -55,7 +55,7 @@ lint: tools
 	$(BUF) lint
 	CARGO=$(CARGO) scripts/check-client-deps.sh
 
-test: lint pg test-rust test-sdks test-browser
+test: lint docs pg test-rust test-sdks test-browser
 
 test-rust: tools pg
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets
@@ -71,10 +71,30 @@ test-browser: browser
 	$(CARGO) build --bin witness
 	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/browser/run-tests.sh
 
-## The console screenshot in the README (docs/console.png), from headless Chromium.
+## The console screenshot in the book (docs/src/console.png), from headless Chromium.
 screenshot: browser
 	$(CARGO) build --bin witness
 	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/browser/run-tests.sh screenshot.py
+
+## The book (docs/, mdBook) into target/book, warnings as errors, then its link check.
+## mdbook is pinned and installed on first use outside the repository, into a
+## folder named by its version that every clone shares (MDBOOK_ROOT to move it).
+## 0.4.52 is the newest mdbook that builds with this project's rust-version (1.85).
+MDBOOK_VERSION := 0.4.52
+MDBOOK_ROOT    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/witness-tools/mdbook-$(MDBOOK_VERSION)
+MDBOOK         := $(MDBOOK_ROOT)/bin/mdbook
+
+docs: $(MDBOOK)
+	@mkdir -p target
+	@$(MDBOOK) build docs > target/book.log 2>&1; status=$$?; cat target/book.log; \
+	  if [ $$status -ne 0 ]; then exit $$status; fi; \
+	  if grep -Eq '(\[| )(WARN|ERROR)(\]| )' target/book.log; then \
+	    echo "make docs: mdbook printed a warning or an error (above): fix it"; exit 1; fi
+	python3 scripts/check-docs.py --book target/book
+	@echo "the book: target/book/index.html"
+
+$(MDBOOK):
+	$(CARGO) install mdbook --locked --version $(MDBOOK_VERSION) --no-default-features --features search --root $(MDBOOK_ROOT)
 
 ## Regenerate the checked-in SDK stubs from proto/ (Rust's come from proto/build.rs).
 proto:
