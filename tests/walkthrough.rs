@@ -88,12 +88,18 @@ fn every_walkthrough() -> Vec<(String, String)> {
     );
     let mut found = Vec::new();
     for file in files {
-        let text = read(&file);
-        for (at, _) in text.match_indices("<!-- walkthrough:") {
-            let rest = &text[at + "<!-- walkthrough:".len()..];
-            let name = rest[..rest.find(" -->").expect("marker end")].to_string();
-            if !found.contains(&(file.clone(), name.clone())) {
-                found.push((file.clone(), name));
+        // A marker is a line of its own (the book also mentions the
+        // convention in running text).
+        for line in read(&file).lines() {
+            let Some(name) = line
+                .strip_prefix("<!-- walkthrough:")
+                .and_then(|rest| rest.strip_suffix(" -->"))
+            else {
+                continue;
+            };
+            let found_here = (file.clone(), name.to_string());
+            if !found.contains(&found_here) {
+                found.push(found_here);
             }
         }
     }
@@ -276,9 +282,13 @@ fn the_readme_typescript_example_runs_from_an_empty_folder() {
         "npm is not on PATH: `make test` needs Node 20 or later with npm"
     );
     let s = Server::start("");
-    let app = tempfile::tempdir().unwrap();
+    // `npm init -y` names the package after the folder: a user's folder
+    // name, lower case (a temp dir's random name is not a valid one).
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("witness-app");
+    std::fs::create_dir(&app).unwrap();
     let ts = example("README.md", "ts", "ts").replace("127.0.0.1:50051", &s.addr);
-    std::fs::write(app.path().join("app.ts"), ts).unwrap();
+    std::fs::write(app.join("app.ts"), ts).unwrap();
     let sdk = root().join("sdk-ts").display().to_string();
     let script = example("README.md", "ts-install", "sh");
     assert!(
@@ -286,17 +296,17 @@ fn the_readme_typescript_example_runs_from_an_empty_folder() {
         "the install block no longer names ../witness/sdk-ts: update this test"
     );
     let script = script.replace("../witness/sdk-ts", &sdk);
-    let log = app.path().join("output.log");
+    let log = app.join("output.log");
     let mut child = std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(app.path())
+        .current_dir(&app)
         .env_remove("WITNESS_TOKEN")
         .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(app.path().join("errors.log")).unwrap())
+        .stderr(std::fs::File::create(app.join("errors.log")).unwrap())
         .spawn()
         .unwrap();
     let output = || {
-        let read = |f: &str| std::fs::read_to_string(app.path().join(f)).unwrap_or_default();
+        let read = |f: &str| std::fs::read_to_string(app.join(f)).unwrap_or_default();
         format!(
             "script:\n{script}\nstdout:\n{}\nstderr:\n{}\nserver:\n{}",
             read("output.log"),
