@@ -498,6 +498,40 @@ async fn buf_curl_speaks_connect_and_grpc_web() {
     }
 }
 
+/// `buf curl URL` with no `--schema` and its default protocol (Connect)
+/// learns the schema from server reflection, itself spoken over Connect.
+#[test]
+fn buf_curl_finds_the_schema_by_reflection_over_connect() {
+    let s = Server::start("");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = Command::new(buf())
+        .current_dir(elsewhere.path())
+        .args(["curl", "--timeout", "10s", "-d"])
+        .arg(ask_json("deploy.reflected").to_string())
+        .args(DEPLOYER.iter().flat_map(|h| ["-H", h]))
+        .arg(format!("http://{}/witness.v1.WitnessService/Ask", s.addr))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let asked = documents(&out);
+    assert_eq!(asked[0]["decision"]["kind"], "deploy.reflected");
+    // An unknown service is the reflection service's own NOT_FOUND.
+    let o = Command::new(buf())
+        .current_dir(elsewhere.path())
+        .args(["curl", "--timeout", "10s", "-d", "{}"])
+        .arg(format!("http://{}/no.such.Service/Method", s.addr))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no.such.Service"), "{err}");
+}
+
 #[test]
 fn grpc_web_is_refused_without_a_token_in_token_mode() {
     let s = Server::start(&token_config());
