@@ -73,6 +73,7 @@ fn row(db: &Path, id: &str) -> ProjectionRow {
                     expires_at: r.get(7)?,
                     fallback_at: r.get(8)?,
                     body: r.get(9)?,
+                    timer_lease: None,
                 })
             },
         )
