@@ -40,6 +40,11 @@ def test_quickstart(fresh_server):
         proc.kill()
     assert proc.returncode == 0, err
     assert "deploying; approved by ['alice']" in out
+    # While it waited it printed the decision's id and how to answer it.
+    assert (
+        "waiting for a human to decide deploy.production (decision " + d.id + "); answer it with:\n"
+        "  witness answer " + d.id + ' approve --rationale "..." --as NAME --roles sre\n'
+    ) in out
 
 
 def test_two_person_example(fresh_server):

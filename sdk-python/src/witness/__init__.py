@@ -10,6 +10,7 @@ until an authorised human answers::
             "deploy.production",
             {"service": "api", "version": "1.4.2"},
             authorized_roles=["sre"],
+            on_created=lambda d: print(witness.answer_hint(d)),
         )
     if decision.approved:
         deploy()
@@ -23,6 +24,7 @@ Results are frozen dataclasses (:class:`Decision`, :class:`DecisionEvent`,
 
 from ._aio import AsyncClient
 from ._client import Client
+from ._common import answer_hint
 from ._errors import (
     AlreadyExists,
     Cancelled,
@@ -85,6 +87,7 @@ __all__ = [
     "Unavailable",
     "Verdict",
     "WitnessError",
+    "answer_hint",
     "from_value",
     "pb",
     "pb_grpc",

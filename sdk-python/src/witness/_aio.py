@@ -197,9 +197,11 @@ class AsyncClient:
         timeout: Union[None, float, timedelta] = None,
         request_id: Optional[str] = None,
         context_interval: float = 5.0,
+        on_created: Optional[Callable[[Decision], Any]] = None,
     ) -> Decision:
         """Asks a question and waits until a human decides; returns the
-        closed decision. See :meth:`Client.ask` for every argument."""
+        closed decision. See :meth:`Client.ask` for every argument;
+        ``on_created`` may also be an ``async`` function (it is awaited)."""
         decision = await self.ask_nowait(
             kind,
             input,
@@ -211,8 +213,13 @@ class AsyncClient:
             timeout=timeout,
             request_id=request_id,
         )
+        if on_created is not None:
+            created = on_created(decision)
+            if inspect.isawaitable(created):
+                await created
         if decision.is_closed:
             return decision
+        common.log_waiting(log, self._s, decision)
         provider = context if common.is_provider(context) else None
         return await self.wait(decision.id, context=provider, context_interval=context_interval)
 

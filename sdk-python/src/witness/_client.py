@@ -230,6 +230,7 @@ class Client:
         timeout: Union[None, float, timedelta] = None,
         request_id: Optional[str] = None,
         context_interval: float = 5.0,
+        on_created: Optional[Callable[[Decision], Any]] = None,
     ) -> Decision:
         """Asks a question and blocks until a human decides; returns the closed decision.
 
@@ -257,6 +258,16 @@ class Client:
                 when ``None``.
             request_id: idempotency key (default: a new UUID).
             context_interval: seconds between periodic context reports.
+            on_created: called once, on the calling thread, with the
+                decision as ``Ask`` returned it (open, unless an idempotent
+                retry found it closed already), before the wait: e.g.
+                ``on_created=lambda d: print(witness.answer_hint(d))``. If it
+                raises, ``ask`` raises that error and does not wait (the
+                decision stays open).
+
+        While it waits, ``ask`` also logs at INFO on the ``witness`` logger
+        how to answer the decision (:func:`witness.answer_hint`, on one
+        line), so an application with logging configured shows it.
         """
         decision = self.ask_nowait(
             kind,
@@ -269,8 +280,11 @@ class Client:
             timeout=timeout,
             request_id=request_id,
         )
+        if on_created is not None:
+            on_created(decision)
         if decision.is_closed:
             return decision  # an idempotent retry of an already decided question
+        common.log_waiting(log, self._s, decision)
         provider = context if common.is_provider(context) else None
         return self.wait(decision.id, context=provider, context_interval=context_interval)
 

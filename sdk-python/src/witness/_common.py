@@ -3,6 +3,7 @@ building, retry back-off and the stream resume bookkeeping."""
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from datetime import timedelta
@@ -60,6 +61,9 @@ class Settings:
             target = target[len("http://") :]
         self.target = target.rstrip("/")
         self.tls = tls or root_certificates is not None
+        #: The target as ``witness --server`` takes it (for :func:`answer_hint`).
+        self.server = ("https://" if self.tls else "") + self.target
+        self.has_token = bool(token)
         self.root_certificates = root_certificates
         self.call_timeout = call_timeout
         self.retry_timeout = retry_timeout
@@ -85,6 +89,68 @@ class Settings:
         if not self.tls:
             return None
         return grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
+
+
+#: The CLI's default ``--server``: the hint leaves it out.
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _shown(s: str) -> str:
+    """Escapes control characters and bidirectional overrides, as the CLI
+    does, so a kind cannot forge a line or recolour a terminal."""
+    out = []
+    for c in s:
+        n = ord(c)
+        if c == "\n":
+            out.append("\\n")
+        elif c == "\r":
+            out.append("\\r")
+        elif c == "\t":
+            out.append("\\t")
+        elif n < 0x20 or 0x7F <= n < 0xA0:
+            out.append(f"\\x{n:02x}")
+        elif c in _BIDI:
+            out.append(f"\\u{{{n:x}}}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def answer_hint(decision: Decision, *, server: Optional[str] = None, token: bool = False) -> str:
+    """How a human answers ``decision`` with the ``witness`` CLI: the two
+    lines ``witness ask --wait`` prints while it waits::
+
+        waiting for a human to decide deploy.production (decision ID); answer it with:
+          witness answer ID approve --rationale "..." --as NAME --roles sre
+
+    ``server`` (``HOST:PORT`` or a URL) adds ``--server`` unless it is the
+    CLI's default; ``token=True`` shows ``--token TOKEN`` instead of the
+    dev-mode ``--as NAME --roles ROLE``.
+    """
+    where = ""
+    if server:
+        bare = server[len("http://"):] if server.startswith("http://") else server
+        if bare.rstrip("/") != DEFAULT_SERVER:
+            where = f" --server {_shown(server)}"
+    if token:
+        who = " --token TOKEN"
+    else:
+        role = decision.authorized_roles[0] if decision.authorized_roles else "ROLE"
+        who = f" --as NAME --roles {_shown(role)}"
+    i = _shown(decision.id)
+    return (
+        f"waiting for a human to decide {_shown(decision.kind)} (decision {i}); answer it with:\n"
+        f'  witness answer {i} approve --rationale "..."{who}{where}'
+    )
+
+
+def log_waiting(log: logging.Logger, settings: "Settings", decision: Decision) -> None:
+    """Logs the answer hint at INFO on the ``witness`` logger, on one line."""
+    if log.isEnabledFor(logging.INFO):
+        hint = answer_hint(decision, server=settings.server, token=settings.has_token)
+        log.info("witness: %s", hint.replace("\n  ", " "))
 
 
 class Backoff:
