@@ -101,7 +101,7 @@ where
         let conn = req.extensions().get::<ConnInfo>().map(|c| c.state.clone());
         let cors = match self.rules.admit(&mut req) {
             Ok(cors) => cors,
-            Err(refusal) => return Box::pin(async move { Ok(refusal) }),
+            Err(refusal) => return Box::pin(async move { Ok(*refusal) }),
         };
         if let Some(conn) = &conn {
             if req.extensions().get::<crate::auth::Principal>().is_some() {
@@ -141,16 +141,16 @@ impl Rules {
     /// Checks 1 to 4 of the module documentation. Ok carries the origin to
     /// allow in the response (an allowed cross-origin caller); Err the
     /// refusal to send instead of calling the handler.
-    fn admit(&self, req: &mut Request<Body>) -> Result<Option<HeaderValue>, Response<Body>> {
+    fn admit(&self, req: &mut Request<Body>) -> Result<Option<HeaderValue>, Box<Response<Body>>> {
         let auth = self.witness.auth();
         let host = host(req);
         if auth.dev_mode() && host.as_deref().is_some_and(|h| !is_loopback_host(h)) {
-            return Err(refuse(
+            return Err(Box::new(refuse(
                 req,
                 StatusCode::FORBIDDEN,
                 "dev mode serves loopback names only (Host must be localhost or a loopback \
                  address); configure [[principals]] to serve other names",
-            ));
+            )));
         }
         let origin = req.headers().get(header::ORIGIN).cloned();
         let bearer = req
@@ -171,21 +171,21 @@ impl Rules {
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
-            return Err(preflight(allowed.cloned()));
+            return Err(Box::new(preflight(allowed.cloned())));
         }
         let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if changes_state && cross.is_some() && !(bearer && allowed.is_some()) {
-            return Err(refuse(
+            return Err(Box::new(refuse(
                 req,
                 StatusCode::FORBIDDEN,
                 "cross-origin requests may not change state: Origin is not this server's \
                  (a page hosted elsewhere needs a bearer token and [http] allowed_origins)",
-            ));
+            )));
         }
         if req.uri().path().starts_with(RPC_PREFIX) {
             let who = auth
                 .authenticate_headers(req.headers())
-                .map_err(|e| rpc_unauthenticated(req, &e.to_string()))?;
+                .map_err(|e| Box::new(rpc_unauthenticated(req, &e.to_string())))?;
             req.extensions_mut().insert(who);
         }
         Ok(allowed.cloned())

@@ -65,6 +65,14 @@ impl From<Refusal> for Status {
     }
 }
 
+/// How tonic's decoder starts the messages of the frame errors below.
+const FRAME_ERRORS: [&str; 4] = [
+    "failed to decode Protobuf message",
+    "protocol error: received message with",
+    "Unexpected EOF decoding stream",
+    "Error decompressing",
+];
+
 /// Fixes the codes of errors tonic answers itself, before any handler runs
 /// (in the response headers of a trailers-only reply):
 /// - a request over `max_message_bytes` is OUT_OF_RANGE in tonic; a limit is
@@ -76,14 +84,6 @@ impl From<Refusal> for Status {
 ///   that does not decompress) are INTERNAL in tonic; they are the caller's
 ///   bad input: INVALID_ARGUMENT. (gRPC's compression spec asks INTERNAL
 ///   for the compressed flag; witness says what the caller must fix.)
-/// How tonic's decoder starts the messages of the errors above.
-const FRAME_ERRORS: [&str; 4] = [
-    "failed to decode Protobuf message",
-    "protocol error: received message with",
-    "Unexpected EOF decoding stream",
-    "Error decompressing",
-];
-
 pub fn transport_status<B>(mut res: http::Response<B>) -> http::Response<B> {
     let headers = res.headers();
     let message = headers

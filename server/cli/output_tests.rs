@@ -256,7 +256,10 @@ fn text_outputs(d: &proto::Decision) -> Vec<String> {
         at: None,
         snapshot: false,
     });
-    let mut out = p.captured.map(|c| c.into_inner()).unwrap_or_default();
+    let mut out = p
+        .captured
+        .map(std::cell::RefCell::into_inner)
+        .unwrap_or_default();
     out.push(crate::cli::list::table(std::slice::from_ref(d), 0));
     let conn = crate::cli::Conn::for_tests();
     out.push(waiting_hint(d, &conn));

@@ -2,7 +2,7 @@
 //! sending requests shaped as v0.1.1's Python client (httpx `json=`) does.
 #![allow(dead_code)]
 
-use crate::common::Server;
+use crate::common::{token, Server};
 use serde_json::{json, Value};
 
 /// An HTTP caller of the `/v1/` API with fixed headers.
@@ -85,17 +85,6 @@ impl V01 {
         let body = json!({"operator": operator, "answer": answer, "rationale": "checked"});
         self.post(&format!("/v1/decisions/{id}/answer"), body).await
     }
-}
-
-pub(crate) fn token(name: &str) -> String {
-    format!("tok-{name}-0123456789abcdef")
-}
-
-pub(crate) fn principal(name: &str, roles: &[&str], extra: &str) -> String {
-    format!(
-        "[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = {roles:?}\n{extra}\n",
-        witness::auth::token_sha256(&token(name)),
-    )
 }
 
 pub(crate) const TWO_PERSON: &str = "[[policies]]\nkind = \"scram.*\"\nrequired_approvals = 2\n";
