@@ -86,7 +86,15 @@ export interface AskOptions {
   requestId?: string;
   /** Stops waiting (and retrying); the decision itself stays open. */
   signal?: AbortSignal;
-  /** Called once with the decision as created, before the wait. */
+  /**
+   * Called once by `ask()` with the decision as the Ask returned it (open,
+   * unless an idempotent retry found it closed already), before the wait:
+   * e.g. `onCreated: (d) => console.log(answerHint(d))` prints its id and
+   * the command that answers it. If it throws, `ask()` rejects with that
+   * error without waiting (the decision stays open).
+   */
+  onCreated?: (decision: Decision) => void;
+  /** The earlier name of {@link AskOptions.onCreated}; called right after it. */
   onAsked?: (decision: Decision) => void;
   /** Called with each event of the decision while `ask()` waits. */
   onEvent?: (event: DecisionEvent) => void;
@@ -254,6 +262,7 @@ export class WitnessClient {
    */
   async ask(kind: string, input: JsonValue, options: AskOptions): Promise<Decision> {
     const { decision } = await this.askNoWait(kind, input, options);
+    options.onCreated?.(decision);
     options.onAsked?.(decision);
     if (isClosed(decision)) return decision;
     return this.waitClosed(decision.id, options);

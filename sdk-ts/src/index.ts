@@ -4,11 +4,12 @@
  *
  * @example
  * ```ts
- * import { WitnessClient } from "@witness/sdk";
+ * import { WitnessClient, answerHint } from "@witness/sdk";
  *
  * const witness = new WitnessClient({ baseUrl: "http://127.0.0.1:50051", principal: "deployer" });
  * const decision = await witness.ask("deploy.production", { service: "api", version: "1.4.2" }, {
  *   authorizedRoles: ["sre"],
+ *   onCreated: (d) => console.log(answerHint(d)), // its id and how to answer it
  * });
  * if (decision.status !== "APPROVED") throw new Error(`deploy not approved: ${decision.status}`);
  * ```
@@ -43,12 +44,14 @@ export {
   type WitnessErrorCode,
 } from "./errors.js";
 export {
+  answerHint,
   isClosed,
   jsonToValue,
   valueToJson,
   decisionFromProto,
   eventFromProto,
   type Answer,
+  type AnswerHintOptions,
   type AnswerOutcome,
   type Decision,
   type DecisionEvent,

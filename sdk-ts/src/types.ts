@@ -148,6 +148,60 @@ export function isClosed(d: Pick<Decision, "status">): boolean {
   return d.status !== "OPEN";
 }
 
+/** The `witness` CLI's default `--server`, which {@link answerHint} leaves out. */
+const DEFAULT_SERVER = "127.0.0.1:50051";
+
+const BIDI = new Set(["\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]);
+
+/** Escapes control characters and bidirectional overrides as the CLI does,
+ * so a kind can neither forge a line nor recolour a terminal. */
+function shown(s: string): string {
+  let out = "";
+  for (const c of s) {
+    const n = c.codePointAt(0)!;
+    if (c === "\n") out += "\\n";
+    else if (c === "\r") out += "\\r";
+    else if (c === "\t") out += "\\t";
+    else if (n < 0x20 || (n >= 0x7f && n < 0xa0)) out += `\\x${n.toString(16).padStart(2, "0")}`;
+    else if (BIDI.has(c)) out += `\\u{${n.toString(16)}}`;
+    else out += c;
+  }
+  return out;
+}
+
+/** Options of {@link answerHint}. */
+export interface AnswerHintOptions {
+  /** The server (`HOST:PORT` or a URL such as the client's `baseUrl`); adds `--server` unless it is `127.0.0.1:50051`. */
+  server?: string;
+  /** Show `--token TOKEN` instead of the dev-mode `--as NAME --roles ROLE`. */
+  token?: boolean;
+}
+
+/**
+ * How a human answers `d` with the `witness` CLI: the two lines
+ * `witness ask --wait` prints while it waits, e.g.
+ *
+ * ```text
+ * waiting for a human to decide deploy.production (decision ID); answer it with:
+ *   witness answer ID approve --rationale "..." --as NAME --roles sre
+ * ```
+ *
+ * Print it from `ask()`'s `onCreated`: `onCreated: (d) => console.log(answerHint(d))`.
+ */
+export function answerHint(d: Pick<Decision, "id" | "kind" | "authorizedRoles">, options: AnswerHintOptions = {}): string {
+  let where = "";
+  if (options.server) {
+    const bare = options.server.replace(/^http:\/\//, "").replace(/\/+$/, "");
+    if (bare !== DEFAULT_SERVER) where = ` --server ${shown(options.server.replace(/\/+$/, ""))}`;
+  }
+  const who = options.token ? " --token TOKEN" : ` --as NAME --roles ${shown(d.authorizedRoles[0] ?? "ROLE")}`;
+  const id = shown(d.id);
+  return (
+    `waiting for a human to decide ${shown(d.kind)} (decision ${id}); answer it with:\n` +
+    `  witness answer ${id} approve --rationale "..."${who}${where}`
+  );
+}
+
 const STATUS_NAMES: Record<number, DecisionStatus> = {
   [pb.Status.OPEN]: "OPEN",
   [pb.Status.APPROVED]: "APPROVED",

@@ -2,7 +2,7 @@
 // two-person decision completed by the context provider, a context change.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { type Decision, type JsonValue } from "../dist/index.js";
+import { answerHint, type Decision, type JsonValue } from "../dist/index.js";
 import { WitnessServer, eventually, uniqueKind, within } from "./helpers.js";
 
 const POLICIES = `
@@ -151,6 +151,72 @@ describe("ask", () => {
     // ask() with the same request id returns the closed decision at once.
     const again = await deployer.ask(kind, { n: 1 }, { authorizedRoles: ["sre"], requestId });
     assert.equal(again.status, "CANCELLED");
+  });
+
+  test("onCreated gets the open decision once, before ask() returns, and answerHint names its id", async () => {
+    const deployer = server.client({ principal: "deployer" });
+    const alice = server.client({ principal: "alice", roles: ["sre"] });
+    const kind = uniqueKind("deploy");
+    const created: Decision[] = [];
+    const asked: Decision[] = [];
+    let returned = false;
+    const waiting = deployer
+      .ask(kind, { service: "api" }, {
+        authorizedRoles: ["sre", "dba"],
+        onCreated: (d) => created.push(d),
+        onAsked: (d) => asked.push(d),
+      })
+      .finally(() => (returned = true));
+    const d0 = await eventually("onCreated to be called", () => created[0]);
+    assert.equal(d0.status, "OPEN");
+    assert.equal(d0.kind, kind);
+    assert.equal(d0.askedBy, "deployer");
+    assert.equal(returned, false, "ask() returned before anyone answered");
+    assert.equal(
+      answerHint(d0),
+      `waiting for a human to decide ${kind} (decision ${d0.id}); answer it with:\n` +
+        `  witness answer ${d0.id} approve --rationale "..." --as NAME --roles sre`,
+    );
+    await alice.answer(d0.id, "approve", "canary is green");
+    const closed = await within("ask() to return", waiting);
+    assert.equal(closed.id, d0.id);
+    assert.equal(closed.status, "APPROVED");
+    assert.equal(created.length, 1);
+    assert.deepEqual(asked.map((d) => d.id), [d0.id]); // the earlier name still works
+  });
+
+  test("an onCreated that throws ends ask() without waiting; the decision stays open", async () => {
+    const deployer = server.client({ principal: "deployer" });
+    let id = "";
+    await assert.rejects(
+      within(
+        "ask() to reject",
+        deployer.ask(uniqueKind("deploy"), {}, {
+          authorizedRoles: ["sre"],
+          onCreated: (d) => {
+            id = d.id;
+            throw new Error("no terminal to print to");
+          },
+        }),
+      ),
+      /no terminal to print to/,
+    );
+    assert.equal((await deployer.get(id)).status, "OPEN");
+    await deployer.cancel(id, "test over");
+  });
+
+  test("answerHint names the server unless it is the CLI's default, the token, and escapes the kind", () => {
+    const d = { id: "0193-abc", kind: "deploy.x\n\u001b[31mfake\u202e", authorizedRoles: [] };
+    assert.equal(
+      answerHint(d, { server: "http://127.0.0.1:50051/" }),
+      "waiting for a human to decide deploy.x\\n\\x1b[31mfake\\u{202e} (decision 0193-abc); answer it with:\n" +
+        '  witness answer 0193-abc approve --rationale "..." --as NAME --roles ROLE',
+    );
+    assert.ok(
+      answerHint(d, { server: "https://w.example:443", token: true }).endsWith(
+        ' approve --rationale "..." --token TOKEN --server https://w.example:443',
+      ),
+    );
   });
 
   test("an aborted ask stops waiting and leaves the decision open", async () => {

@@ -62,6 +62,14 @@ test("the README's install block installs the SDK into a fresh project and runs 
     await alice.answer(asked.id, "approve", "canary is green");
     assert.equal(await within("the example to exit", exited, 30_000), 0, out);
     assert.match(out, /approved by alice: canary is green/, out);
+    // While it waited it printed the decision's id and how to answer it.
+    assert.ok(
+      out.includes(
+        `waiting for a human to decide deploy.production (decision ${asked.id}); answer it with:\n` +
+          `  witness answer ${asked.id} approve --rationale "..." --as NAME --roles sre\n`,
+      ),
+      out,
+    );
     // The package resolved from the project is the built one.
     const pkg = JSON.parse(readFileSync(join(app, "node_modules", "@witness", "sdk", "package.json"), "utf8"));
     assert.equal(pkg.name, "@witness/sdk");

@@ -101,6 +101,8 @@ test("the README's TypeScript example blocks until approved and prints the appro
     const code = await within("the example to exit", r.exited, 20_000);
     assert.equal(code, 0, `the example exited with ${code}\n${output()}`);
     assert.match(r.stdout, /approved by alice/, output());
+    // While it waited it printed the decision's id (with answerHint: how to answer it).
+    assert.ok(r.stdout.includes(asked.id), `the example did not print the decision's id\n${output()}`);
   } finally {
     run?.kill();
     alice.close();
