@@ -7,7 +7,7 @@ use common::*;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use witness::client::{Ask, Client, Context, Credentials};
+use witness::client::{answer_hint, Ask, Client, Context, Credentials};
 
 async fn client(s: &Server, who: &str) -> Client {
     let creds = Credentials {
@@ -153,4 +153,63 @@ async fn wait_any_returns_the_first_of_several_to_close_across_a_server_restart(
     assert_eq!(again.id, ids[1]);
     let err = bot.wait_any(&[]).await.unwrap_err();
     assert!(err.to_string().contains("ids"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_created_gets_the_open_decision_once_before_ask_returns_and_the_hint_names_it() {
+    let s = Server::start("");
+    let created: Arc<Mutex<Vec<proto::Decision>>> = Arc::default();
+    let seen = created.clone();
+    let mut asker = client(&s, "svc").await;
+    let ask = Ask::new(
+        "deploy.production",
+        json!({"service": "api"}),
+        &["sre", "dba"],
+    )
+    .on_created(move |d| seen.lock().unwrap().push(d.clone()));
+    let waiting = tokio::spawn(async move { asker.ask(ask).await });
+    let d = open_decision(&s).await;
+    eventually("on_created to be called", Duration::from_secs(20), || {
+        let created = created.clone();
+        async move { !created.lock().unwrap().is_empty() }
+    })
+    .await;
+    assert!(
+        !waiting.is_finished(),
+        "ask() returned before anyone answered"
+    );
+    let first = created.lock().unwrap()[0].clone();
+    assert_eq!(first.id, d.id);
+    assert_eq!(first.status, proto::Status::Open as i32);
+    assert_eq!(
+        answer_hint(&first),
+        format!(
+            "waiting for a human to decide deploy.production (decision {id}); answer it with:\n  \
+             witness answer {id} approve --rationale \"...\" --as NAME --roles sre",
+            id = d.id
+        )
+    );
+    let mut alice = s.client("alice", &["sre"]).await;
+    alice
+        .answer(approve(&d.id, "canary is green"))
+        .await
+        .unwrap();
+    let closed = waiting.await.unwrap().unwrap();
+    assert_eq!(closed.id, d.id);
+    assert_eq!(closed.status, proto::Status::Approved as i32);
+    assert_eq!(created.lock().unwrap().len(), 1, "on_created runs once");
+}
+
+#[test]
+fn answer_hint_escapes_what_could_forge_a_line() {
+    let d = proto::Decision {
+        id: "0193-abc".into(),
+        kind: "deploy.x\n\u{1b}[31mfake\u{202e}".into(),
+        ..proto::Decision::default()
+    };
+    assert_eq!(
+        answer_hint(&d),
+        "waiting for a human to decide deploy.x\\n\\x1b[31mfake\\u{202e} (decision 0193-abc); \
+         answer it with:\n  witness answer 0193-abc approve --rationale \"...\" --as NAME --roles ROLE"
+    );
 }

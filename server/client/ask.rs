@@ -31,6 +31,17 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// Called by [`Client::ask`] with the decision as the Ask returned it,
+/// before the wait (see [`Ask::on_created`]).
+#[derive(Clone)]
+pub struct OnCreated(pub Arc<dyn Fn(&proto::Decision) + Send + Sync>);
+
+impl std::fmt::Debug for OnCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnCreated(..)")
+    }
+}
+
 /// A question to ask.
 #[derive(Debug, Clone)]
 pub struct Ask {
@@ -47,6 +58,8 @@ pub struct Ask {
     pub request_id: String,
     /// How often a context provider re-confirms while waiting.
     pub context_interval: Duration,
+    /// Called once by [`Client::ask`] before it waits.
+    pub on_created: Option<OnCreated>,
 }
 
 impl Ask {
@@ -62,7 +75,18 @@ impl Ask {
             timeout: None,
             request_id: String::new(),
             context_interval: Duration::from_secs(5),
+            on_created: None,
         }
+    }
+
+    /// Calls `f` once with the decision as the Ask returned it (open, unless
+    /// an idempotent retry found it closed already), before [`Client::ask`]
+    /// waits: `.on_created(|d| println!("{}", answer_hint(d)))` prints its
+    /// id and how to answer it, as `witness ask --wait` does (see
+    /// [`answer_hint`](crate::answer_hint)).
+    pub fn on_created(mut self, f: impl Fn(&proto::Decision) + Send + Sync + 'static) -> Ask {
+        self.on_created = Some(OnCreated(Arc::new(f)));
+        self
     }
 
     pub fn approvals(mut self, n: u32) -> Ask {
@@ -163,6 +187,9 @@ impl Client {
     /// change and every `context_interval`.
     pub async fn ask(&mut self, ask: Ask) -> Result<proto::Decision> {
         let d = self.ask_nowait(&ask).await?;
+        if let Some(OnCreated(f)) = &ask.on_created {
+            f(&d);
+        }
         let Context::Provider(provider) = ask.context.clone() else {
             return wait_closed(&mut self.grpc, &d.id, |_| {}).await;
         };

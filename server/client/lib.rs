@@ -7,7 +7,7 @@
 
 mod ask;
 
-pub use ask::{Ask, Client, Context};
+pub use ask::{Ask, Client, Context, OnCreated};
 
 pub use witness_proto as proto;
 
@@ -33,6 +33,51 @@ pub enum ClientError {
     InvalidArgument(String),
     #[error("{}: {}", .0.code(), .0.message())]
     Rpc(#[from] tonic::Status),
+}
+
+/// How a human answers `d` with the `witness` CLI: the two lines
+/// `witness ask --wait` prints while it waits (dev-mode identity, default
+/// server):
+///
+/// ```text
+/// waiting for a human to decide deploy.production (decision ID); answer it with:
+///   witness answer ID approve --rationale "..." --as NAME --roles sre
+/// ```
+///
+/// Control characters and bidirectional overrides in the kind, id or role
+/// are escaped (`\n`, `\x1b`, `\u{202e}`), so none can forge a line.
+pub fn answer_hint(d: &proto::Decision) -> String {
+    let role = d.authorized_roles.first().map_or("ROLE", String::as_str);
+    let id = shown(&d.id);
+    format!(
+        "waiting for a human to decide {} (decision {id}); answer it with:\n  \
+         witness answer {id} approve --rationale \"...\" --as NAME --roles {}",
+        shown(&d.kind),
+        shown(role)
+    )
+}
+
+/// `s` with control characters and bidirectional overrides escaped, as the
+/// CLI prints text.
+fn shown(s: &str) -> String {
+    fn hidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hidden(c) && u32::from(c) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", u32::from(c)));
+            }
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Result alias for the client.

@@ -133,7 +133,7 @@ def answer_hint(decision: Decision, *, server: Optional[str] = None, token: bool
     if server:
         bare = server[len("http://"):] if server.startswith("http://") else server
         if bare.rstrip("/") != DEFAULT_SERVER:
-            where = f" --server {_shown(server)}"
+            where = f" --server {_shown(server.rstrip('/'))}"
     if token:
         who = " --token TOKEN"
     else:
