@@ -194,6 +194,93 @@ def test_the_page_reconnects_after_the_server_restarts(fresh_server, browser, ki
     assert not page.reloaded()
 
 
+# Counts the page's StreamDecisions attempts and failures (a pass-through
+# wrapper of fetch, which connect.js looks up at every call), and records
+# every text the open list's placeholder shows, with the badge beside it.
+WATCH_CONNECTING = """
+window.__streams = { started: 0, failed: 0 };
+const realFetch = window.fetch;
+window.fetch = (url, init) => {
+  if (!String(url).includes('StreamDecisions')) return realFetch(url, init);
+  window.__streams.started++;
+  return realFetch(url, init).catch((e) => { window.__streams.failed++; throw e; });
+};
+window.__shown = [];
+const empty = document.getElementById('open-empty'), conn = document.getElementById('conn');
+const note = () => { if (!empty.hidden) window.__shown.push([empty.textContent, conn.textContent, conn.dataset.state]); };
+note();
+new MutationObserver(note).observe(empty, { childList: true, characterData: true, subtree: true, attributes: true });
+new MutationObserver(note).observe(conn, { childList: true, characterData: true, subtree: true, attributes: true });
+"""
+
+
+def placeholder(page) -> str:
+    return page.js("const e = document.getElementById('open-empty'); return e.hidden ? '' : e.textContent")
+
+
+def test_the_list_says_connecting_until_the_snapshot_ends(fresh_server, browser):
+    srv = fresh_server()
+    page = browser(srv)
+    # The page loads, signs in, but its stream cannot complete: blocked in the browser...
+    page.d.execute_cdp_cmd("Network.enable", {})
+    page.d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/witness.v1.WitnessService/StreamDecisions"]})
+    page.open("?as=alice&roles=sre")
+    page.js(WATCH_CONNECTING)
+    assert placeholder(page) == "connecting…" and page.conn() == "connecting…"
+    wait_until(lambda: page.js("return window.__streams.failed") >= 1, 15, "a failed stream attempt")
+    assert placeholder(page) == "connecting…"
+    assert page.conn() == "connecting…"
+    assert page.js("return document.getElementById('conn').dataset.state") == "connecting"
+    assert "failed" in page.js("return document.getElementById('conn').title")
+    # ... then the server is gone (SIGKILL) and the browser no longer blocks it.
+    srv.kill9()
+    page.d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    failed = page.js("return window.__streams.failed")
+    wait_until(lambda: page.js("return window.__streams.failed") > failed, 20,
+               "a stream attempt to fail against the stopped server")
+    assert placeholder(page) == "connecting…" and page.conn() == "connecting…"
+    # Back on the same port: once the snapshot ends, the empty list says so.
+    srv.start()
+    page.wait_live(30)
+    wait_until(lambda: placeholder(page) == "No open decisions you may see.", 5, "the empty-list text")
+    assert page.conn() == "live"
+    shown = page.js("return window.__shown")
+    nothing = [i for i, (text, _, _) in enumerate(shown) if text == "No open decisions you may see."]
+    assert nothing, shown
+    # "Nothing for you" appeared only with the badge live, after the snapshot, and never before.
+    assert all(state == "live" for _, _, state in shown[nothing[0]:]), shown
+    assert {text for text, _, _ in shown[:nothing[0]]} == {"connecting…"}, shown
+    assert not page.reloaded()
+
+
+def expires_row(page, view: str = "open") -> str:
+    return page.js(
+        "const dt = [...document.querySelectorAll(`#${arguments[0]}-detail dl.facts dt`)]"
+        ".find(e => e.textContent === 'expires'); return dt ? dt.nextElementSibling.textContent : null",
+        view)
+
+
+def test_a_decision_without_expiry_reads_no_expiry_open_and_closed(server, browser, kind):
+    k = kind("noexpiry")
+    page = browser(server).open("?as=alice&roles=sre")
+    page.wait_live()
+    with server.client("deployer") as asker:
+        d = asker.ask_nowait(k, {"n": 1}, authorized_roles=["sre"])  # no timeout, none in the policy
+        assert d.expires_at is None
+        page.select(k)
+        assert expires_row(page) == "no expiry"
+        assert page.js("return arguments[0].querySelector('.expiry').textContent", page.item(k)) == "no expiry"
+        asker.cancel(d.id, "not needed")
+    # The detail stays on the decision that closed under the operator's eyes.
+    wait_until(lambda: "CANCELLED" in page.detail(), 10, "the detail to show the cancelled decision")
+    assert expires_row(page) == "no expiry"
+    assert "never" not in page.detail()
+    page.d.find_element("id", "tab-closed").click()
+    page.select(k, "closed")
+    assert expires_row(page, "closed") == "no expiry"
+    assert "never" not in page.detail("closed")
+
+
 SCHEMA = {
     "type": "object",
     "required": ["rollout_percent"],

@@ -12,6 +12,7 @@ const state = {
   open: new Map(),      // id -> decision (open ones the principal may see)
   gone: new Map(),      // id -> decision that closed while the page watched it
   lastSeq: null,        // resume point: the last event applied (null: take a snapshot)
+  listed: false,        // the open list holds a complete snapshot (SNAPSHOT_END seen since sign-in)
   streamAbort: null,
   selected: { open: null, closed: null },
   closed: [], closedToken: "",
@@ -47,6 +48,7 @@ async function whoami() {
 async function signIn() {
   hideBanner();
   stopStream();
+  setConn("connecting", "connecting…");
   resetOpen();
   try {
     state.me = await whoami();
@@ -110,6 +112,7 @@ function resetOpen() {
   state.open.clear();
   state.gone.clear();
   state.lastSeq = null;
+  state.listed = false;
   state.selected.open = null;
   renderOpen();
 }
@@ -135,6 +138,7 @@ async function startStream() {
         if (ev.type === "EVENT_TYPE_SNAPSHOT_END") {
           state.open = snapshot;
           state.lastSeq = seq;
+          state.listed = true;
           setConn("live", "live");
           backoff = 500;
           renderOpen();
@@ -154,7 +158,9 @@ async function startStream() {
         return;
       }
       if (e.code === "out_of_range") state.lastSeq = null; // the log moved on: take a new snapshot
-      setConn("reconnecting", `reconnecting (${e.code || "error"})`);
+      // Until a first snapshot completes there is nothing to re-connect: still connecting.
+      if (state.listed) setConn("reconnecting", `reconnecting (${e.code || "error"})`);
+      else setConn("connecting", "connecting…", `the last attempt failed (${e.code || "error"}); retrying`);
     }
     await new Promise((r) => setTimeout(r, backoff));
     backoff = Math.min(backoff * 2, 8000);
@@ -308,6 +314,8 @@ function renderOpen() {
   const list = [...state.open.values()].sort(sortOpen);
   renderList($("open-list"), list, state.selected.open, "open");
   $("open-empty").hidden = list.length > 0;
+  // "Nothing for you" only once the snapshot says so; until then, the connection's state.
+  $("open-empty").textContent = state.listed ? "No open decisions you may see." : $("conn").textContent;
   $("open-count").textContent = String(list.length);
   document.title = list.length ? `(${list.length}) witness console` : "witness console";
   renderDetail("open");
@@ -383,7 +391,7 @@ function info(d) {
     ["asked by", d.askedBy],
     ["asked", `${time(d.createdAt)} (${ago(d.createdAt)})`],
     ["approvals", `${approvals(d)} of ${required(d)} required`],
-    ["expires", open ? expiryEl(d) : d.expiresAt ? time(d.expiresAt) : "never"],
+    ["expires", open ? expiryEl(d) : d.expiresAt ? time(d.expiresAt) : expiryText(null)],
     ["roles", roles(d).join(", ")],
     ["on timeout", d.policy && d.policy.onTimeout],
     ["surfaces", (d.surfaces || []).join(", ") || "—"],
@@ -722,10 +730,12 @@ function receiptBlock(r, d) {
 
 // ---------- page chrome ----------
 
-function setConn(s, text) {
+function setConn(s, text, why = "") {
   const c = $("conn");
   c.dataset.state = s;
   c.textContent = text;
+  c.title = why;
+  if (!state.listed) $("open-empty").textContent = text;
 }
 function showBanner(msg, kind) {
   const b = $("banner");
@@ -785,6 +795,7 @@ async function main() {
     const cfg = await (await fetch("/console/config.json", { credentials: "omit", cache: "no-store" })).json();
     state.mode = cfg.mode === "token" ? "token" : "dev";
   } catch (e) {
+    setConn("error", "not connected");
     showBanner(`Cannot reach witness: ${e.message}`);
     return;
   }
