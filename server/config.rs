@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 mod figment_errors;
+mod secrets;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +208,13 @@ pub struct StoreConfig {
     /// Postgres: longest to wait for a connection.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: std::time::Duration,
+    /// Postgres: a file holding the password, put into `url` (which then
+    /// names the user only: `postgres://witness@host/db`).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Postgres: an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
 }
 
 fn default_pool_size() -> usize {
@@ -242,6 +250,8 @@ impl Default for StoreConfig {
             pool_size: default_pool_size(),
             statement_timeout: default_statement_timeout(),
             connect_timeout: default_connect_timeout(),
+            password_file: None,
+            password_env: None,
         }
     }
 }
@@ -273,8 +283,16 @@ fn everything() -> Vec<String> {
 pub struct WebhookConfig {
     pub name: String,
     pub url: String,
-    /// HMAC-SHA256 key for `X-Witness-Signature` (never logged).
+    /// HMAC-SHA256 key for `X-Witness-Signature` (never logged). Or
+    /// `secret_file` / `secret_env` (see `config::secrets`).
+    #[serde(default)]
     pub secret: String,
+    /// A file holding the secret.
+    #[serde(default)]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// An environment variable holding the secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
     /// Payload shape: `witness` (the plain event), `pagerduty` (Events v2)
     /// or `slack` (an incoming-webhook message).
     #[serde(default)]
@@ -338,12 +356,48 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             .merge(Env::prefixed("WITNESS__").split("__"))
             .extract()
             .map_err(|e| ConfigError(figment_errors::describe(e)))?;
-        config.validate()?;
+        // Name the file, as figment's own errors do: a key can come from
+        // the file or from a WITNESS__ variable.
+        config
+            .resolve_secrets()
+            .and_then(|()| config.validate())
+            .map_err(|e| match path {
+                Some(p) => ConfigError(format!(
+                    "{} (or its WITNESS__ environment overrides): {}",
+                    p.display(),
+                    e.0
+                )),
+                None => e,
+            })?;
         Ok(config)
+    }
+
+    /// Reads the secrets kept out of the file (`*_file`, `*_env`) into
+    /// their keys.
+    fn resolve_secrets(&mut self) -> Result<()> {
+        for (i, w) in self.webhooks.iter_mut().enumerate() {
+            w.secret = secrets::resolve(secrets::Sources {
+                key: &format!("webhooks[{i}].secret"),
+                inline: &w.secret,
+                file: secrets::path(&w.secret_file),
+                env: w.secret_env.as_deref(),
+            })?;
+        }
+        let store = &mut self.store;
+        let password = secrets::resolve(secrets::Sources {
+            key: "store.password",
+            inline: "",
+            file: secrets::path(&store.password_file),
+            env: store.password_env.as_deref(),
+        })?;
+        if !password.is_empty() {
+            store.url = secrets::with_password(&store.url, &password)?;
+        }
+        Ok(())
     }
 
     /// Checks what serde cannot: hashes, names, cross references.
@@ -420,7 +474,7 @@ impl Config {
             }
             if w.secret.is_empty() {
                 return Err(ConfigError(format!(
-                    "webhooks[{i}].secret: must not be empty"
+                    "webhooks[{i}].secret: must not be empty (set secret, secret_file or secret_env)"
                 )));
             }
         }

@@ -273,6 +273,8 @@ mod tests {
             name: "h".into(),
             url: "http://x".into(),
             secret: "s".into(),
+            secret_file: None,
+            secret_env: None,
             format,
             routing_key: "rk".into(),
         };
@@ -303,6 +305,8 @@ mod tests {
             name: "h".into(),
             url: "http://x".into(),
             secret: "s".into(),
+            secret_file: None,
+            secret_env: None,
             format,
             routing_key: "rk".into(),
         };

@@ -60,6 +60,16 @@ pub enum ServeError {
     Store(#[from] store::StoreError),
     #[error("listen: {0}")]
     Listen(std::io::Error),
+    /// The address is taken (or not ours to take).
+    #[error(
+        "listen: cannot listen on {addr}: {source}. Another witness may be running there; \
+         choose another address with --listen HOST:PORT (with make: make run ARGS=\"--listen \
+         127.0.0.1:50052\") or `listen` in the config"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("grpc: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -133,10 +143,15 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
     }
     crate::accept::raise_fd_limit();
     let witness = build(&config).await?;
-    let listener = TcpListener::bind(addr).await.map_err(ServeError::Listen)?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let listener = bind(addr).await?;
     let local = listener.local_addr().map_err(ServeError::Listen)?;
     let http = match http_addr {
-        Some(a) => Some(TcpListener::bind(a).await.map_err(ServeError::Listen)?),
+        Some(a) => Some(bind(a).await?),
         None => None,
     };
     println!("witness listening on {local}");
@@ -355,14 +370,14 @@ async fn readiness(
     }
 }
 
-/// Hides a password in a store URL before it is logged.
+/// Hides a password in a store URL before it is logged (a URL without
+/// one is shown as it is).
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_string(),
+        },
         _ => url.to_string(),
     }
 }
@@ -413,5 +428,10 @@ mod tests {
             "postgres://w:***@h:5/db"
         );
         assert_eq!(redact_url("sqlite://witness.db"), "sqlite://witness.db");
+        assert_eq!(
+            redact_url("postgres://witness@db1,db2/w"),
+            "postgres://witness@db1,db2/w",
+            "no password, nothing to hide"
+        );
     }
 }

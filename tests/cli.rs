@@ -432,3 +432,77 @@ fn version_names_the_git_commit() {
         ),
     }
 }
+
+#[test]
+fn approve_and_reject_are_shortcuts_and_a_typo_suggests_them() {
+    let out = std::process::Command::new(bin())
+        .args(["aprove", "x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("'approve'"), "{err}");
+    for (verb, want) in [("approve", "APPROVED"), ("reject", "REJECTED")] {
+        let s = Server::start("");
+        let out = s.cli(&[
+            "ask",
+            "deploy.prod",
+            "--as",
+            "svc",
+            "--authorized-roles",
+            "sre",
+            "--json",
+        ]);
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = d["id"].as_str().unwrap();
+        let out = s.cli(&[
+            verb,
+            id,
+            "--as",
+            "alice",
+            "--roles",
+            "sre",
+            "--rationale",
+            "ok",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(want), "{verb}: {text}");
+    }
+}
+
+#[test]
+fn a_taken_listen_address_is_named_with_the_flag_that_changes_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--listen", &addr])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(err.contains("--listen HOST:PORT"), "{err}");
+}
+
+#[test]
+fn the_shipped_production_config_is_refused_naming_its_file() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/witness.prod.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .env_remove("WITNESS_DB_PASSWORD")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("deploy/witness.prod.toml"), "{err}");
+}

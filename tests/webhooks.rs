@@ -345,3 +345,30 @@ async fn with_two_replicas_hundreds_of_due_timers_each_fire_exactly_once() {
         .get(0);
     assert_eq!(fired as usize, ids.len() + 1);
 }
+
+/// A webhook secret kept out of the config file (`secret_file`; the
+/// environment form, `secret_env`, is unit-tested in `config::secrets`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_secret_from_a_file_signs_the_delivery() {
+    let r = Receiver::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pager.secret");
+    std::fs::write(&file, "kept-in-a-file\n").unwrap();
+    let s = Server::start(&format!(
+        "[[webhooks]]\nname = \"pager\"\nurl = \"{}\"\nsecret_file = \"{}\"\n\
+         [[policies]]\nkind = \"scram.*\"\nack_window = \"1s\"\nfallback = [\"pager\"]\n",
+        r.url,
+        file.display()
+    ));
+    let mut asker = s.client("svc", &[]).await;
+    asker
+        .ask(ask("scram.filed", &["sre"], 1, None))
+        .await
+        .unwrap();
+    wait_hits(&r, 1).await;
+    assert!(r.delivered()[0].signed_with("kept-in-a-file"));
+    assert!(
+        !s.stderr().contains("kept-in-a-file"),
+        "the secret is never logged"
+    );
+}

@@ -1,5 +1,6 @@
 //! The `witness` command line: the server, local tools, and a gRPC client.
 
+mod answer;
 mod errors;
 mod list;
 mod local;
@@ -92,6 +93,10 @@ pub enum Command {
     Ask(AskArgs),
     /// Answer a decision.
     Answer(AnswerArgs),
+    /// Approve a decision (`answer ID approve`).
+    Approve(ShortAnswerArgs),
+    /// Reject a decision (`answer ID reject`).
+    Reject(ShortAnswerArgs),
     /// Show one decision.
     Get {
         /// The decision id (a UUID, as `ask` and `list` print it).
@@ -295,23 +300,17 @@ pub struct AnswerArgs {
     pub id: String,
     /// approve or reject.
     pub verdict: VerdictArg,
-    /// Why (required, recorded in the audit log and the receipt).
-    #[arg(long)]
-    pub rationale: String,
-    /// Answer payload: JSON, or @FILE.
-    #[arg(long)]
-    pub answer: Option<String>,
-    /// The context as you see it: JSON, or @FILE.
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Answer for this operator (needs `can_act_for` in the config).
-    #[arg(long, default_value = "")]
-    pub on_behalf_of: String,
-    /// Idempotency key (default: a fresh UUID).
-    #[arg(long)]
-    pub request_id: Option<String>,
     #[command(flatten)]
-    pub conn: Conn,
+    pub vote: answer::VoteArgs,
+}
+
+/// `witness approve ID` / `witness reject ID`: `answer ID approve|reject`.
+#[derive(Args, Debug)]
+pub struct ShortAnswerArgs {
+    /// The decision id (`witness list` shows the ones you may answer).
+    pub id: String,
+    #[command(flatten)]
+    pub vote: answer::VoteArgs,
 }
 
 #[derive(Args, Debug)]
@@ -455,29 +454,9 @@ async fn run_inner(cli: Cli) -> Result {
             p.decision(Some(&closed));
             Ok(status_exit(closed.status))
         }
-        Command::Answer(a) => {
-            errors::decision_id(&a.id)?;
-            if a.conn.anonymous() {
-                return Err(CliError::NeedsIdentity);
-            }
-            let p = Printer::new(a.conn.json);
-            let req = proto::AnswerRequest {
-                decision_id: a.id.clone(),
-                request_id: a.request_id.clone().unwrap_or_else(fresh_id),
-                verdict: match a.verdict {
-                    VerdictArg::Approve => proto::Verdict::Approve,
-                    VerdictArg::Reject => proto::Verdict::Reject,
-                } as i32,
-                answer: opt_json_arg("--answer", &a.answer)?,
-                rationale: a.rationale.clone(),
-                current_context: opt_json_arg("--context", &a.context)?,
-                on_behalf_of: a.on_behalf_of.clone(),
-            };
-            let mut c = a.conn.client().await?;
-            let resp = c.answer(req).await?.into_inner();
-            p.answered(&resp);
-            Ok(exit::OK)
-        }
+        Command::Answer(a) => answer::run(&a.id, a.verdict, a.vote).await,
+        Command::Approve(a) => answer::run(&a.id, VerdictArg::Approve, a.vote).await,
+        Command::Reject(a) => answer::run(&a.id, VerdictArg::Reject, a.vote).await,
         Command::Get { id, conn } => {
             errors::decision_id(&id)?;
             let mut c = conn.client().await?;
