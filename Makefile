@@ -7,16 +7,26 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs
+.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check lintian
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
 
-## witness on a throw-away local PostgreSQL (data in .pgdata/).
+## witness on a throw-away local PostgreSQL (data in .pgdata/). However witness
+## ends (Ctrl-C, SIGTERM to make, an error such as a port in use), the trap
+## stops the PostgreSQL and removes .pgdata/. witness runs in the background
+## so that the shell's `wait` lets the trap pass it SIGTERM (a graceful stop).
 run-postgres: pg
-	@url=$$(scripts/pg-temp.sh start $(CURDIR)/.pgdata) && \
-	  echo "throw-away PostgreSQL at $$url (make stop-postgres removes it)" && \
-	  WITNESS__STORE__URL=$$url $(CARGO) run --release --bin witness -- serve $(ARGS)
+	$(CARGO) build --release --bin witness
+	@dir=$(CURDIR)/.pgdata; pid=; \
+	  trap 'scripts/pg-temp.sh stop "$$dir" --remove; echo "throw-away PostgreSQL stopped and removed"' EXIT; \
+	  trap '[ -z "$$pid" ] || kill -TERM $$pid 2>/dev/null' INT TERM HUP; \
+	  url=$$(scripts/pg-temp.sh start "$$dir") || exit 1; \
+	  echo "throw-away PostgreSQL at $$url (stopped and removed when witness stops)"; \
+	  WITNESS__STORE__URL=$$url target/release/witness serve $(ARGS) & pid=$$!; \
+	  wait $$pid; status=$$?; \
+	  while kill -0 $$pid 2>/dev/null; do wait $$pid; status=$$?; done; \
+	  exit $$status
 
 stop-postgres:
 	scripts/pg-temp.sh stop $(CURDIR)/.pgdata --remove
@@ -96,6 +106,38 @@ docs: $(MDBOOK)
 $(MDBOOK):
 	$(CARGO) install mdbook --locked --version $(MDBOOK_VERSION) --no-default-features --features search --root $(MDBOOK_ROOT)
 
+## The Debian package, target/debian/witness_VERSION-1_ARCH.deb (a release
+## build: several minutes the first time; DEB_ARGS=--no-build packages the
+## binary already in target/release). cargo-deb is pinned and installed on
+## first use like mdbook (CARGO_DEB_ROOT to move it); its settings are
+## [package.metadata.deb] in Cargo.toml and the scripts in deploy/debian/.
+## cargo-deb cannot package an empty directory, so /var/lib/witness is
+## added by repacking the .deb with dpkg-deb.
+CARGO_DEB_VERSION := 3.8.0
+CARGO_DEB_ROOT    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/witness-tools/cargo-deb-$(CARGO_DEB_VERSION)
+CARGO_DEB         := $(CARGO_DEB_ROOT)/bin/cargo-deb
+DEB_ARGS          ?=
+
+deb: $(CARGO_DEB)
+	@deb=$$(PATH="$(CARGO_DEB_ROOT)/bin:$$PATH" $(CARGO) deb --locked $(DEB_ARGS) | tail -n 1) && \
+	  [ -f "$$deb" ] && root=$$(mktemp -d) && \
+	  dpkg-deb -R "$$deb" "$$root/pkg" && install -d -m 0750 "$$root/pkg/var/lib/witness" && \
+	  dpkg-deb --root-owner-group -Zxz --build "$$root/pkg" "$$deb" >/dev/null && rm -rf "$$root" && \
+	  echo "the Debian package: $$deb (make deb-check tests it)"
+
+$(CARGO_DEB):
+	$(CARGO) install cargo-deb --locked --version $(CARGO_DEB_VERSION) --root $(CARGO_DEB_ROOT)
+
+## The package's test (not part of `make test`: a release build and lintian):
+## its control fields and files, the extracted binary serving /healthz with the
+## shipped config made dev-safe, and lintian with no errors.
+deb-check: deb lintian
+	scripts/check-deb.sh
+
+lintian:
+	@command -v lintian >/dev/null || { echo "installing lintian (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null; }
+
 ## Regenerate the checked-in SDK stubs from proto/ (Rust's come from proto/build.rs).
 proto:
 	sdk-python/generate.sh
@@ -125,6 +167,13 @@ bench-postgres: pg
 	$(CARGO) build --release --bin witness
 	scripts/bench-postgres.sh
 
+## Removes the build output and the installed test tools, after saying how
+## much each takes (the tools outside the repository, mdbook and cargo-deb,
+## stay).
+CLEAN_DIRS := $(VENV) tools/node_modules sdk-python/.venv tests/browser/.venv sdk-ts/node_modules sdk-ts/dist sdk-python/build
 clean:
+	@dirs=$$(for d in target $(CLEAN_DIRS); do [ -e "$$d" ] && echo "$$d"; done); \
+	  if [ -n "$$dirs" ]; then echo "make clean frees:"; du -shc $$dirs | sed 's/^/  /'; \
+	  else echo "make clean: nothing to remove"; fi
 	$(CARGO) clean
-	rm -rf $(VENV) tools/node_modules sdk-python/.venv tests/browser/.venv sdk-ts/node_modules sdk-ts/dist sdk-python/build
+	rm -rf $(CLEAN_DIRS)
