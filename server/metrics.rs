@@ -4,8 +4,7 @@
 //! replica reports the same figure. Labels are bounded: a decision's kind
 //! appears only as the policy glob that matched it (`kind_policy`).
 
-use crate::core::{Decision, EventKind, Outcome, Verdict};
-use crate::store::{Applied, StoreGauges};
+use crate::core::{Decision, Event, EventKind, Outcome, Status, Verdict};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -245,6 +244,68 @@ pub fn init(enabled: bool) {
     LazyLock::force(&METRICS);
 }
 
+/// Creates every labelled series a dashboard shows at 0, so panels read 0
+/// rather than "No data" on a fresh server: each policy glob (and
+/// `default`) by terminal status, every verdict and outcome, every method
+/// and refusal code, every webhook and delivery result, and each
+/// escalation level the policies configure (`fallback` included).
+pub fn preset(policy_globs: &[String], webhooks: &[String], levels: usize) {
+    if !on() {
+        return;
+    }
+    let m = &*METRICS;
+    let globs = policy_globs
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once("default"));
+    for glob in globs {
+        let _ = m.created.get_or_create(&KindPolicy {
+            kind_policy: glob.to_string(),
+        });
+        for status in Status::ALL.iter().filter(|s| s.is_terminal()) {
+            let labels = KindStatus {
+                kind_policy: glob.to_string(),
+                status: status.as_str().to_string(),
+            };
+            let _ = m.closed.get_or_create(&labels);
+            let _ = m.time_to_decision.get_or_create(&labels);
+        }
+    }
+    for verdict in ["approve", "reject"] {
+        for outcome in ["awaiting_approvals", "closed", "context_changed"] {
+            let _ = m.answers.get_or_create(&VerdictOutcome {
+                verdict: verdict.into(),
+                outcome: outcome.into(),
+            });
+        }
+    }
+    for rpc in crate::api::observe::METHODS {
+        for code in &crate::api::observe::CODES[1..] {
+            let _ = m.refusals.get_or_create(&RpcCode {
+                rpc: rpc.to_string(),
+                code: code.to_string(),
+            });
+        }
+    }
+    for webhook in webhooks {
+        for result in ["delivered", "failed", "dead"] {
+            let _ = m.deliveries.get_or_create(&WebhookResult {
+                webhook: webhook.clone(),
+                result: result.into(),
+            });
+        }
+    }
+    let levels = (1..=levels).map(|l| l.to_string());
+    for level in levels.chain(std::iter::once("fallback".to_string())) {
+        let _ = m.escalations.get_or_create(&Level { level });
+    }
+    for timer in ["expire", "fallback"] {
+        let _ = m.timer_lag.get_or_create(&TimerLabel {
+            timer: timer.into(),
+        });
+    }
+}
+
 fn on() -> bool {
     ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -260,27 +321,41 @@ fn seconds_between(from: i64, to: i64) -> f64 {
     (to.saturating_sub(from)).max(0) as f64 / 1e6
 }
 
-/// One store transaction committed `batch` commands in `elapsed`; `applied`
-/// are the commands that took effect. Called by both store backends.
-pub fn store_committed<'a>(
+/// What the store reads for a scrape: state every replica shares. Defined
+/// here, where it is used, so that `metrics` needs nothing from `store`
+/// (the store reports to `metrics`, not the reverse).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreGauges {
+    pub open_decisions: u64,
+    /// When the oldest open decision was created.
+    pub oldest_open_created_at: Option<i64>,
+    /// Deliveries waiting to be sent (not yet delivered nor dead).
+    pub outbox_pending: u64,
+}
+
+/// One store transaction committed `batch` commands in `elapsed`;
+/// `applied` are the decisions and events of the commands that took
+/// effect. Called by both store backends.
+pub fn store_committed<'a, E>(
     batch: usize,
     elapsed: Duration,
-    applied: impl Iterator<Item = &'a Applied>,
-) {
+    applied: impl Iterator<Item = (&'a Decision, &'a [E])>,
+) where
+    E: std::ops::Deref<Target = Event> + 'a,
+{
     if on() {
         let m = &*METRICS;
         m.commit_seconds.observe(elapsed.as_secs_f64());
         m.batch_size.observe(batch as f64);
     }
-    for a in applied {
-        decision_events(a);
+    for (d, events) in applied {
+        decision_events(d, events);
     }
 }
 
 /// Counts and logs the events one command wrote.
-fn decision_events(a: &Applied) {
-    let d = &a.decision;
-    for e in &a.events {
+fn decision_events<E: std::ops::Deref<Target = Event>>(d: &Decision, events: &[E]) {
+    for e in events {
         let event_type = e.kind.type_name();
         match &e.kind {
             EventKind::Approved

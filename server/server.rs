@@ -95,6 +95,15 @@ pub fn check_listen(addr: SocketAddr, dev_mode: bool, tls: bool, insecure: bool)
 pub async fn build(config: &Config) -> Result<Arc<Witness>> {
     let auth = Auth::new(&config.principals)?;
     let policies = Policies::new(&config.policies).map_err(ServeError::Policy)?;
+    let globs: Vec<String> = config.policies.iter().map(|p| p.kind.clone()).collect();
+    let levels = config
+        .policies
+        .iter()
+        .map(|p| p.escalation.len())
+        .max()
+        .unwrap_or(0);
+    let hooks: Vec<String> = config.webhooks.iter().map(|w| w.name.clone()).collect();
+    crate::metrics::preset(&globs, &hooks, levels);
     let store = store::open(&config.store.url, &config.store.pg_options()).await?;
     let hub = crate::hub::Hub::start(store.clone(), config.streams.ring);
     tokio::spawn(crate::timers::run(store.clone()));
@@ -108,7 +117,7 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         hub,
         auth,
         policies,
-        webhooks: config.webhooks.iter().map(|w| w.name.clone()).collect(),
+        webhooks: hooks,
         limiter: crate::limits::Limiter::new(
             config.limits.requests_per_second,
             config.limits.burst,

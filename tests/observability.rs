@@ -23,16 +23,25 @@ struct Page {
 }
 
 impl Page {
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    fn key(name: &str, labels: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
         let mut l: Vec<(String, String)> = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         l.sort();
+        (name.to_string(), l)
+    }
+
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.samples
-            .get(&(name.to_string(), l))
+            .get(&Page::key(name, labels))
             .copied()
             .unwrap_or(0.0)
+    }
+
+    /// Whether the sample is on the page at all (`get` reads 0 for both).
+    fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.samples.contains_key(&Page::key(name, labels))
     }
 }
 
@@ -194,6 +203,9 @@ async fn a_scripted_scenario_moves_every_metric_by_exactly_what_happened() {
         ))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
+        // Authenticated first: without a token it is UNAUTHENTICATED, which
+        // tells a stranger nothing about which methods exist.
+        .header("authorization", format!("Bearer {}", token("alice")))
         .body(vec![0u8, 0, 0, 0, 0])
         .send()
         .await
@@ -370,9 +382,20 @@ async fn a_scripted_scenario_moves_every_metric_by_exactly_what_happened() {
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
-            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            for (at, word) in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .scan(0usize, |pos, w| {
+                    let at = *pos;
+                    *pos += w.len() + 1;
+                    Some((at, w))
+                })
+            {
                 if word.starts_with("witness_") || word.starts_with("process_") {
                     queried += 1;
+                    assert!(
+                        expr[at + word.len()..].starts_with("{job=~\"$job\""),
+                        "{word} in {expr:?} is not filtered by the dashboard's $job"
+                    );
                     assert!(
                         after.text.lines().any(|l| l.starts_with(word)),
                         "the dashboard queries {word}, which /metrics does not have"
@@ -632,4 +655,51 @@ async fn the_spans_of_one_ask_arrive_at_an_otlp_http_receiver() {
         rpc && commit
     })
     .await;
+}
+
+/// A fresh server shows the labelled series a dashboard plots at 0, so
+/// panels read 0 instead of "No data" until the first event.
+#[tokio::test]
+async fn a_fresh_server_shows_every_known_label_set_at_zero() {
+    let s = Server::start(
+        "[[webhooks]]\nname = \"pager\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"x\"\n\
+         [[policies]]\nkind = \"scram.*\"\nescalation = [{ after = \"1m\", webhooks = [\"pager\"] }]\n",
+    );
+    let page = scrape(&s).await;
+    for (name, labels) in [
+        (
+            "witness_decisions_created_total",
+            &[("kind_policy", "scram.*")][..],
+        ),
+        (
+            "witness_decisions_created_total",
+            &[("kind_policy", "default")],
+        ),
+        (
+            "witness_decisions_closed_total",
+            &[("kind_policy", "scram.*"), ("status", "EXPIRED")],
+        ),
+        (
+            "witness_answers_total",
+            &[("verdict", "approve"), ("outcome", "closed")],
+        ),
+        (
+            "witness_refusals_total",
+            &[("rpc", "Ask"), ("code", "INVALID_ARGUMENT")],
+        ),
+        (
+            "witness_outbox_deliveries_total",
+            &[("webhook", "pager"), ("result", "dead")],
+        ),
+        ("witness_escalations_total", &[("level", "1")]),
+        ("witness_escalations_total", &[("level", "fallback")]),
+        (
+            "witness_time_to_decision_seconds_count",
+            &[("kind_policy", "default"), ("status", "APPROVED")],
+        ),
+        ("witness_timer_lag_seconds_count", &[("timer", "expire")]),
+    ] {
+        assert_eq!(page.get(name, labels), 0.0, "{name} {labels:?}");
+        assert!(page.has(name, labels), "{name} {labels:?} is on the page");
+    }
 }

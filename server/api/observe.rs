@@ -93,7 +93,7 @@ pub(crate) fn method_label(name: &str) -> &'static str {
 }
 
 /// The methods of `witness.v1.WitnessService`.
-const METHODS: [&str; 9] = [
+pub(crate) const METHODS: [&str; 9] = [
     "Ask",
     "Answer",
     "StreamDecisions",

@@ -460,16 +460,9 @@ pub enum Delivery {
     Dead { error: String },
 }
 
-/// Figures about the shared state, read at scrape time so that every
-/// replica reports the same (`GET /metrics`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreGauges {
-    pub open_decisions: u64,
-    /// When the oldest open decision was created.
-    pub oldest_open_created_at: Option<Micros>,
-    /// Deliveries waiting to be sent (not yet delivered nor dead).
-    pub outbox_pending: u64,
-}
+/// The gauges a scrape reads (`metrics` defines them: it needs nothing
+/// from the store).
+pub use crate::metrics::StoreGauges;
 
 /// Durable storage of the event log and its projection.
 #[async_trait]

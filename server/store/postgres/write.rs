@@ -100,7 +100,10 @@ impl Outcome<'_> {
         crate::metrics::store_committed(
             results.len(),
             self.began.elapsed(),
-            results.iter().filter_map(|r| r.as_ref().ok()),
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|a| (&a.decision, &a.events[..])),
         );
         self.commits.send_if_modified(|h| {
             let newer = head > *h;

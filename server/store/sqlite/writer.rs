@@ -55,7 +55,11 @@ impl Writer {
         let results = match self.execute_batch(cmds) {
             Ok(results) => {
                 let applied = || results.iter().filter_map(|r| r.as_ref().ok());
-                crate::metrics::store_committed(results.len(), began.elapsed(), applied());
+                crate::metrics::store_committed(
+                    results.len(),
+                    began.elapsed(),
+                    applied().map(|a| (&a.decision, &a.events[..])),
+                );
                 let fresh = applied().filter(|a| a.fresh);
                 self.tail
                     .extend(fresh.flat_map(|a| a.events.iter().cloned()));
