@@ -361,7 +361,7 @@ fn the_readme_typescript_example_runs_from_an_empty_folder() {
     assert!(status.success(), "{}", output());
     let stdout = std::fs::read_to_string(&log).unwrap();
     assert!(
-        stdout.contains(&format!("waiting for decision {id}")),
+        stdout.contains(&format!("(decision {id}); answer it with:")),
         "{}",
         output()
     );
