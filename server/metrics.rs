@@ -324,7 +324,7 @@ fn seconds_between(from: i64, to: i64) -> f64 {
 /// What the store reads for a scrape: state every replica shares. Defined
 /// here, where it is used, so that `metrics` needs nothing from `store`
 /// (the store reports to `metrics`, not the reverse).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreGauges {
     pub open_decisions: u64,
     /// When the oldest open decision was created.

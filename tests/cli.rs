@@ -435,10 +435,7 @@ fn version_names_the_git_commit() {
 
 #[test]
 fn approve_and_reject_are_shortcuts_and_a_typo_suggests_them() {
-    let out = std::process::Command::new(bin())
-        .args(["aprove", "x"])
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(["aprove", "x"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("'approve'"), "{err}");
@@ -480,7 +477,7 @@ fn a_taken_listen_address_is_named_with_the_flag_that_changes_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(bin())
+    let out = Command::new(bin())
         .args(["serve", "--listen", &addr])
         .current_dir(dir.path())
         .output()
@@ -495,7 +492,7 @@ fn a_taken_listen_address_is_named_with_the_flag_that_changes_it() {
 fn the_shipped_production_config_is_refused_naming_its_file() {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/witness.prod.toml");
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(bin())
+    let out = Command::new(bin())
         .args(["serve", "--config"])
         .arg(&config)
         .current_dir(dir.path())
