@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check lintian
+.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -111,8 +111,8 @@ $(MDBOOK):
 ## binary already in target/release). cargo-deb is pinned and installed on
 ## first use like mdbook (CARGO_DEB_ROOT to move it); its settings are
 ## [package.metadata.deb] in Cargo.toml and the scripts in deploy/debian/.
-## cargo-deb cannot package an empty directory, so /var/lib/witness is
-## added by repacking the .deb with dpkg-deb.
+## scripts/deb-finish.sh then adds what cargo-deb cannot (/var/lib/witness,
+## md5sums).
 CARGO_DEB_VERSION := 3.8.0
 CARGO_DEB_ROOT    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/witness-tools/cargo-deb-$(CARGO_DEB_VERSION)
 CARGO_DEB         := $(CARGO_DEB_ROOT)/bin/cargo-deb
@@ -120,9 +120,7 @@ DEB_ARGS          ?=
 
 deb: $(CARGO_DEB)
 	@deb=$$(PATH="$(CARGO_DEB_ROOT)/bin:$$PATH" $(CARGO) deb --locked $(DEB_ARGS) | tail -n 1) && \
-	  [ -f "$$deb" ] && root=$$(mktemp -d) && \
-	  dpkg-deb -R "$$deb" "$$root/pkg" && install -d -m 0750 "$$root/pkg/var/lib/witness" && \
-	  dpkg-deb --root-owner-group -Zxz --build "$$root/pkg" "$$deb" >/dev/null && rm -rf "$$root" && \
+	  [ -f "$$deb" ] && scripts/deb-finish.sh "$$deb" && \
 	  echo "the Debian package: $$deb (make deb-check tests it)"
 
 $(CARGO_DEB):
@@ -131,12 +129,13 @@ $(CARGO_DEB):
 ## The package's test (not part of `make test`: a release build and lintian):
 ## its control fields and files, the extracted binary serving /healthz with the
 ## shipped config made dev-safe, and lintian with no errors.
-deb-check: deb lintian
+deb-check: deb deb-tools
 	scripts/check-deb.sh
 
-lintian:
-	@command -v lintian >/dev/null || { echo "installing lintian (apt)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null; }
+## lintian and curl for deb-check (Debian packages).
+deb-tools:
+	@command -v lintian >/dev/null && command -v curl >/dev/null || { echo "installing lintian and curl (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian curl >/dev/null; }
 
 ## Regenerate the checked-in SDK stubs from proto/ (Rust's come from proto/build.rs).
 proto:
