@@ -35,8 +35,9 @@ pub enum AuthSetupError {
     BadCanAsk(crate::core::Refusal),
 }
 
-/// Name used for dev-mode requests that carry no principal.
-pub const ANONYMOUS: &str = "anonymous";
+/// Name used for dev-mode requests that carry no principal (reserved by
+/// the config, which `auth` builds on: the dependency runs one way).
+pub use crate::config::ANONYMOUS;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

@@ -16,6 +16,10 @@ mod secrets;
 #[error("config: {0}")]
 pub struct ConfigError(pub String);
 
+/// The principal name of dev-mode requests that name none; no configured
+/// principal may take it.
+pub const ANONYMOUS: &str = "anonymous";
+
 /// Smallest `limits.max_message_bytes`: below it ordinary requests fail.
 const MIN_MESSAGE_BYTES: usize = 4 * 1024;
 
@@ -410,7 +414,7 @@ impl Config {
                     "principals[{i}].name: must not be empty"
                 )));
             }
-            if p.name == crate::auth::ANONYMOUS {
+            if p.name == ANONYMOUS {
                 return Err(ConfigError(format!(
                     "principals[{i}].name: {:?} is reserved for unauthenticated callers",
                     p.name

@@ -317,7 +317,7 @@ fn rpc_unauthenticated<B>(req: &Request<B>, message: &str) -> Response<Body> {
             .strip_prefix(RPC_PREFIX)
             .unwrap_or_default();
         crate::metrics::refused(
-            crate::api::observe::method_label(method),
+            crate::metrics::method_label(method),
             "UNAUTHENTICATED",
             message,
         );

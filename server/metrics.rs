@@ -4,7 +4,7 @@
 //! replica reports the same figure. Labels are bounded: a decision's kind
 //! appears only as the policy glob that matched it (`kind_policy`).
 
-use crate::core::{Decision, Event, EventKind, Outcome, Status, Verdict};
+use crate::core::{Decision, Event, EventKind, Outcome, Verdict};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -14,6 +14,10 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime};
+
+mod labels;
+pub use labels::preset;
+pub(crate) use labels::{method_label, CODES};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindPolicy {
@@ -242,68 +246,6 @@ pub fn init(enabled: bool) {
     LazyLock::force(&STARTED);
     ENABLED.store(enabled, std::sync::atomic::Ordering::Relaxed);
     LazyLock::force(&METRICS);
-}
-
-/// Creates every labelled series a dashboard shows at 0, so panels read 0
-/// rather than "No data" on a fresh server: each policy glob (and
-/// `default`) by terminal status, every verdict and outcome, every method
-/// and refusal code, every webhook and delivery result, and each
-/// escalation level the policies configure (`fallback` included).
-pub fn preset(policy_globs: &[String], webhooks: &[String], levels: usize) {
-    if !on() {
-        return;
-    }
-    let m = &*METRICS;
-    let globs = policy_globs
-        .iter()
-        .map(String::as_str)
-        .chain(std::iter::once("default"));
-    for glob in globs {
-        let _ = m.created.get_or_create(&KindPolicy {
-            kind_policy: glob.to_string(),
-        });
-        for status in Status::ALL.iter().filter(|s| s.is_terminal()) {
-            let labels = KindStatus {
-                kind_policy: glob.to_string(),
-                status: status.as_str().to_string(),
-            };
-            let _ = m.closed.get_or_create(&labels);
-            let _ = m.time_to_decision.get_or_create(&labels);
-        }
-    }
-    for verdict in ["approve", "reject"] {
-        for outcome in ["awaiting_approvals", "closed", "context_changed"] {
-            let _ = m.answers.get_or_create(&VerdictOutcome {
-                verdict: verdict.into(),
-                outcome: outcome.into(),
-            });
-        }
-    }
-    for rpc in crate::api::observe::METHODS {
-        for code in &crate::api::observe::CODES[1..] {
-            let _ = m.refusals.get_or_create(&RpcCode {
-                rpc: rpc.to_string(),
-                code: code.to_string(),
-            });
-        }
-    }
-    for webhook in webhooks {
-        for result in ["delivered", "failed", "dead"] {
-            let _ = m.deliveries.get_or_create(&WebhookResult {
-                webhook: webhook.clone(),
-                result: result.into(),
-            });
-        }
-    }
-    let levels = (1..=levels).map(|l| l.to_string());
-    for level in levels.chain(std::iter::once("fallback".to_string())) {
-        let _ = m.escalations.get_or_create(&Level { level });
-    }
-    for timer in ["expire", "fallback"] {
-        let _ = m.timer_lag.get_or_create(&TimerLabel {
-            timer: timer.into(),
-        });
-    }
 }
 
 fn on() -> bool {

@@ -82,50 +82,7 @@ where
     }
 }
 
-/// A method name as a metric label. Labels stay bounded: an unknown method
-/// is counted as `unknown`.
-pub(crate) fn method_label(name: &str) -> &'static str {
-    METHODS
-        .iter()
-        .find(|m| **m == name)
-        .copied()
-        .unwrap_or("unknown")
-}
-
-/// The methods of `witness.v1.WitnessService`.
-pub(crate) const METHODS: [&str; 9] = [
-    "Ask",
-    "Answer",
-    "StreamDecisions",
-    "WatchDecision",
-    "AckDelivery",
-    "Cancel",
-    "ReportContext",
-    "GetDecision",
-    "ListDecisions",
-];
-
-/// gRPC status codes by number.
-/// gRPC status code names by number, as `witness_refusals_total` labels them.
-pub(crate) const CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
+use crate::metrics::{method_label, CODES};
 
 /// `grpc-message` is percent-encoded (gRPC over HTTP/2).
 fn percent_decode(raw: &[u8]) -> String {

@@ -12,33 +12,8 @@ pub(crate) struct Printer {
     captured: Option<std::cell::RefCell<Vec<String>>>,
 }
 
-/// A server-supplied string as the terminal may show it: control
-/// characters (ESC, newlines, C1 codes) and bidirectional overrides are
-/// escaped (`\x1b`, `\n`, `\u{202e}`), so a kind or a reason can neither
-/// colour the terminal nor forge a separate line. `--json` stays exact.
-pub(crate) fn shown(s: &str) -> std::borrow::Cow<'_, str> {
-    fn hidden(c: char) -> bool {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }
-    if !s.chars().any(hidden) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if hidden(c) && u32::from(c) < 0x100 => {
-                out.push_str(&format!("\\x{:02x}", u32::from(c)));
-            }
-            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
+/// Server-supplied text, escaped for the terminal (`--json` stays exact).
+pub(crate) use crate::client::shown;
 
 /// Last second RFC 3339 (and `google.protobuf.Timestamp`) can write:
 /// 9999-12-31T23:59:59Z.
@@ -371,25 +346,5 @@ pub(crate) fn audit(r: &AuditReport, as_json: bool) -> i32 {
 mod tests;
 /// What `ask --wait` says while it waits: the id, and how to answer it.
 pub(super) fn waiting_hint(d: &proto::Decision, conn: &super::Conn) -> String {
-    let server = if conn.server == "127.0.0.1:50051" {
-        String::new()
-    } else {
-        format!(" --server {}", conn.server)
-    };
-    let who = if conn.token.is_some() {
-        " --token TOKEN".to_string()
-    } else {
-        let role = d
-            .authorized_roles
-            .first()
-            .map(String::as_str)
-            .unwrap_or("ROLE");
-        format!(" --as NAME --roles {}", shown(role))
-    };
-    let id = shown(&d.id);
-    format!(
-        "waiting for a human to decide {} (decision {id}); answer it with:\n  \
-         witness answer {id} approve --rationale \"...\"{who}{server}",
-        shown(&d.kind)
-    )
+    crate::client::answer_hint_for(d, Some(&conn.server), conn.token.is_some())
 }

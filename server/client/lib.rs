@@ -47,24 +47,44 @@ pub enum ClientError {
 /// Control characters and bidirectional overrides in the kind, id or role
 /// are escaped (`\n`, `\x1b`, `\u{202e}`), so none can forge a line.
 pub fn answer_hint(d: &proto::Decision) -> String {
-    let role = d.authorized_roles.first().map_or("ROLE", String::as_str);
+    answer_hint_for(d, None, false)
+}
+
+/// [`answer_hint`] for a server other than the CLI's default (`server`,
+/// shown as `--server`) or a token-mode server (`token`: `--token TOKEN`
+/// instead of the dev-mode `--as NAME --roles ROLE`).
+pub fn answer_hint_for(d: &proto::Decision, server: Option<&str>, token: bool) -> String {
+    let server = match server {
+        Some(s) if s != "127.0.0.1:50051" => format!(" --server {}", shown(s)),
+        _ => String::new(),
+    };
+    let who = if token {
+        " --token TOKEN".to_string()
+    } else {
+        let role = d.authorized_roles.first().map_or("ROLE", String::as_str);
+        format!(" --as NAME --roles {}", shown(role))
+    };
     let id = shown(&d.id);
     format!(
         "waiting for a human to decide {} (decision {id}); answer it with:\n  \
-         witness answer {id} approve --rationale \"...\" --as NAME --roles {}",
-        shown(&d.kind),
-        shown(role)
+         witness answer {id} approve --rationale \"...\"{who}{server}",
+        shown(&d.kind)
     )
 }
 
-/// `s` with control characters and bidirectional overrides escaped, as the
-/// CLI prints text.
-fn shown(s: &str) -> String {
+/// A server-supplied string as a terminal may show it: control characters
+/// (ESC, newlines, C1 codes) and bidirectional overrides are escaped
+/// (`\x1b`, `\n`, `\u{202e}`), so a kind or a reason can neither colour
+/// the terminal nor forge a separate line.
+pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
     fn hidden(c: char) -> bool {
         c.is_control()
             || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     }
-    let mut out = String::with_capacity(s.len());
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
             '\n' => out.push_str("\\n"),
@@ -77,7 +97,7 @@ fn shown(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Result alias for the client.

@@ -441,7 +441,7 @@ async fn read_body(
 
 /// Counts and logs a refused Connect request as the gRPC layer does.
 fn refused(rpc: &str, e: &ConnectError) {
-    let code = crate::api::observe::CODES
+    let code = crate::metrics::CODES
         .get(e.code as usize)
         .copied()
         .unwrap_or("UNKNOWN");
