@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
+.PHONY: config-reference run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
 
 run:
 	$(CARGO) run --release --bin witness -- serve $(ARGS)
@@ -136,6 +136,11 @@ deb-check: deb deb-tools
 deb-tools:
 	@command -v lintian >/dev/null && command -v curl >/dev/null || { echo "installing lintian and curl (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian curl >/dev/null; }
+
+## The book's configuration reference from the code (`witness config reference`).
+config-reference:
+	$(CARGO) build --bin witness
+	scripts/config-reference.sh target/debug/witness
 
 ## Regenerate the checked-in SDK stubs from proto/ (Rust's come from proto/build.rs).
 proto:

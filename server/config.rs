@@ -5,11 +5,15 @@ use crate::core::policy::PolicyRule;
 use crate::core::schema::Limits;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 mod figment_errors;
+mod reference;
 mod secrets;
+
+pub use reference::reference;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -27,46 +31,61 @@ const MIN_MESSAGE_BYTES: usize = 4 * 1024;
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address of the gRPC (and HTTP) listener; `--listen` overrides it. A
+    /// non-loopback address needs `[[principals]]`, and `[tls]` or
+    /// `--insecure`.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Where decisions and the event log are kept.
     #[serde(default)]
     pub store: StoreConfig,
-    /// Who may call; none configured means dev mode.
+    /// Who may call, one entry per caller; none at all means dev mode.
     #[serde(default)]
     pub principals: Vec<PrincipalConfig>,
-    /// Policies by kind glob, first match wins.
+    /// Rules by kind glob: the first entry that matches a decision's kind
+    /// applies, and is copied into the decision when it is asked.
     #[serde(default)]
     pub policies: Vec<PolicyRule>,
+    /// Where witness POSTs pages and outcome notifications: signed, and
+    /// retried from a durable outbox.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// Bounds on what callers send and on the connections they hold.
     #[serde(default)]
     pub limits: Limits,
+    /// Bounds on server streams.
     #[serde(default)]
     pub streams: StreamsConfig,
+    /// Webhook delivery retries.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The key that signs decision receipts.
     #[serde(default)]
     pub receipts: ReceiptsConfig,
-    /// TLS for the gRPC listener (rustls).
+    /// TLS for the listener (rustls); absent: none.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The HTTP side: where it is served, and which pages elsewhere may use it.
     #[serde(default)]
     pub http: HttpConfig,
+    /// What `witness serve` writes to stderr (the level comes from the
+    /// `WITNESS_LOG` filter, default `info`).
     #[serde(default)]
     pub log: LogConfig,
+    /// OpenTelemetry trace export.
     #[serde(default)]
     pub tracing: TracingConfig,
+    /// Prometheus metrics at `GET /metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
 }
 
 /// `[http]`: where the HTTP side (Connect, gRPC-Web, `/healthz` and the
 /// other HTTP routes) is served.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// When set, the HTTP side moves to this address and `listen` serves
@@ -93,14 +112,14 @@ fn is_origin(s: &str) -> bool {
 
 /// `[log]`: what `witness serve` writes to stderr (the level comes from
 /// the `WITNESS_LOG` filter, default `info`).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
 }
 
 /// Log line shape.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable; coloured only when stderr is a terminal.
@@ -111,7 +130,7 @@ pub enum LogFormat {
 }
 
 /// `[tracing]`: OpenTelemetry export.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TracingConfig {
     /// OTLP/HTTP collector base URL, e.g. `http://HOST:4318`; spans go to
@@ -131,7 +150,7 @@ impl Default for TracingConfig {
 }
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Serve `GET /metrics` and collect; false: 404 and nothing counted.
@@ -145,7 +164,7 @@ impl Default for MetricsConfig {
 }
 
 /// `[receipts]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptsConfig {
     /// The Ed25519 seed (hex); created on first start when missing. Default:
@@ -155,7 +174,7 @@ pub struct ReceiptsConfig {
 }
 
 /// `[tls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
@@ -178,7 +197,7 @@ impl Config {
 }
 
 /// `[streams]`: bounds on server streams.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamsConfig {
     /// Events a subscriber may fall behind before it is ended with
@@ -197,7 +216,7 @@ fn default_listen() -> String {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://PATH` (default `sqlite://witness.db`) or `postgres://…`.
@@ -208,9 +227,11 @@ pub struct StoreConfig {
     pub pool_size: usize,
     /// Postgres: longest a statement may run.
     #[serde(default = "default_statement_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub statement_timeout: std::time::Duration,
     /// Postgres: longest to wait for a connection.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub connect_timeout: std::time::Duration,
     /// Postgres: a file holding the password, put into `url` (which then
     /// names the user only: `postgres://witness@host/db`).
@@ -261,12 +282,15 @@ impl Default for StoreConfig {
 }
 
 /// One `[[principals]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalConfig {
+    /// Who the token belongs to, recorded in the audit log: not empty,
+    /// unique, and not `anonymous`.
     pub name: String,
     /// Lowercase hex SHA-256 of the bearer token.
     pub token_sha256: String,
+    /// Roles matched against a decision's `authorized_roles`.
     #[serde(default)]
     pub roles: Vec<String>,
     /// Kind globs this principal may ask about.
@@ -282,10 +306,12 @@ fn everything() -> Vec<String> {
 }
 
 /// One `[[webhooks]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
+    /// The surface and paging name policies use (unique).
     pub name: String,
+    /// `http://` or `https://` URL deliveries are POSTed to.
     pub url: String,
     /// HMAC-SHA256 key for `X-Witness-Signature` (never logged). Or
     /// `secret_file` / `secret_env` (see `config::secrets`).
@@ -307,7 +333,7 @@ pub struct WebhookConfig {
 }
 
 /// Payload shape of a webhook.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookFormat {
     #[default]
@@ -317,18 +343,22 @@ pub enum WebhookFormat {
 }
 
 /// `[outbox]`: webhook delivery retries.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
     /// Tries before a delivery is dead-lettered.
     pub max_attempts: u32,
     /// First retry delay; doubles per try, with jitter.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub backoff: std::time::Duration,
+    /// Longest retry delay.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub max_backoff: std::time::Duration,
     /// Per-request timeout.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub timeout: std::time::Duration,
 }
 

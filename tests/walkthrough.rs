@@ -397,3 +397,29 @@ fn the_licence_file_matches_the_declared_licence() {
         "upgrade notes name the removed key"
     );
 }
+
+/// The book's configuration reference is `witness config reference`'s
+/// output, so it cannot drift from the code.
+#[test]
+fn the_configuration_page_is_the_generated_reference() {
+    let out = std::process::Command::new(bin())
+        .args(["config", "reference"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/configuration.md"),
+    )
+    .unwrap();
+    let begin = "<!-- config-reference:begin -->\n";
+    let start = page.find(begin).expect("the begin marker") + begin.len();
+    let end = page
+        .find("<!-- config-reference:end -->")
+        .expect("the end marker");
+    assert!(
+        page[start..end] == generated,
+        "docs/src/configuration.md differs from `witness config reference`: run \
+         `make config-reference` (scripts/config-reference.sh) and commit the page"
+    );
+}

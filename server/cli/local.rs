@@ -120,6 +120,21 @@ pub(crate) async fn outbox(cmd: OutboxCommand) -> Result {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print every key of the config file, its default and its meaning
+    /// (Markdown; the book's configuration page embeds it).
+    Reference,
+}
+
+/// Runs `witness config …`.
+pub(crate) fn config(cmd: ConfigCommand) -> i32 {
+    match cmd {
+        ConfigCommand::Reference => print!("{}", crate::config::reference()),
+    }
+    super::exit::OK
+}
+
+#[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Print a fresh random bearer token once, and the config entry with its hash.
     New {

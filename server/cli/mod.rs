@@ -49,8 +49,8 @@ pub enum Command {
     /// x-witness-principal and x-witness-roles metadata); it listens on
     /// loopback only (127.0.0.1:50051) and stores everything in `witness.db`
     /// (SQLite) in the current directory, with the receipt signing key in
-    /// `witness-receipt.key` beside it. See the README's Configuration
-    /// section for every key.
+    /// `witness-receipt.key` beside it. `witness config reference` lists
+    /// every key.
     Serve {
         /// TOML configuration file (default: none, dev mode; WITNESS__*
         /// environment variables override it key by key).
@@ -68,6 +68,11 @@ pub enum Command {
         /// TOML configuration file naming the store (default: sqlite://witness.db).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// The configuration: every key.
+    Config {
+        #[command(subcommand)]
+        command: local::ConfigCommand,
     },
     /// Make bearer tokens for principals.
     Token {
@@ -412,6 +417,7 @@ async fn run_inner(cli: Cli) -> Result {
         }
         Command::Outbox { command } => local::outbox(command).await,
         Command::Token { command } => Ok(local::token(command)),
+        Command::Config { command } => Ok(local::config(command)),
         Command::Receipt { command } => local::receipt(command).await,
         Command::Bench(args) => {
             crate::bench::run(args).await.map_err(CliError::Bench)?;

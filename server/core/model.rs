@@ -61,7 +61,9 @@ pub enum Verdict {
 }
 
 /// What happens when a decision reaches `expires_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OnTimeout {
     #[default]

@@ -55,25 +55,40 @@ impl KindGlobs {
 }
 
 /// One `[[policies]]` entry as written in the config.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRule {
+    /// Kind glob (`deploy.*`); the first entry whose glob matches a
+    /// decision's kind applies, else the defaults.
     pub kind: String,
+    /// Distinct approvals needed (default 1; an Ask may ask for more, never
+    /// fewer).
     #[serde(default)]
     pub required_approvals: Option<u32>,
+    /// Time to live (default none: no expiry); an Ask's `timeout` may
+    /// shorten it. Not zero, at most `[limits] max_timeout`.
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub on_timeout: OnTimeout,
     /// The answer recorded when `on_timeout` is `approve` or `reject`.
     #[serde(default)]
     pub timeout_answer: Option<Value>,
+    /// Time for a surface to `AckDelivery` before the `fallback` fires
+    /// (default 60s).
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub ack_window: Option<Duration>,
+    /// Webhook names paged once when the ACK window passes unacknowledged.
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// How old a context confirmation may be when an approval completes a
+    /// quorum of 2 or more (default 60s).
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub context_max_age: Option<Duration>,
+    /// Whether the asker may answer its own decision.
     #[serde(default)]
     pub allow_self_approval: bool,
     /// Levels paged one after another while the decision stays open.
@@ -85,11 +100,14 @@ pub struct PolicyRule {
 }
 
 /// One `escalation = [{ after, webhooks, unless }]` level as written.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationRule {
+    /// Time since the decision was created when this level fires.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub after: Duration,
+    /// Webhook names paged at this level.
     pub webhooks: Vec<String>,
     /// `acked`, `answered`, or absent (fires whenever still open). A string,
     /// so a typo is refused with the policy and level named.

@@ -34,7 +34,9 @@ pub fn validate_answer(schema: &Value, answer: &Value) -> Result<()> {
 }
 
 /// Limits on caller-supplied JSON and strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest canonical JSON size of `input`, `answer`, `response_schema`
@@ -44,7 +46,8 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// Longest `kind`, role, surface, rationale or reason, in bytes.
     pub max_string_len: usize,
-    /// Most entries in `authorized_roles` or `surfaces`.
+    /// Most entries in `authorized_roles` or `surfaces`, and in the `kinds`
+    /// and `surfaces` filters of a list or a stream.
     pub max_list_len: usize,
     /// Largest gRPC request message, in bytes.
     pub max_message_bytes: usize,
@@ -54,14 +57,17 @@ pub struct Limits {
     /// Sustained requests per second per principal (0: unlimited), with
     /// bursts up to `burst`.
     pub requests_per_second: u32,
+    /// Requests a principal may make at once above that rate.
     pub burst: u32,
     /// Longest `timeout` an Ask may request and longest policy duration, so
     /// every derived timestamp fits `google.protobuf.Timestamp`.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub max_timeout: std::time::Duration,
     /// A connection that has not begun a handshake (HTTP/2 preface, HTTP/1
     /// request line, TLS ClientHello) within this is closed.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub handshake_timeout: std::time::Duration,
     /// Open connections beyond this are closed as soon as accepted.
     pub max_connections: usize,
@@ -72,10 +78,12 @@ pub struct Limits {
     /// A request's body must have arrived this long after its headers, or
     /// the request ends with DEADLINE_EXCEEDED (HTTP 408).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub body_timeout: std::time::Duration,
     /// A connection with no request in flight for this long is closed (an
     /// open stream is a request in flight).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub idle_timeout: std::time::Duration,
 }
 
