@@ -401,9 +401,9 @@ impl Config {
             .and_then(|()| config.validate())
             .map_err(|e| match path {
                 Some(p) => ConfigError(format!(
-                    "{} (or its WITNESS__ environment overrides): {}",
-                    p.display(),
-                    e.0
+                    "{} (in {} or its WITNESS__ environment overrides)",
+                    e.0,
+                    p.display()
                 )),
                 None => e,
             })?;
