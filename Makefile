@@ -7,23 +7,29 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: config-reference run run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
+.PHONY: config-reference run release run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
 
+## The dev build, shared with `make test` (the quickest to a first request);
+## `make release` is the optimised build for production.
 run:
-	$(CARGO) run --release --bin witness -- serve $(ARGS)
+	$(CARGO) run --bin witness -- serve $(ARGS)
+
+release:
+	$(CARGO) build --release --bin witness
+	@echo "target/release/witness"
 
 ## witness on a throw-away local PostgreSQL (data in .pgdata/). However witness
 ## ends (Ctrl-C, SIGTERM to make, an error such as a port in use), the trap
 ## stops the PostgreSQL and removes .pgdata/. witness runs in the background
 ## so that the shell's `wait` lets the trap pass it SIGTERM (a graceful stop).
 run-postgres: pg
-	$(CARGO) build --release --bin witness
+	$(CARGO) build --bin witness
 	@dir=$(CURDIR)/.pgdata; pid=; \
 	  trap 'scripts/pg-temp.sh stop "$$dir" --remove; echo "throw-away PostgreSQL stopped and removed"' EXIT; \
 	  trap '[ -z "$$pid" ] || kill -TERM $$pid 2>/dev/null' INT TERM HUP; \
 	  url=$$(scripts/pg-temp.sh start "$$dir") || exit 1; \
 	  echo "throw-away PostgreSQL at $$url (stopped and removed when witness stops)"; \
-	  WITNESS__STORE__URL=$$url target/release/witness serve $(ARGS) & pid=$$!; \
+	  WITNESS__STORE__URL=$$url target/debug/witness serve $(ARGS) & pid=$$!; \
 	  wait $$pid; status=$$?; \
 	  while kill -0 $$pid 2>/dev/null; do wait $$pid; status=$$?; done; \
 	  exit $$status
