@@ -140,7 +140,7 @@ if env -u WITNESS_PAGER_SECRET -u WITNESS_DB_PASSWORD timeout 20 "$bin" serve --
 elif grep -q 'witness listening on' "$work/shipped.out"; then
     bad "the shipped config as is refuses to start" "it listened: $(head -c 300 "$work/shipped.out")"
 else
-    ok "the shipped config as is refuses to start ($(head -1 "$work/shipped.out" | sed "s|$root||" | cut -c1-160))"
+    ok "the shipped config as is refuses to start ($(head -1 "$work/shipped.out" | sed "s|$root||" | cut -c1-200))"
 fi
 
 # "Dev-safe": the shipped config with only what this machine lacks or must
@@ -177,7 +177,7 @@ check "witness migrate with the dev-safe config" \
     >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
 addr=
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
     addr=$(sed -n 's/^witness listening on //p' "$work/serve.out" | head -1)
     [ -n "$addr" ] || ! kill -0 "$server" 2>/dev/null && break
     sleep 0.1
