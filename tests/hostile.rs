@@ -109,7 +109,7 @@ async fn one_credential_cannot_meet_a_two_person_rule_in_either_order() {
     let new = |svc: &mut witness::client::GrpcClient| {
         let req = ask("scram.readonly", &["sre"], 2, ctx.clone());
         let mut svc = svc.clone();
-        async move { svc.ask(req).await.unwrap().into_inner().decision.unwrap() }
+        async move { asked(&mut svc, req).await }
     };
 
     // Relayed for alice, then as itself: refused, nothing recorded.
@@ -161,13 +161,7 @@ async fn the_cli_escapes_control_characters_a_server_sends_and_json_stays_exact(
     let kind = "log.\u{1b}[31mred\u{1b}[0m";
     let reason = "r\n2026 FAKE LINE";
     let mut svc = s.client("svc", &[]).await;
-    let d = svc
-        .ask(ask(kind, &["sre"], 1, None))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = asked(&mut svc, ask(kind, &["sre"], 1, None)).await;
     svc.cancel(proto::CancelRequest {
         decision_id: d.id.clone(),
         reason: reason.into(),
@@ -202,19 +196,17 @@ async fn the_cli_escapes_control_characters_a_server_sends_and_json_stays_exact(
 async fn a_timer_lease_set_far_ahead_fails_verify_and_holds_no_timer() {
     let mut s = Server::start("");
     let mut svc = s.client("svc", &[]).await;
-    let d = svc
-        .ask(proto::AskRequest {
+    let d = asked(
+        &mut svc,
+        proto::AskRequest {
             timeout: Some(prost_types::Duration {
                 seconds: 2,
                 nanos: 0,
             }),
             ..ask("deploy.prod", &["sre"], 1, None)
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+        },
+    )
+    .await;
     s.kill9();
     let db = open_db(&s.db_path());
     let set_lease = |sql: &str| {

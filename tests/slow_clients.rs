@@ -256,13 +256,7 @@ async fn idle_connections_close_after_idle_timeout_and_streams_stay_open() {
         ..Default::default()
     };
     let mut asker = witness::client::connect(&p.addr, &svc).await.unwrap();
-    let d = asker
-        .ask(ask("deploy.prod", &["sre"], 1, None))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = asked(&mut asker, ask("deploy.prod", &["sre"], 1, None)).await;
     let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
         .await
         .expect("an event in time")

@@ -293,3 +293,13 @@ pub(crate) fn principal(name: &str, roles: &[&str], extra: &str) -> String {
         roles
     )
 }
+
+/// Asks and returns the decision (the test fails if the Ask does).
+pub(crate) async fn asked(c: &mut GrpcClient, req: proto::AskRequest) -> proto::Decision {
+    c.ask(req)
+        .await
+        .expect("ask")
+        .into_inner()
+        .decision
+        .expect("a decision")
+}
