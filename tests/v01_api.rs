@@ -299,19 +299,24 @@ async fn two_person_awaits_the_second_and_voids_on_changed_context() {
 }
 
 #[tokio::test]
-async fn fetch_style_requests_and_request_id_retries_work() {
+async fn text_plain_bodies_are_refused_and_request_id_retries_work() {
     let s = Server::start("");
     let c = V01::new(&s);
-    // A TypeScript `fetch(url, {method: "POST", body: JSON.stringify(...)})`
-    // sends text/plain; v0.1.1 (Hono) parsed it regardless.
+    // A bare `fetch(url, {method: "POST", body: JSON.stringify(...)})` sends
+    // text/plain. v0.1.1 (Hono) parsed it regardless; witness refuses it
+    // (415), because a cross-site page can send text/plain without asking
+    // (issue 28). v0.1.1's own clients send application/json.
     let body = json!({"kind": "k.fetch", "input": 1, "responseShape": {}, "authorizedRoles": ["r"], "surfaces": []});
-    let res = reqwest::Client::new()
-        .post(format!("{}/v1/decisions", c.base))
-        .header("content-type", "text/plain;charset=UTF-8")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let post = |ct: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/decisions", c.base))
+            .header("content-type", ct)
+            .body(body.to_string())
+            .send()
+    };
+    let res = post("text/plain;charset=UTF-8").await.unwrap();
+    assert_eq!(res.status().as_u16(), 415);
+    let res = post("application/json;charset=UTF-8").await.unwrap();
     assert_eq!(res.status().as_u16(), 201);
 
     // witness's addition: `requestId` makes a retried ask return the first.
