@@ -159,9 +159,12 @@ impl Unauthenticated {
     /// past the cap. Returns how many were evicted.
     fn admit(self: &Arc<Self>) -> (Arc<ConnState>, usize) {
         let state = ConnState::new(self.clone());
-        let Ok(mut queue) = self.queue.lock() else {
-            return (state, 0);
-        };
+        // Nothing panics while holding the lock; a poisoned queue is used
+        // as it is, so the count and the queue never disagree.
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         queue.push_back(state.clone());
         self.count.fetch_add(1, Ordering::AcqRel);
         let mut evicted = 0;
