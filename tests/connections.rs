@@ -107,12 +107,26 @@ fn a_connection_that_sends_nothing_is_closed_after_the_handshake_timeout() {
 }
 
 #[test]
-fn limits_must_be_positive() {
+fn limits_must_be_positive_and_origins_must_be_origins() {
     for (extra, field) in [
         ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
         (
             "[limits]\nhandshake_timeout = \"0s\"\n",
             "limits.handshake_timeout",
+        ),
+        (
+            "[limits]\nmax_unauthenticated_connections = 0\n",
+            "limits.max_unauthenticated_connections",
+        ),
+        ("[limits]\nbody_timeout = \"0s\"\n", "limits.body_timeout"),
+        ("[limits]\nidle_timeout = \"0s\"\n", "limits.idle_timeout"),
+        (
+            "[http]\nallowed_origins = [\"https://dash.example/app\"]\n",
+            "http.allowed_origins[0]",
+        ),
+        (
+            "[http]\nallowed_origins = [\"dash.example\"]\n",
+            "http.allowed_origins[0]",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
