@@ -7,7 +7,7 @@ use common::*;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use witness::client::{answer_hint, Ask, Client, Context, Credentials};
+use witness::client::{answer_hint, Ask, Client, ClientError, Context, Credentials, TokenProvider};
 
 async fn client(s: &Server, who: &str) -> Client {
     let creds = Credentials {
@@ -212,4 +212,98 @@ fn answer_hint_escapes_what_could_forge_a_line() {
         "waiting for a human to decide deploy.x\\n\\x1b[31mfake\\u{202e} (decision 0193-abc); \
          answer it with:\n  witness answer 0193-abc approve --rationale \"...\" --as NAME --roles ROLE"
     );
+}
+
+/// Two principals, `agent-a` and `agent-b`, with [`token`]s.
+fn two_principals() -> String {
+    principal("agent-a", &[], "") + &principal("agent-b", &[], "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_provider_is_called_per_request_and_each_request_carries_its_token() {
+    let s = Server::start(&two_principals());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let provider = TokenProvider::new(move || {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, String>(token(if n == 0 { "agent-a" } else { "agent-b" }))
+    });
+    let calls_now = || calls.load(std::sync::atomic::Ordering::SeqCst);
+    let mut c = Client::connect_with_token_provider(&s.addr, &Credentials::default(), provider)
+        .await
+        .unwrap();
+    assert_eq!(calls_now(), 0, "connecting calls no provider");
+    let first = c
+        .ask_nowait(&Ask::new("deploy.tp", json!(1), &["sre"]))
+        .await
+        .unwrap();
+    let second = c
+        .ask_nowait(&Ask::new("deploy.tp", json!(2), &["sre"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.asked_by.as_str(), second.asked_by.as_str()),
+        ("agent-a", "agent-b")
+    );
+    assert_eq!(calls_now(), 2);
+    // A stream start calls it too.
+    let mut watch = c
+        .grpc()
+        .watch_decision(proto::WatchDecisionRequest {
+            decision_id: second.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ev = watch.message().await.unwrap().expect("the snapshot event");
+    assert_eq!(ev.event.and_then(|e| e.decision).unwrap().id, second.id);
+    assert_eq!(calls_now(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_provider_fails_the_call_and_sends_nothing() {
+    let s = Server::start(&two_principals());
+    let failing = TokenProvider::new(|| Err::<String, _>("token file unreadable"));
+    let mut c = Client::connect_with_token_provider(&s.addr, &Credentials::default(), failing)
+        .await
+        .unwrap();
+    let err = c
+        .ask_nowait(&Ask::new("deploy.tp", json!(1), &["sre"]))
+        .await
+        .unwrap_err();
+    let ClientError::Rpc(status) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "token provider failed: token file unreadable"
+    );
+    let empty = TokenProvider::new(|| Ok::<_, String>(" \n".into()));
+    let mut c = Client::connect_with_token_provider(&s.addr, &Credentials::default(), empty)
+        .await
+        .unwrap();
+    let err = c
+        .ask_nowait(&Ask::new("deploy.tp", json!(1), &["sre"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("empty token"), "{err}");
+    // Nothing reached the server: no decision was asked.
+    let mut a = s.client_with_token(&token("agent-a")).await;
+    let page = a
+        .list_decisions(proto::ListDecisionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.decisions.is_empty(), "{:?}", page.decisions);
+    // The Debug of credentials and providers never shows a token.
+    let creds = Credentials {
+        token: Some("secret-token".into()),
+        ..Credentials::default()
+    };
+    let shown = format!(
+        "{creds:?} {:?}",
+        TokenProvider::new(|| Ok::<_, String>("secret-token".into()))
+    );
+    assert!(!shown.contains("secret-token"), "{shown}");
 }

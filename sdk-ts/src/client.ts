@@ -14,6 +14,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  TokenProviderError,
   toWitnessError,
   type WitnessError,
 } from "./errors.js";
@@ -31,6 +32,7 @@ import {
   type DecisionStatus,
   type JsonValue,
   type Receipt,
+  type TokenProvider,
   type Verdict,
 } from "./types.js";
 
@@ -41,8 +43,13 @@ export interface WitnessClientOptions {
    * system CAs, or `nodeOptions.ca`).
    */
   baseUrl: string;
-  /** Bearer token, sent as `authorization: Bearer TOKEN`. */
-  token?: string;
+  /**
+   * Bearer token, sent as `authorization: Bearer TOKEN`; or a function
+   * returning the current token (sync or async), called for every unary call
+   * and every stream (re)start. If it throws, the call rejects with a
+   * {@link TokenProviderError} and nothing is sent.
+   */
+  token?: TokenProvider;
   /** Dev mode only: the principal name (`x-witness-principal`). */
   principal?: string;
   /** Dev mode only: the principal's roles (`x-witness-roles`). */
@@ -152,10 +159,25 @@ function durationOf(ms: number | undefined) {
   return durationFromMs(ms);
 }
 
+/** The token to send now: the fixed one, or the provider's answer. */
+async function currentToken(token: TokenProvider): Promise<string> {
+  if (typeof token === "string") return token;
+  let value: unknown;
+  try {
+    value = await token();
+  } catch (e) {
+    throw new TokenProviderError(`token provider failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  if (typeof value !== "string" || value === "") {
+    throw new TokenProviderError(`token provider returned ${value === "" ? "an empty string" : typeof value}, not a token`);
+  }
+  return value;
+}
+
 function identity(o: WitnessClientOptions): Interceptor {
   return (next) => async (req) => {
     for (const [k, v] of Object.entries(o.headers ?? {})) req.header.set(k, v);
-    if (o.token !== undefined) req.header.set("authorization", `Bearer ${o.token}`);
+    if (o.token !== undefined) req.header.set("authorization", `Bearer ${await currentToken(o.token)}`);
     if (o.principal !== undefined) req.header.set("x-witness-principal", o.principal);
     if (o.roles !== undefined) req.header.set("x-witness-roles", o.roles.join(","));
     return next(req);

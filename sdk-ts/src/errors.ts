@@ -101,6 +101,16 @@ export class PermissionDeniedError extends WitnessError {}
 /** UNAUTHENTICATED: no valid bearer token (or no principal in dev mode). */
 export class UnauthenticatedError extends WitnessError {}
 
+/**
+ * The client's token provider threw or returned no token: the call failed
+ * before anything was sent. The provider's error is `cause`.
+ */
+export class TokenProviderError extends UnauthenticatedError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(Code.Unauthenticated, message, options);
+  }
+}
+
 /** UNAVAILABLE: the server or its store is down; retrying is safe. */
 export class UnavailableError extends WitnessError {}
 
@@ -138,6 +148,8 @@ const CLASSES: Partial<Record<Code, typeof WitnessError>> = {
  */
 export function toWitnessError(err: unknown): WitnessError {
   if (err instanceof WitnessError) return err;
+  // An error thrown by an interceptor (the token provider) arrives wrapped.
+  if (err instanceof ConnectError && err.cause instanceof WitnessError) return err.cause;
   const ce = ConnectError.from(err);
   const Cls = CLASSES[ce.code] ?? WitnessError;
   return new Cls(ce.code, ce.rawMessage, { cause: err });

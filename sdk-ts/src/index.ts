@@ -38,6 +38,7 @@ export {
   PermissionDeniedError,
   UnauthenticatedError,
   UnavailableError,
+  TokenProviderError,
   ResourceExhaustedError,
   DeadlineExceededError,
   toWitnessError,
@@ -60,6 +61,7 @@ export {
   type EventType,
   type JsonValue,
   type Receipt,
+  type TokenProvider,
   type Verdict,
 } from "./types.js";
 /** The generated protobuf-es messages and service descriptor (`witness.v1`). */

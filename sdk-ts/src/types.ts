@@ -31,6 +31,13 @@ export type DecisionStatus =
 /** An operator's verdict. */
 export type Verdict = "approve" | "reject";
 
+/**
+ * A bearer token, or a function returning the current one: it is called
+ * for every unary call and every stream (re)start, so a provider that
+ * caches and refreshes a short-lived token is always current.
+ */
+export type TokenProvider = string | (() => string | Promise<string>);
+
 /** What an answer did to its decision. */
 export type AnswerOutcome = "AWAITING_APPROVALS" | "CLOSED" | "CONTEXT_CHANGED";
 

@@ -147,6 +147,18 @@ impl Client {
         })
     }
 
+    /// [`Client::connect`] with a function returning the current bearer
+    /// token, called for every request (see [`crate::TokenProvider`]).
+    pub async fn connect_with_token_provider(
+        server: &str,
+        creds: &Credentials,
+        provider: crate::TokenProvider,
+    ) -> Result<Client> {
+        Ok(Client {
+            grpc: crate::connect_with_token_provider(server, creds, provider).await?,
+        })
+    }
+
     /// The generated client, for every other RPC.
     pub fn grpc(&mut self) -> &mut GrpcClient {
         &mut self.grpc

@@ -103,8 +103,11 @@ pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
 /// Result alias for the client.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
-/// How the client identifies itself.
-#[derive(Debug, Clone, Default)]
+/// How the client identifies itself. Its `Debug` never shows the token.
+///
+/// For a short-lived token that must be refreshed, give a [`TokenProvider`]
+/// to [`connect_with_token_provider`] (or `Client::connect_with_token_provider`).
+#[derive(Clone, Default)]
 pub struct Credentials {
     /// Bearer token (never logged).
     pub token: Option<String>,
@@ -113,6 +116,65 @@ pub struct Credentials {
     pub roles: Vec<String>,
     /// TLS settings for `https://` servers.
     pub tls: TlsOptions,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("principal", &self.principal)
+            .field("roles", &self.roles)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// A function returning the current bearer token, called for every request
+/// (each unary call and each stream start), so a provider that caches and
+/// refreshes a short-lived token (a file Kubernetes rotates, an OIDC token
+/// endpoint) is always current. It runs on the calling task: keep it quick
+/// (return a cached token, refresh it elsewhere or when it is about to
+/// expire). If it returns an error, the call fails with UNAUTHENTICATED
+/// `token provider failed: ...` and nothing is sent.
+///
+/// ```
+/// use witness_client::TokenProvider;
+/// let provider = TokenProvider::new(|| std::fs::read_to_string("/var/run/secrets/witness/token"));
+/// # let _ = provider;
+/// ```
+#[derive(Clone)]
+pub struct TokenProvider(std::sync::Arc<dyn Fn() -> Result<String, String> + Send + Sync>);
+
+impl TokenProvider {
+    /// A provider from a function returning the token or an error.
+    pub fn new<F, E>(f: F) -> TokenProvider
+    where
+        F: Fn() -> std::result::Result<String, E> + Send + Sync + 'static,
+        E: std::fmt::Display,
+    {
+        TokenProvider(std::sync::Arc::new(move || f().map_err(|e| e.to_string())))
+    }
+
+    /// The `authorization` value for the provider's current token.
+    fn header(&self) -> Result<AsciiMetadataValue, tonic::Status> {
+        let fail =
+            |why: String| tonic::Status::unauthenticated(format!("token provider failed: {why}"));
+        let token = (self.0)().map_err(fail)?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(fail("it returned an empty token".into()));
+        }
+        let mut v = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| fail("the token is not printable ASCII".into()))?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenProvider(..)")
+    }
 }
 
 /// PEM files for TLS: the CA that signed the server's certificate (else the
@@ -124,16 +186,26 @@ pub struct TlsOptions {
     pub client_key: Option<std::path::PathBuf>,
 }
 
-/// Adds the credentials to every request.
+/// Adds the credentials to every request: the fixed headers, and the
+/// token provider's current token when there is one.
 #[derive(Debug, Clone)]
 pub struct AuthInterceptor {
     headers: Vec<(&'static str, AsciiMetadataValue)>,
+    token_provider: Option<TokenProvider>,
 }
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let token = self
+            .token_provider
+            .as_ref()
+            .map(TokenProvider::header)
+            .transpose()?;
         for (k, v) in &self.headers {
             req.metadata_mut().insert(*k, v.clone());
+        }
+        if let Some(v) = token {
+            req.metadata_mut().insert("authorization", v);
         }
         Ok(req)
     }
@@ -157,7 +229,17 @@ impl AuthInterceptor {
         if !c.roles.is_empty() {
             headers.push(("x-witness-roles", value(c.roles.join(","))?));
         }
-        Ok(AuthInterceptor { headers })
+        Ok(AuthInterceptor {
+            headers,
+            token_provider: None,
+        })
+    }
+
+    /// Sends `provider`'s current token on every request, instead of
+    /// `Credentials::token`.
+    pub fn with_token_provider(mut self, provider: TokenProvider) -> Self {
+        self.token_provider = Some(provider);
+        self
     }
 }
 
@@ -175,6 +257,29 @@ pub fn server_url(server: &str) -> String {
 
 /// Connects to `server` with `creds`.
 pub async fn connect(server: &str, creds: &Credentials) -> Result<GrpcClient> {
+    connect_with(server, creds, None).await
+}
+
+/// Connects to `server` with `creds`, sending the bearer token `provider`
+/// returns on every request (see [`TokenProvider`]); it replaces
+/// `creds.token`.
+pub async fn connect_with_token_provider(
+    server: &str,
+    creds: &Credentials,
+    provider: TokenProvider,
+) -> Result<GrpcClient> {
+    connect_with(server, creds, Some(provider)).await
+}
+
+async fn connect_with(
+    server: &str,
+    creds: &Credentials,
+    provider: Option<TokenProvider>,
+) -> Result<GrpcClient> {
+    let mut auth = AuthInterceptor::new(creds)?;
+    if let Some(p) = provider {
+        auth = auth.with_token_provider(p);
+    }
     let url = server_url(server);
     let mut endpoint =
         Endpoint::from_shared(url.clone()).map_err(|e| ClientError::BadServer(e.to_string()))?;
@@ -192,10 +297,7 @@ pub async fn connect(server: &str, creds: &Credentials) -> Result<GrpcClient> {
             source,
         })?;
     let max = 64 * 1024 * 1024;
-    Ok(
-        WitnessServiceClient::with_interceptor(channel, AuthInterceptor::new(creds)?)
-            .max_decoding_message_size(max),
-    )
+    Ok(WitnessServiceClient::with_interceptor(channel, auth).max_decoding_message_size(max))
 }
 
 fn client_tls(t: &TlsOptions) -> Result<tonic::transport::ClientTlsConfig> {

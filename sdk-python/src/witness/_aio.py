@@ -68,7 +68,8 @@ class AsyncClient:
     ``watch``, ``stream``). Create it inside a running event loop; use
     ``async with`` or ``await client.close()``.
 
-    Context functions given to ``ask``/``wait`` may be plain or ``async``.
+    Context functions given to ``ask``/``wait`` and the ``token`` provider
+    may be plain or ``async``.
     See :class:`witness.Client` for the constructor's arguments.
     """
 
@@ -76,7 +77,7 @@ class AsyncClient:
         self,
         target: str,
         *,
-        token: Optional[str] = None,
+        token: Union[None, str, Callable[[], Union[str, Awaitable[str]]]] = None,
         principal: Optional[str] = None,
         roles: Union[None, str, Sequence[str]] = None,
         tls: bool = False,
@@ -127,7 +128,7 @@ class AsyncClient:
         while True:
             try:
                 return await method(
-                    request, metadata=self._s.metadata, timeout=self._s.call_timeout
+                    request, metadata=await self._s.metadata_async(), timeout=self._s.call_timeout
                 )
             except grpc.RpcError as e:
                 delay = backoff.next()
@@ -297,7 +298,7 @@ class AsyncClient:
         req = pb.ReportContextRequest(decision_id=decision_id, context_snapshot=to_value(snapshot))
         try:
             resp = await self._stub.ReportContext(
-                req, metadata=self._s.metadata, timeout=self._s.call_timeout
+                req, metadata=await self._s.metadata_async(), timeout=self._s.call_timeout
             )
         except grpc.RpcError as e:
             if rpc_code(e) in _REPORT_TRANSIENT:
@@ -383,7 +384,7 @@ class AsyncClient:
         since: Optional[float] = None
         req = pb.WatchDecisionRequest(decision_id=decision_id)
         while not state.done:
-            call = self._stub.WatchDecision(req, metadata=self._s.metadata)
+            call = self._stub.WatchDecision(req, metadata=await self._s.metadata_async())
             try:
                 async for resp in call:
                     backoff.reset()
@@ -438,7 +439,7 @@ class AsyncClient:
         backoff = common.Backoff(self._s.max_backoff)
         since: Optional[float] = None
         while True:
-            call = self._stub.StreamDecisions(state.request(), metadata=self._s.metadata)
+            call = self._stub.StreamDecisions(state.request(), metadata=await self._s.metadata_async())
             try:
                 async for resp in call:
                     backoff.reset()

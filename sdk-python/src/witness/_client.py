@@ -78,7 +78,11 @@ class Client:
     Args:
         target: ``HOST:PORT``, ``http://HOST:PORT`` or ``https://HOST:PORT``
             (``https`` implies ``tls=True``).
-        token: bearer token, sent as ``authorization: Bearer TOKEN``.
+        token: bearer token, sent as ``authorization: Bearer TOKEN``; or a
+            function returning the current token, called for every unary
+            call and every stream (re)start (for short-lived tokens). If it
+            raises, the call raises :class:`~witness.TokenProviderError`
+            and sends nothing.
         principal: dev mode only: the caller's name (``x-witness-principal``).
         roles: dev mode only: the caller's roles (``x-witness-roles``), a list
             or a comma-separated string.
@@ -97,7 +101,7 @@ class Client:
         self,
         target: str,
         *,
-        token: Optional[str] = None,
+        token: Union[None, str, Callable[[], str]] = None,
         principal: Optional[str] = None,
         roles: Union[None, str, Sequence[str]] = None,
         tls: bool = False,
@@ -149,7 +153,7 @@ class Client:
         backoff = common.Backoff(self._s.max_backoff)
         while True:
             try:
-                return method(request, metadata=self._s.metadata, timeout=self._s.call_timeout)
+                return method(request, metadata=self._s.metadata(), timeout=self._s.call_timeout)
             except grpc.RpcError as e:
                 delay = backoff.next()
                 code = rpc_code(e)
@@ -369,7 +373,7 @@ class Client:
         req = pb.ReportContextRequest(decision_id=decision_id, context_snapshot=to_value(snapshot))
         try:
             resp = self._stub.ReportContext(
-                req, metadata=self._s.metadata, timeout=self._s.call_timeout
+                req, metadata=self._s.metadata(), timeout=self._s.call_timeout
             )
         except grpc.RpcError as e:
             if rpc_code(e) in _REPORT_TRANSIENT:
@@ -478,7 +482,7 @@ class Client:
         while not state.done:
             if stop is not None and stop.event.is_set():
                 return
-            call = self._stub.WatchDecision(req, metadata=self._s.metadata)
+            call = self._stub.WatchDecision(req, metadata=self._s.metadata())
             if stop is not None:
                 stop.attach(call)
             try:
@@ -555,7 +559,7 @@ class Client:
         backoff = common.Backoff(self._s.max_backoff)
         since: Optional[float] = None
         while True:
-            call = self._stub.StreamDecisions(state.request(), metadata=self._s.metadata)
+            call = self._stub.StreamDecisions(state.request(), metadata=self._s.metadata())
             try:
                 for resp in call:
                     backoff.reset()

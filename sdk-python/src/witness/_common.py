@@ -3,6 +3,7 @@ building, retry back-off and the stream resume bookkeeping."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import uuid
@@ -14,7 +15,7 @@ from google.protobuf import duration_pb2
 
 from ._json import optional_value, to_value
 from ._proto.witness.v1 import witness_pb2 as pb
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, TokenProviderError
 from ._types import Decision, DecisionEvent, EventType, Status, Verdict
 
 #: A context snapshot, or a function returning the current one. ``AsyncClient``
@@ -22,6 +23,11 @@ from ._types import Decision, DecisionEvent, EventType, Status, Verdict
 ContextProvider = Union[Callable[[], Any], Any]
 
 Metadata = Tuple[Tuple[str, str], ...]
+
+#: A bearer token, or a function returning the current one (called for every
+#: unary call and every stream (re)start). ``AsyncClient`` also accepts a
+#: function returning an awaitable.
+TokenProvider = Union[str, Callable[[], Any], None]
 
 #: Codes on which a stream is resumed rather than ended.
 RESUMABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
@@ -44,7 +50,7 @@ class Settings:
         self,
         target: str,
         *,
-        token: Optional[str],
+        token: TokenProvider,
         principal: Optional[str],
         roles: Union[None, str, Sequence[str]],
         tls: bool,
@@ -72,8 +78,13 @@ class Settings:
         merged = dict(CHANNEL_OPTIONS)
         merged.update(dict(options or ()))
         self.options = list(merged.items())
+        #: The token provider, or ``None`` for a fixed token (or none).
+        self.token_provider: Optional[Callable[[], Any]] = None
         md: List[Tuple[str, str]] = []
-        if token:
+        if callable(token):
+            self.token_provider = token
+            self.has_token = True
+        elif token:
             md.append(("authorization", f"Bearer {token}"))
         if principal:
             md.append(("x-witness-principal", principal))
@@ -82,13 +93,51 @@ class Settings:
             joined = ",".join(r.strip() for r in role_list if r.strip())
             if joined:
                 md.append(("x-witness-roles", joined))
-        self.metadata: Metadata = tuple(md)
+        self._metadata: Metadata = tuple(md)
+
+    def metadata(self) -> Metadata:
+        """The metadata of one call or stream start: the fixed headers, and
+        ``authorization`` from the token provider when there is one. A
+        provider that raises fails the call before anything is sent."""
+        if self.token_provider is None:
+            return self._metadata
+        return self.with_token(call_token_provider(self.token_provider))
+
+    async def metadata_async(self) -> Metadata:
+        """:meth:`metadata` for ``AsyncClient``: the provider may also
+        return an awaitable."""
+        if self.token_provider is None:
+            return self._metadata
+        token = call_token_provider(self.token_provider)
+        if inspect.isawaitable(token):
+            try:
+                token = await token
+            except Exception as e:
+                raise TokenProviderError(f"token provider failed: {e!r}") from e
+        return self.with_token(token)
+
+    def with_token(self, token: Any) -> Metadata:
+        """The fixed headers plus ``authorization`` for a provided token."""
+        if not isinstance(token, str) or not token:
+            raise TokenProviderError(
+                f"token provider returned {type(token).__name__}, not a non-empty str"
+            )
+        return (("authorization", f"Bearer {token}"),) + self._metadata
 
     def credentials(self) -> Optional[grpc.ChannelCredentials]:
         """TLS channel credentials, or ``None`` for a plaintext channel."""
         if not self.tls:
             return None
         return grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
+
+
+def call_token_provider(provider: Callable[[], Any]) -> Any:
+    """Calls a token provider, turning its failure into
+    :class:`TokenProviderError` (with the original as ``__cause__``)."""
+    try:
+        return provider()
+    except Exception as e:
+        raise TokenProviderError(f"token provider failed: {e!r}") from e
 
 
 #: The CLI's default ``--server``: the hint leaves it out.

@@ -115,6 +115,12 @@ class Internal(WitnessError):
     grpc_code = grpc.StatusCode.INTERNAL
 
 
+class TokenProviderError(Unauthenticated):
+    """The client's token provider raised or returned no token: the call
+    failed before anything was sent. The provider's exception, if any, is
+    ``__cause__``."""
+
+
 _BY_CODE: Dict[grpc.StatusCode, Type[WitnessError]] = {
     cls.grpc_code: cls
     for cls in (
