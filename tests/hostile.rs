@@ -395,3 +395,36 @@ fn the_build_script_watches_only_files_that_exist() {
         }
     }
 }
+
+/// A stream whose caller's deadline passes (or who goes away) stops on the
+/// server too: its slot under `max_streams_per_principal` is free again.
+#[tokio::test]
+async fn a_stream_past_its_deadline_stops_on_the_server_and_frees_its_slot() {
+    let s = Server::start("[limits]\nmax_streams_per_principal = 1\n");
+    let mut alice = s.client("alice", &["sre"]).await;
+    let mut req = tonic::Request::new(proto::StreamDecisionsRequest::default());
+    req.set_timeout(Duration::from_millis(500));
+    let mut first = alice.stream_decisions(req).await.unwrap().into_inner();
+    // While it is open, a second stream is refused.
+    let err = alice
+        .stream_decisions(proto::StreamDecisionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    // The deadline ends it for the caller...
+    let ended = tokio::time::timeout(Duration::from_secs(10), first.message())
+        .await
+        .expect("the deadline ends the stream");
+    assert!(ended.is_err() || ended.unwrap().is_none());
+    // ...and on the server, which frees the slot.
+    eventually("the slot is free again", Duration::from_secs(10), || {
+        let mut alice = alice.clone();
+        async move {
+            alice
+                .stream_decisions(proto::StreamDecisionsRequest::default())
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+}

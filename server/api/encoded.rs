@@ -138,9 +138,12 @@ impl ServerStreamingService<proto::StreamDecisionsRequest> for Subscribe {
         let (api, floor) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
             let who = api.who(&req)?;
+            let deadline = streams::deadline(req.metadata());
             let req = req.into_inner();
             let out = match floor {
-                None => streams::stream_decisions_encoded(api.witness(), &who, req).await?,
+                None => {
+                    streams::stream_decisions_encoded(api.witness(), &who, req, deadline).await?
+                }
                 Some(floor) => {
                     let q = streams::subscribe_query(req);
                     let items = api.witness().subscribe(&who, q).await?;
@@ -176,9 +179,10 @@ impl ServerStreamingService<proto::WatchDecisionRequest> for Watch {
         let api = self.0.clone();
         Box::pin(async move {
             let who = api.who(&req)?;
+            let deadline = streams::deadline(req.metadata());
             let id = req.into_inner().decision_id;
             observe::record_decision(&id);
-            let out = streams::watch_decision_encoded(api.witness(), &who, id).await?;
+            let out = streams::watch_decision_encoded(api.witness(), &who, id, deadline).await?;
             Ok(Response::new(out))
         })
     }

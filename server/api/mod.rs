@@ -109,7 +109,8 @@ impl WitnessService for GrpcApi {
         req: Request<proto::StreamDecisionsRequest>,
     ) -> Res<Self::StreamDecisionsStream> {
         let who = self.who(&req)?;
-        let out = streams::stream_decisions(&self.w, &who, req.into_inner())
+        let deadline = streams::deadline(req.metadata());
+        let out = streams::stream_decisions(&self.w, &who, req.into_inner(), deadline)
             .await?
             .map(|r| r.map(|e| proto::StreamDecisionsResponse { event: Some(e) }));
         Ok(Response::new(Box::pin(out)))
@@ -122,9 +123,10 @@ impl WitnessService for GrpcApi {
         req: Request<proto::WatchDecisionRequest>,
     ) -> Res<Self::WatchDecisionStream> {
         let who = self.who(&req)?;
+        let deadline = streams::deadline(req.metadata());
         let id = req.into_inner().decision_id;
         observe::record_decision(&id);
-        let out = streams::watch_decision(&self.w, &who, id)
+        let out = streams::watch_decision(&self.w, &who, id, deadline)
             .await?
             .map(|r| r.map(|e| proto::WatchDecisionResponse { event: Some(e) }));
         Ok(Response::new(Box::pin(out)))

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use prost::Message;
 use std::pin::Pin;
+use std::time::Duration;
 use tonic::Status;
 
 /// A stream of decision events, ended by an error status when it fails.
@@ -90,12 +91,70 @@ pub fn subscribe_query(req: proto::StreamDecisionsRequest) -> SubscribeQuery {
     }
 }
 
-fn typed(s: DomainStream) -> EventStream {
-    Box::pin(s.map(|r| r.map(|item| message(&item)).map_err(Status::from)))
+fn typed(s: DomainStream, deadline: Option<Duration>) -> EventStream {
+    until(
+        s.map(|r| r.map(|item| message(&item)).map_err(Status::from)),
+        deadline,
+    )
 }
 
-fn bytes(s: DomainStream) -> EncodedStream {
-    Box::pin(s.map(|r| r.map(|item| encoded(&item)).map_err(Status::from)))
+fn bytes(s: DomainStream, deadline: Option<Duration>) -> EncodedStream {
+    until(
+        s.map(|r| r.map(|item| encoded(&item)).map_err(Status::from)),
+        deadline,
+    )
+}
+
+/// The caller's deadline for the whole call: gRPC's `grpc-timeout` (gRPC and
+/// gRPC-Web) or Connect's `connect-timeout-ms`. tonic enforces a deadline
+/// only until the response starts; a stream must end at it too.
+pub fn deadline(md: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let get = |k: &str| md.get(k).and_then(|v| v.to_str().ok());
+    if let Some(ms) = get("connect-timeout-ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    let t = get("grpc-timeout")?;
+    let (digits, unit) = t.split_at(t.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `s`, ended with DEADLINE_EXCEEDED once `deadline` has passed: the
+/// server stops the work when the caller's deadline does.
+fn until<T: Send + 'static>(
+    s: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    deadline: Option<Duration>,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
+    let Some(d) = deadline else {
+        return Box::pin(s);
+    };
+    Box::pin(async_stream::stream! {
+        let timer = tokio::time::sleep(d);
+        tokio::pin!(timer);
+        futures::pin_mut!(s);
+        loop {
+            tokio::select! {
+                item = s.next() => match item {
+                    Some(item) => yield item,
+                    None => return,
+                },
+                () = &mut timer => {
+                    yield Err(Status::deadline_exceeded(
+                        "the caller's deadline passed; resume with after_sequence",
+                    ));
+                    return;
+                }
+            }
+        }
+    })
 }
 
 /// Starts a `StreamDecisions` subscription (typed).
@@ -103,8 +162,12 @@ pub async fn stream_decisions(
     w: &Witness,
     who: &Principal,
     req: proto::StreamDecisionsRequest,
+    deadline: Option<Duration>,
 ) -> Result<EventStream, Status> {
-    Ok(typed(w.subscribe(who, subscribe_query(req)).await?))
+    Ok(typed(
+        w.subscribe(who, subscribe_query(req)).await?,
+        deadline,
+    ))
 }
 
 /// Starts a `WatchDecision` stream (typed).
@@ -112,8 +175,9 @@ pub async fn watch_decision(
     w: &Witness,
     who: &Principal,
     id: String,
+    deadline: Option<Duration>,
 ) -> Result<EventStream, Status> {
-    Ok(typed(w.watch(who, id).await?))
+    Ok(typed(w.watch(who, id).await?, deadline))
 }
 
 /// Starts a `StreamDecisions` subscription (encoded).
@@ -121,8 +185,12 @@ pub async fn stream_decisions_encoded(
     w: &Witness,
     who: &Principal,
     req: proto::StreamDecisionsRequest,
+    deadline: Option<Duration>,
 ) -> Result<EncodedStream, Status> {
-    Ok(bytes(w.subscribe(who, subscribe_query(req)).await?))
+    Ok(bytes(
+        w.subscribe(who, subscribe_query(req)).await?,
+        deadline,
+    ))
 }
 
 /// Starts a `WatchDecision` stream (encoded).
@@ -130,13 +198,39 @@ pub async fn watch_decision_encoded(
     w: &Witness,
     who: &Principal,
     id: String,
+    deadline: Option<Duration>,
 ) -> Result<EncodedStream, Status> {
-    Ok(bytes(w.watch(who, id).await?))
+    Ok(bytes(w.watch(who, id).await?, deadline))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_from_grpc_timeout_and_connect_timeout_ms() {
+        let md = |k: &'static str, v: &str| {
+            let mut m = tonic::metadata::MetadataMap::new();
+            m.insert(k, v.parse().unwrap());
+            m
+        };
+        for (v, want) in [
+            ("2S", Some(Duration::from_secs(2))),
+            ("1500m", Some(Duration::from_millis(1500))),
+            ("1H", Some(Duration::from_secs(3600))),
+            ("10u", Some(Duration::from_micros(10))),
+            ("123456789S", None),
+            ("5x", None),
+            ("S", None),
+        ] {
+            assert_eq!(deadline(&md("grpc-timeout", v)), want, "{v}");
+        }
+        assert_eq!(
+            deadline(&md("connect-timeout-ms", "250")),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(deadline(&tonic::metadata::MetadataMap::new()), None);
+    }
 
     #[test]
     fn both_responses_encode_alike() {
