@@ -263,14 +263,19 @@ async fn a_token_provider_is_called_per_request_and_each_request_carries_its_tok
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_token_provider_fails_the_call_and_sends_nothing() {
     let s = Server::start(&two_principals());
-    let failing = TokenProvider::new(|| Err::<String, _>("token file unreadable"));
-    let mut c = Client::connect_with_token_provider(&s.addr, &Credentials::default(), failing)
-        .await
-        .unwrap();
-    let err = c
-        .ask_nowait(&Ask::new("deploy.tp", json!(1), &["sre"]))
-        .await
-        .unwrap_err();
+    // An Ask through a client whose only credential is `provider`.
+    let ask_with = |provider: TokenProvider| async {
+        let mut c = Client::connect_with_token_provider(&s.addr, &Credentials::default(), provider)
+            .await
+            .unwrap();
+        c.ask_nowait(&Ask::new("deploy.tp", json!(1), &["sre"]))
+            .await
+            .unwrap_err()
+    };
+    let err = ask_with(TokenProvider::new(|| {
+        Err::<String, _>("token file unreadable")
+    }))
+    .await;
     let ClientError::Rpc(status) = &err else {
         panic!("{err:?}")
     };
@@ -279,14 +284,7 @@ async fn a_failing_token_provider_fails_the_call_and_sends_nothing() {
         status.message(),
         "token provider failed: token file unreadable"
     );
-    let empty = TokenProvider::new(|| Ok::<_, String>(" \n".into()));
-    let mut c = Client::connect_with_token_provider(&s.addr, &Credentials::default(), empty)
-        .await
-        .unwrap();
-    let err = c
-        .ask_nowait(&Ask::new("deploy.tp", json!(1), &["sre"]))
-        .await
-        .unwrap_err();
+    let err = ask_with(TokenProvider::new(|| Ok::<_, String>(" \n".into()))).await;
     assert!(err.to_string().contains("empty token"), "{err}");
     // Nothing reached the server: no decision was asked.
     let mut a = s.client_with_token(&token("agent-a")).await;
