@@ -238,6 +238,23 @@ async fn a_corrupt_outbox_status_fails_outbox_list_naming_the_row() {
     };
     asker.ask(req).await.unwrap();
     wait_hits(&r, 1).await;
+    // The worker records the delivery after the receiver answered: wait for
+    // that write, or it could overwrite the corruption below.
+    let db = s.db_path();
+    eventually("the delivery is recorded", Duration::from_secs(20), || {
+        let db = db.clone();
+        async move {
+            open_db(&db)
+                .query_row(
+                    "SELECT COUNT(*) FROM outbox WHERE status = 'delivered'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap_or(0)
+                == 1
+        }
+    })
+    .await;
     let id: i64 = open_db(&s.db_path())
         .query_row("UPDATE outbox SET status = 'sent' RETURNING id", [], |r| {
             r.get(0)
