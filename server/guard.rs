@@ -98,29 +98,39 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let conn = req.extensions().get::<ConnInfo>().map(|c| c.state.clone());
-        let cors = match self.rules.admit(&mut req) {
-            Ok(cors) => cors,
-            Err(refusal) => return Box::pin(async move { Ok(*refusal) }),
-        };
-        if let Some(conn) = &conn {
-            if req.extensions().get::<crate::auth::Principal>().is_some() {
-                conn.authenticated();
-            }
-        }
-        let in_flight = conn.map(|c| c.request());
-        let deadline = tokio::time::Instant::now() + self.rules.body_timeout;
-        let req = req.map(|body| {
-            Body::new(TimedBody {
-                inner: body,
-                deadline,
-                timer: None,
-                limit: self.rules.body_timeout,
-            })
-        });
-        let fut = self.inner.call(req);
+        // The service that was polled ready is the one to call; a clone
+        // stays behind for the next request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let rules = self.rules.clone();
         Box::pin(async move {
-            let mut res = fut.await?;
+            // An issuer JWT whose key is not at hand yet (its first use, a
+            // rotated key) fetches it here, before the checks, which are
+            // then plain lookups for every protocol.
+            let auth = rules.witness.auth();
+            auth.prepare(req.headers()).await;
+            let conn = req.extensions().get::<ConnInfo>().map(|c| c.state.clone());
+            let cors = match rules.admit(&auth, &mut req) {
+                Ok(cors) => cors,
+                Err(refusal) => return Ok(*refusal),
+            };
+            drop(auth);
+            if let Some(conn) = &conn {
+                if req.extensions().get::<crate::auth::Principal>().is_some() {
+                    conn.authenticated();
+                }
+            }
+            let in_flight = conn.map(|c| c.request());
+            let deadline = tokio::time::Instant::now() + rules.body_timeout;
+            let req = req.map(|body| {
+                Body::new(TimedBody {
+                    inner: body,
+                    deadline,
+                    timer: None,
+                    limit: rules.body_timeout,
+                })
+            });
+            let mut res = inner.call(req).await?;
             if let Some(origin) = cors {
                 allow_origin(res.headers_mut(), origin);
             }
@@ -141,8 +151,11 @@ impl Rules {
     /// Checks 1 to 4 of the module documentation. Ok carries the origin to
     /// allow in the response (an allowed cross-origin caller); Err the
     /// refusal to send instead of calling the handler.
-    fn admit(&self, req: &mut Request<Body>) -> Result<Option<HeaderValue>, Box<Response<Body>>> {
-        let auth = self.witness.auth();
+    fn admit(
+        &self,
+        auth: &crate::auth::Auth,
+        req: &mut Request<Body>,
+    ) -> Result<Option<HeaderValue>, Box<Response<Body>>> {
         let host = host(req);
         if auth.dev_mode() && host.as_deref().is_some_and(|h| !is_loopback_host(h)) {
             return Err(Box::new(refuse(

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime};
 
+mod identity;
 mod labels;
 pub use labels::preset;
 pub(crate) use labels::{method_label, CODES};
@@ -99,6 +100,7 @@ struct Metrics {
     open_fds: Gauge,
     max_fds: Gauge,
     start_time: F64Gauge,
+    identity: identity::Identity,
 }
 
 static STARTED: LazyLock<(Instant, SystemTime)> =
@@ -132,6 +134,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         open_fds: Gauge::default(),
         max_fds: Gauge::default(),
         start_time: F64Gauge::default(),
+        identity: identity::Identity::default(),
     };
     r.register(
         "witness_decisions_created",
@@ -238,6 +241,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Start time of the process since the Unix epoch in seconds",
         m.start_time.clone(),
     );
+    m.identity.register(&mut r);
     Metrics { registry: r, ..m }
 });
 
@@ -435,6 +439,20 @@ pub fn delivery(webhook: &str, result: &str) {
                 result: result.to_string(),
             })
             .inc();
+    }
+}
+
+/// One fetch of an issuer's keys ended: `ok` or `error`.
+pub fn jwks_fetched(issuer: &str, result: &str) {
+    if on() {
+        METRICS.identity.jwks_fetched(issuer, result);
+    }
+}
+
+/// A config reload was `applied` or `refused`.
+pub fn config_reloaded(result: &str) {
+    if on() {
+        METRICS.identity.reloaded(result);
     }
 }
 

@@ -150,6 +150,7 @@ mod tests {
             rationale: "r".into(),
             operator: "o".into(),
             submitted_by: None,
+            issuer: None,
             answered_at: 0,
             sequence: 0,
         };

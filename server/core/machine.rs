@@ -15,6 +15,8 @@ pub struct Actor {
     pub name: String,
     pub roles: Vec<String>,
     pub submitted_by: Option<String>,
+    /// The `[[issuers]]` entry that vouched for `name` (None: a token).
+    pub issuer: Option<String>,
 }
 
 impl Actor {
@@ -23,6 +25,7 @@ impl Actor {
             name: name.into(),
             roles,
             submitted_by: None,
+            issuer: None,
         }
     }
 
@@ -429,6 +432,7 @@ fn decide_answer(d: &Decision, args: AnswerArgs<'_>, now: Micros) -> Result<Deci
             rationale: rationale.to_string(),
             operator: actor.name.clone(),
             submitted_by: actor.submitted_by.clone(),
+            issuer: actor.issuer.clone(),
             answered_at: now,
             sequence: 0,
         },
@@ -440,15 +444,17 @@ fn decide_answer(d: &Decision, args: AnswerArgs<'_>, now: Micros) -> Result<Deci
         ));
     }
     // Approvals count only while their operators still hold an authorized
-    // role in the current config.
-    let still_authorized = |op: &str| match current_roles {
-        Some(roles) => roles.get(op).is_some_and(|r| d.holds_role(r)),
+    // role in the current config. An issuer's roles came with its token at
+    // the vote and cannot be looked up again.
+    let still_authorized = |a: &Answer| match current_roles {
+        Some(_) if a.issuer.is_some() => true,
+        Some(roles) => roles.get(&a.operator).is_some_and(|r| d.holds_role(r)),
         None => true,
     };
     let approvals = d
         .answers
         .iter()
-        .filter(|a| a.verdict == Verdict::Approve && still_authorized(&a.operator))
+        .filter(|a| a.verdict == Verdict::Approve && still_authorized(a))
         .count()
         + 1;
     if approvals < d.required_approvals as usize {
@@ -521,6 +527,7 @@ fn decide_expire(d: &Decision, now: Micros) -> Decided {
             ),
             operator: "witness".to_string(),
             submitted_by: None,
+            issuer: None,
             answered_at: now,
             sequence: 0,
         };

@@ -257,6 +257,10 @@ pub struct Answer {
     pub operator: String,
     /// The principal that sent it when acting on behalf of `operator`.
     pub submitted_by: Option<String>,
+    /// The `[[issuers]]` entry that vouched for `operator` (absent for a
+    /// token or dev principal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     pub answered_at: Micros,
     /// Sequence of the ANSWERED event (filled in by `apply`).
     pub sequence: u64,

@@ -199,12 +199,12 @@ fn answer() -> impl Strategy<Value = Answer> {
         json(),
         "[a-z]{0,3}",
         "[a-z]{0,3}",
-        opt("[a-z]{0,3}"),
+        (opt("[a-z]{0,3}"), opt("[a-z]{0,3}")),
         micros(),
         prop_oneof![Just(0u64), any::<u64>()],
     )
         .prop_map(
-            |(reject, answer, rationale, operator, submitted_by, at, seq)| Answer {
+            |(reject, answer, rationale, operator, (submitted_by, issuer), at, seq)| Answer {
                 verdict: if reject {
                     Verdict::Reject
                 } else {
@@ -214,6 +214,7 @@ fn answer() -> impl Strategy<Value = Answer> {
                 rationale,
                 operator,
                 submitted_by,
+                issuer,
                 answered_at: at,
                 sequence: seq,
             },

@@ -91,6 +91,7 @@ pub(super) fn rich_log() -> Vec<Event> {
         rationale: "no".into(),
         operator: "alice".into(),
         submitted_by: Some("bot".into()),
+        issuer: Some("corp".into()),
         answered_at: T0 + 5,
         sequence: 0,
     };
