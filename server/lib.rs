@@ -15,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod receipts;
+pub mod reload;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -16,12 +16,29 @@ struct Bucket {
     at: Instant,
 }
 
-/// Token buckets and stream counts, by principal name.
-#[derive(Debug)]
-pub struct Limiter {
+/// The configured rates, swapped by a reload.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
     rate: f64,
     burst: f64,
     max_streams: usize,
+}
+
+impl Settings {
+    fn new(requests_per_second: u32, burst: u32, max_streams: usize) -> Settings {
+        Settings {
+            rate: f64::from(requests_per_second),
+            burst: f64::from(burst.max(requests_per_second)),
+            max_streams,
+        }
+    }
+}
+
+/// Token buckets and stream counts, by principal name. A reload changes
+/// the rates and keeps the buckets and counts.
+#[derive(Debug)]
+pub struct Limiter {
+    settings: Mutex<Settings>,
     buckets: Mutex<HashMap<String, Bucket>>,
     streams: Arc<Mutex<HashMap<String, usize>>>,
 }
@@ -51,17 +68,30 @@ impl Drop for StreamSlot {
 impl Limiter {
     pub fn new(requests_per_second: u32, burst: u32, max_streams: usize) -> Self {
         Limiter {
-            rate: f64::from(requests_per_second),
-            burst: f64::from(burst.max(requests_per_second)),
-            max_streams,
+            settings: Mutex::new(Settings::new(requests_per_second, burst, max_streams)),
             buckets: Mutex::new(HashMap::new()),
             streams: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
+    /// New rates from a reloaded config.
+    pub fn reconfigure(&self, requests_per_second: u32, burst: u32, max_streams: usize) {
+        if let Ok(mut s) = self.settings.lock() {
+            *s = Settings::new(requests_per_second, burst, max_streams);
+        }
+    }
+
+    fn settings(&self) -> Result<Settings, Exhausted> {
+        self.settings
+            .lock()
+            .map(|s| *s)
+            .map_err(|_| Exhausted("rate limiter unavailable".into()))
+    }
+
     /// Takes one request from `name`'s bucket.
     pub fn request(&self, name: &str) -> Result<(), Exhausted> {
-        if self.rate <= 0.0 {
+        let Settings { rate, burst, .. } = self.settings()?;
+        if rate <= 0.0 {
             return Ok(());
         }
         let now = Instant::now();
@@ -70,15 +100,14 @@ impl Limiter {
             .lock()
             .map_err(|_| Exhausted("rate limiter unavailable".into()))?;
         let b = buckets.entry(name.to_string()).or_insert(Bucket {
-            tokens: self.burst,
+            tokens: burst,
             at: now,
         });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.burst);
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         if b.tokens < 1.0 {
             return Err(Exhausted(format!(
-                "rate limit: {name} exceeds {} requests per second; retry later",
-                self.rate
+                "rate limit: {name} exceeds {rate} requests per second; retry later"
             )));
         }
         b.tokens -= 1.0;
@@ -87,15 +116,15 @@ impl Limiter {
 
     /// Opens a stream slot for `name`, if it has one left.
     pub fn open_stream(&self, name: &str) -> Result<StreamSlot, Exhausted> {
+        let max_streams = self.settings()?.max_streams;
         let mut s = self
             .streams
             .lock()
             .map_err(|_| Exhausted("stream limiter unavailable".into()))?;
         let n = s.entry(name.to_string()).or_insert(0);
-        if *n >= self.max_streams {
+        if *n >= max_streams {
             return Err(Exhausted(format!(
-                "{name} already has {} open streams, the limit; close one first",
-                self.max_streams
+                "{name} already has {max_streams} open streams, the limit; close one first"
             )));
         }
         *n += 1;

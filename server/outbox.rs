@@ -148,9 +148,13 @@ pub fn backoff(cfg: &OutboxConfig, attempt: u32, jitter: f64) -> Duration {
 }
 
 /// Runs forever, delivering due outbox rows.
-pub async fn run(store: Arc<dyn Store>, hooks: Vec<WebhookConfig>, cfg: OutboxConfig) {
-    let hooks: Arc<HashMap<String, WebhookConfig>> =
-        Arc::new(hooks.into_iter().map(|h| (h.name.clone(), h)).collect());
+pub async fn run(store: Arc<dyn Store>, configured: crate::reload::Hooks, cfg: OutboxConfig) {
+    let by_name = |hooks: &[WebhookConfig]| -> Arc<HashMap<String, WebhookConfig>> {
+        Arc::new(hooks.iter().map(|h| (h.name.clone(), h.clone())).collect())
+    };
+    // Rebuilt only when a reload swaps the list.
+    let mut seen = configured.load_full();
+    let mut hooks = by_name(&seen);
     let client = match reqwest::Client::builder().timeout(cfg.timeout).build() {
         Ok(c) => c,
         Err(e) => {
@@ -171,6 +175,11 @@ pub async fn run(store: Arc<dyn Store>, hooks: Vec<WebhookConfig>, cfg: OutboxCo
         if due.is_empty() {
             tokio::time::sleep(POLL).await;
             continue;
+        }
+        let current = configured.load_full();
+        if !Arc::ptr_eq(&current, &seen) {
+            hooks = by_name(&current);
+            seen = current;
         }
         let attempts = due.into_iter().map(|item| {
             let (store, client, hooks) = (store.clone(), client.clone(), hooks.clone());

@@ -3,9 +3,7 @@
 //! (Connect, gRPC-Web, the `http` routes) on the same or a separate port.
 
 use crate::api::GrpcApi;
-use crate::auth::Auth;
 use crate::config::Config;
-use crate::core::policy::Policies;
 use crate::http::connect::WitnessEndpoint;
 use crate::proto::witness_service_server::WitnessServiceServer;
 use crate::service::Witness;
@@ -46,6 +44,13 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthSetupError),
+    /// Console sign-in off loopback without a shared session key.
+    #[error(
+        "auth.session_key: required when issuer {issuer:?} signs people in to the console on a \
+         non-loopback address (every replica must read the session cookie; \
+         `openssl rand -base64 32` makes one)"
+    )]
+    SessionKey { issuer: String },
     /// A `[[policies]]` rule the core refuses (the message names the key).
     #[error("{}", .0.message)]
     Policy(crate::core::Refusal),
@@ -91,10 +96,22 @@ pub fn check_listen(addr: SocketAddr, dev_mode: bool, tls: bool, insecure: bool)
     Ok(())
 }
 
-/// Builds the service from the config.
+/// Builds the service from the config; `fallback_key` keys console
+/// sessions when the config has no `[auth] session_key`.
 pub async fn build(config: &Config) -> Result<Arc<Witness>> {
-    let auth = Auth::new(&config.principals)?;
-    let policies = Policies::new(&config.policies).map_err(ServeError::Policy)?;
+    Ok(build_parts(config, &rand::random::<[u8; 64]>()).await?.0)
+}
+
+async fn build_parts(
+    config: &Config,
+    fallback_key: &[u8],
+) -> Result<(Arc<Witness>, crate::reload::Hooks)> {
+    let sessions = crate::reload::sessions(config, fallback_key)?;
+    let live = crate::reload::live(config, sessions).map_err(|e| match e {
+        crate::reload::ReloadError::Auth(e) => ServeError::Auth(e),
+        crate::reload::ReloadError::Policy(r) => ServeError::Policy(r),
+        other => ServeError::Config(crate::config::ConfigError(other.to_string())),
+    })?;
     let globs: Vec<String> = config.policies.iter().map(|p| p.kind.clone()).collect();
     let levels = config
         .policies
@@ -102,37 +119,31 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         .map(|p| p.escalation.len())
         .max()
         .unwrap_or(0);
-    let hooks: Vec<String> = config.webhooks.iter().map(|w| w.name.clone()).collect();
-    crate::metrics::preset(&globs, &hooks, levels);
+    crate::metrics::preset(&globs, &live.webhooks, levels);
     let store = store::open(&config.store.url, &config.store.pg_options()).await?;
     let hub = crate::hub::Hub::start(store.clone(), config.streams.ring);
     tokio::spawn(crate::timers::run(store.clone()));
+    let hooks: crate::reload::Hooks =
+        Arc::new(arc_swap::ArcSwap::from_pointee(config.webhooks.clone()));
     tokio::spawn(crate::outbox::run(
         store.clone(),
-        config.webhooks.clone(),
+        hooks.clone(),
         config.outbox,
     ));
-    Ok(Arc::new(Witness::new(crate::service::Parts {
+    let witness = Arc::new(Witness::new(crate::service::Parts {
         store,
         hub,
-        auth,
-        policies,
-        webhooks: hooks,
-        limiter: crate::limits::Limiter::new(
-            config.limits.requests_per_second,
-            config.limits.burst,
-            config.limits.max_streams_per_principal,
-        ),
+        live,
         receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())?,
-        limits: config.limits,
-    })))
+    }));
+    Ok((witness, hooks))
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `witness listening on ADDR` on
 /// stdout once the port is bound (tests and scripts wait for that line), and
 /// `witness http listening on ADDR` when `[http] listen` is set.
-pub async fn serve(config: Config, insecure: bool) -> Result<()> {
-    let dev_mode = config.principals.is_empty();
+pub async fn serve(config: Config, origin: crate::reload::Origin, insecure: bool) -> Result<()> {
+    let dev_mode = config.dev_mode();
     let addr = resolve(&config.listen).await?;
     check_listen(addr, dev_mode, config.tls.is_some(), insecure)?;
     let http_addr = match &config.http.listen {
@@ -150,8 +161,27 @@ pub async fn serve(config: Config, insecure: bool) -> Result<()> {
              x-witness-roles metadata and the server listens on loopback only"
         );
     }
+    let console_issuer = config.issuers.iter().find(|i| i.signs_in_people());
+    if let Some(issuer) = console_issuer {
+        let loopback = addr.ip().is_loopback() && http_addr.is_none_or(|a| a.ip().is_loopback());
+        if config.auth.session_key.is_empty() && !loopback {
+            return Err(ServeError::SessionKey {
+                issuer: issuer.name.clone(),
+            });
+        }
+    }
     crate::accept::raise_fd_limit();
-    let witness = build(&config).await?;
+    let fallback_key = rand::random::<[u8; 64]>().to_vec();
+    let (witness, hooks) = build_parts(&config, &fallback_key).await?;
+    tokio::spawn(
+        crate::reload::Reloader {
+            origin,
+            witness: witness.clone(),
+            hooks,
+            fallback_key,
+        }
+        .run(config.clone()),
+    );
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await

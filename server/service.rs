@@ -3,15 +3,17 @@
 //! rule of who sees what (`visibility`). gRPC, Connect, the console and the
 //! `/v1/` routes are thin wrappers over this.
 
+pub mod live;
 pub mod streams;
 pub mod visibility;
+
+pub use live::{Live, LiveAuth, LiveHandle};
 
 pub use streams::{DomainStream, Interruption, Reopen, StreamItem, SubscribeQuery};
 pub use visibility::{Filter, Visibility};
 
-use crate::auth::{Auth, AuthError, Principal};
+use crate::auth::{AuthError, Principal};
 use crate::core::canonical::{canonical_json, context_hash, sha256_hex};
-use crate::core::policy::Policies;
 use crate::core::schema::{check_schema, Limits};
 use crate::core::{Action, Decision, NewDecision, Refusal, Status, Verdict};
 use crate::store::{Applied, Command, Idempotency, PageQuery, Store, StoreError};
@@ -90,13 +92,8 @@ const LIST_SCAN_LIMIT: usize = 10_000;
 pub struct Parts {
     pub store: Arc<dyn Store>,
     pub hub: Arc<crate::hub::Hub>,
-    pub auth: Auth,
-    pub policies: Policies,
-    /// Names of the configured webhooks (surfaces notified through the outbox).
-    pub webhooks: Vec<String>,
-    pub limiter: crate::limits::Limiter,
+    pub live: Live,
     pub receipts: crate::receipts::ReceiptKey,
-    pub limits: Limits,
 }
 
 /// The decision service.
@@ -104,12 +101,9 @@ pub struct Parts {
 pub struct Witness {
     store: Arc<dyn Store>,
     hub: Arc<crate::hub::Hub>,
-    auth: Auth,
-    policies: Policies,
-    webhooks: Vec<String>,
+    live: LiveHandle,
     limiter: crate::limits::Limiter,
     receipts: crate::receipts::ReceiptKey,
-    limits: Limits,
 }
 
 fn required(field: &str, value: &str) -> Result<()> {
@@ -152,27 +146,44 @@ fn fingerprint(value: Value) -> String {
 
 impl Witness {
     pub fn new(p: Parts) -> Witness {
+        let l = &p.live.limits;
+        let limiter = crate::limits::Limiter::new(
+            l.requests_per_second,
+            l.burst,
+            l.max_streams_per_principal,
+        );
         Witness {
             store: p.store,
             hub: p.hub,
-            auth: p.auth,
-            policies: p.policies,
-            webhooks: p.webhooks,
-            limiter: p.limiter,
+            live: Arc::new(arc_swap::ArcSwap::from_pointee(p.live)),
+            limiter,
             receipts: p.receipts,
-            limits: p.limits,
         }
+    }
+
+    /// The current generation of the reloadable config.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Swaps in a reloaded config: requests already running finish under
+    /// the old one; open streams see the new roles from their next event.
+    pub fn reload(&self, live: Live) {
+        let l = &live.limits;
+        self.limiter
+            .reconfigure(l.requests_per_second, l.burst, l.max_streams_per_principal);
+        self.live.store(Arc::new(live));
     }
 
     /// The identity table (authenticating a request is the protocol
     /// layer's first step; see [`Witness::admit`]).
-    pub fn auth(&self) -> &Auth {
-        &self.auth
+    pub fn auth(&self) -> LiveAuth {
+        LiveAuth(self.live())
     }
 
     /// The configured size limits.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    pub fn limits(&self) -> Limits {
+        self.live.load().limits
     }
 
     /// Takes one request from the caller's rate budget.
@@ -210,7 +221,8 @@ impl Witness {
 
     /// Validates and creates a decision (idempotent by request_id).
     pub async fn ask(&self, who: &Principal, a: AskInput) -> Result<Applied> {
-        let l = &self.limits;
+        let live = self.live();
+        let l = &live.limits;
         required("kind", &a.kind)?;
         l.check_str("kind", &a.kind)?;
         if a.kind.chars().any(char::is_whitespace) {
@@ -248,11 +260,11 @@ impl Witness {
                    "required_approvals": a.required_approvals, "context_hash": context_hash,
                    "timeout_us": a.timeout_us}),
         )?;
-        let mut policy = self.policies.effective(&a.kind);
+        let mut policy = live.policies.effective(&a.kind);
         policy.webhook_surfaces = a
             .surfaces
             .iter()
-            .filter(|s| self.webhooks.contains(*s))
+            .filter(|s| live.webhooks.contains(*s))
             .cloned()
             .collect();
         let new = NewDecision {
@@ -281,16 +293,17 @@ impl Witness {
             Refusal::invalid("verdict: must be VERDICT_APPROVE or VERDICT_REJECT")
         })?;
         required("rationale", &a.rationale)?;
-        self.limits.check_str("rationale", &a.rationale)?;
-        self.limits.check_json("answer", &a.answer)?;
+        let live = self.live();
+        live.limits.check_str("rationale", &a.rationale)?;
+        live.limits.check_json("answer", &a.answer)?;
         let current_context_hash = match &a.current_context {
             Some(c) => {
-                self.limits.check_json("current_context", c)?;
+                live.limits.check_json("current_context", c)?;
                 Some(context_hash(c))
             }
             None => None,
         };
-        let actor = self.auth.actor_for(who, &a.on_behalf_of)?;
+        let actor = live.auth.actor_for(who, &a.on_behalf_of)?;
         let idem = self.idem(who, &a.request_id, || {
             json!({"op": "answer", "decision_id": a.decision_id, "verdict": verdict,
                    "answer": a.answer, "rationale": a.rationale,
@@ -302,7 +315,7 @@ impl Witness {
             answer: a.answer,
             rationale: a.rationale,
             current_context_hash,
-            current_roles: self.auth.current_roles(),
+            current_roles: live.auth.current_roles(),
         };
         let applied = self.act(a.decision_id, idem, action).await?;
         if applied.fresh {
@@ -320,7 +333,7 @@ impl Witness {
     ) -> Result<Applied> {
         id("decision_id", &decision_id)?;
         required("surface", &surface)?;
-        self.limits.check_str("surface", &surface)?;
+        self.limits().check_str("surface", &surface)?;
         self.act(
             decision_id,
             None,
@@ -340,7 +353,7 @@ impl Witness {
         reason: String,
     ) -> Result<Applied> {
         id("decision_id", &decision_id)?;
-        self.limits.check_str("reason", &reason)?;
+        self.limits().check_str("reason", &reason)?;
         self.act(
             decision_id,
             None,
@@ -361,7 +374,7 @@ impl Witness {
     ) -> Result<Applied> {
         id("decision_id", &decision_id)?;
         let snapshot = snapshot.ok_or_else(|| Refusal::invalid("context_snapshot: required"))?;
-        self.limits.check_json("context_snapshot", &snapshot)?;
+        self.limits().check_json("context_snapshot", &snapshot)?;
         let action = Action::ReportContext {
             actor: who.actor(),
             context_hash: context_hash(&snapshot),
@@ -426,7 +439,7 @@ impl Witness {
             Visibility::of(who.clone()),
             &q.kinds,
             Vec::new(),
-            &self.limits,
+            &self.limits(),
         )?;
         let mut cursor = decode_page_token(&q.page_token)?;
         let mut found = Vec::new();

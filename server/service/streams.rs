@@ -204,10 +204,10 @@ impl Witness {
         q: SubscribeQuery,
     ) -> super::Result<DomainStream> {
         let filter = Filter::new(
-            Visibility::of(who.clone()),
+            Visibility::current(who.clone(), self.live.clone()),
             &q.kinds,
             q.surfaces,
-            &self.limits,
+            &self.limits(),
         )?;
         if let Some(after) = q.after {
             self.check_resume(after).await?;

@@ -15,6 +15,10 @@ pub struct Visibility {
     who: Principal,
     /// v0.1.1's dev-mode trust model: every decision (see `http::v01`).
     everything: bool,
+    /// For a stream: the live config, whose roles for `who` apply to each
+    /// decision as it passes (a reload that takes a role away applies at
+    /// once). None: `who`'s roles as authenticated.
+    live: Option<super::LiveHandle>,
 }
 
 impl Visibility {
@@ -23,6 +27,16 @@ impl Visibility {
         Visibility {
             who,
             everything: false,
+            live: None,
+        }
+    }
+
+    /// What `who` may see under the config in force at each check.
+    pub fn current(who: Principal, live: super::LiveHandle) -> Visibility {
+        Visibility {
+            who,
+            everything: false,
+            live: Some(live),
         }
     }
 
@@ -33,12 +47,21 @@ impl Visibility {
         Visibility {
             who,
             everything: dev_mode,
+            live: None,
         }
     }
 
     /// Whether the reader may see `d`.
     pub fn sees(&self, d: &Decision) -> bool {
-        self.everything || d.visible_to(&self.who.name, &self.who.roles)
+        if self.everything {
+            return true;
+        }
+        match &self.live {
+            None => d.visible_to(&self.who.name, &self.who.roles),
+            Some(live) => super::live::with_current_roles(live, &self.who, |roles| {
+                d.visible_to(&self.who.name, roles)
+            }),
+        }
     }
 
     /// The reader.
