@@ -32,6 +32,9 @@ pub enum CliError {
     /// A command given neither of the arguments it needs one of.
     #[error("{0}")]
     Usage(&'static str),
+    /// An HTTP call (`whoami`) failed; says which and why.
+    #[error("{0}")]
+    Http(String),
     /// A decision id argument that is not a UUID: a typo, said before
     /// any call.
     #[error(

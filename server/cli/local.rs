@@ -124,14 +124,64 @@ pub enum ConfigCommand {
     /// Print every key of the config file, its default and its meaning
     /// (Markdown; the book's configuration page embeds it).
     Reference,
+    /// Validate FILE (with the WITNESS__ environment) as `serve` and a
+    /// SIGHUP reload would, and print what a reload from the running
+    /// config (--running, default: no file) would change.
+    Check {
+        file: PathBuf,
+        /// The config the server runs now, to compare against.
+        #[arg(long)]
+        running: Option<PathBuf>,
+    },
 }
 
 /// Runs `witness config …`.
 pub(crate) fn config(cmd: ConfigCommand) -> i32 {
     match cmd {
         ConfigCommand::Reference => print!("{}", crate::config::reference()),
+        ConfigCommand::Check { file, running } => return config_check(&file, running.as_deref()),
     }
     super::exit::OK
+}
+
+fn config_check(file: &std::path::Path, running: Option<&std::path::Path>) -> i32 {
+    let new = match Config::load(Some(file)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::exit::ERROR;
+        }
+    };
+    if let Err(e) = crate::reload::live(&new, None) {
+        eprintln!("error: config: {e}");
+        return super::exit::ERROR;
+    }
+    let old = match running.map(|p| Config::load(Some(p))).transpose() {
+        Ok(old) => old,
+        Err(e) => {
+            eprintln!("error: --running: {e}");
+            return super::exit::ERROR;
+        }
+    };
+    println!("{}: valid", file.display());
+    let Some(old) = old else {
+        return super::exit::OK;
+    };
+    let changes = crate::reload::diff(&old, &new);
+    if changes.is_empty() {
+        println!("a reload would change nothing");
+    } else {
+        println!("a reload would change:");
+        for c in &changes {
+            println!("  {c}");
+        }
+    }
+    if crate::reload::restart_keys(&old, &new).is_empty() {
+        super::exit::OK
+    } else {
+        println!("a reload would be refused: restart to apply the keys marked \"needs a restart\"");
+        super::exit::ERROR
+    }
 }
 
 #[derive(Subcommand, Debug)]

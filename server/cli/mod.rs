@@ -5,6 +5,7 @@ mod errors;
 mod list;
 mod local;
 mod output;
+mod whoami;
 
 pub use errors::CliError;
 use errors::Result;
@@ -73,6 +74,11 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: local::ConfigCommand,
+    },
+    /// Who the server says you are: principal, roles and their source.
+    Whoami {
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Make bearer tokens for principals.
     Token {
@@ -387,14 +393,15 @@ async fn run_inner(cli: Cli) -> Result {
             listen,
             insecure,
         } => {
-            let mut config = Config::load(config.as_deref())?;
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
+            let origin = crate::reload::Origin {
+                path: config,
+                listen,
+            };
+            let config = origin.load()?;
             // The config decides the log format and trace export.
             let _telemetry = crate::telemetry::init(&config.log, &config.tracing)?;
             crate::metrics::init(config.metrics.enabled);
-            crate::server::serve(config, insecure).await?;
+            crate::server::serve(config, origin, insecure).await?;
             Ok(exit::OK)
         }
         Command::Migrate { config } => {
@@ -418,6 +425,7 @@ async fn run_inner(cli: Cli) -> Result {
         Command::Outbox { command } => local::outbox(command).await,
         Command::Token { command } => Ok(local::token(command)),
         Command::Config { command } => Ok(local::config(command)),
+        Command::Whoami { conn } => whoami::run(&conn).await,
         Command::Receipt { command } => local::receipt(command).await,
         Command::Bench(args) => {
             crate::bench::run(args).await.map_err(CliError::Bench)?;

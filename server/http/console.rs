@@ -54,8 +54,17 @@ pub(crate) fn router() -> Router<Arc<Witness>> {
 /// What the page needs before it can ask anything: in token mode it asks the
 /// operator for a bearer token; in dev mode for a principal name and roles.
 async fn config(State(w): State<Arc<Witness>>) -> Response {
-    let mode = if w.auth().dev_mode() { "dev" } else { "token" };
-    let body = serde_json::json!({ "mode": mode, "version": env!("CARGO_PKG_VERSION") });
+    let auth = w.auth();
+    let mode = if auth.dev_mode() { "dev" } else { "token" };
+    // Sign-in buttons, first in the page; the token form stays for scripts
+    // and break-glass use.
+    let issuers: Vec<_> = auth
+        .issuers()
+        .iter()
+        .filter(|i| i.config.signs_in_people())
+        .map(|i| serde_json::json!({ "name": i.config.name, "login": format!("/auth/login?issuer={}", i.config.name) }))
+        .collect();
+    let body = serde_json::json!({ "mode": mode, "issuers": issuers, "version": env!("CARGO_PKG_VERSION") });
     page("application/json", body.to_string())
 }
 
@@ -64,6 +73,7 @@ async fn config(State(w): State<Arc<Witness>>) -> Response {
 /// and know which decisions it may answer (and so acknowledge). It reveals
 /// nothing the caller's own token does not already grant.
 async fn whoami(State(w): State<Arc<Witness>>, headers: HeaderMap) -> Response {
+    let headers_have_bearer = headers.contains_key(header::AUTHORIZATION);
     let md = tonic::metadata::MetadataMap::from_headers(headers);
     match w.auth().authenticate(&md) {
         Ok(p) => {
@@ -71,6 +81,9 @@ async fn whoami(State(w): State<Arc<Witness>>, headers: HeaderMap) -> Response {
                 "principal": p.name,
                 "roles": p.roles,
                 "anonymous": p.anonymous,
+                "source": p.source.describe(),
+                "session": matches!(p.source, crate::auth::Source::Issuer { .. })
+                    && !headers_have_bearer,
             });
             page("application/json", body.to_string())
         }

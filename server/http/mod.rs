@@ -6,6 +6,7 @@
 //! - `v01`: witness v0.1.1's HTTP API under `/v1/`.
 //! - `/` and `/console/*`: the web console (`console`).
 //! - `/metrics`: Prometheus metrics (`metrics`).
+//! - `/auth/*`: console sign-in through an OpenID provider (`signin`).
 //!
 //! `/witness.v1.WitnessService/*` is not routed here: `server::serve_on`
 //! mounts `connect::WitnessEndpoint` there, which picks gRPC or Connect by
@@ -15,6 +16,7 @@ pub mod connect;
 pub mod grpc_web;
 
 mod console;
+mod signin;
 mod v01;
 
 pub mod metrics;
@@ -29,6 +31,7 @@ pub fn router(w: Arc<Witness>) -> Router {
         .route("/healthz", get(healthz))
         .merge(v01::router())
         .merge(console::router())
+        .merge(signin::router())
         .route("/metrics", get(metrics::metrics))
         .with_state(w)
 }
