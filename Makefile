@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: config-reference run release test-oidc run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
+.PHONY: oidc-deps config-reference run release test-oidc run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
 
 ## The dev build, shared with `make test` (the quickest to a first request);
 ## `make release` is the optimised build for production.
@@ -73,7 +73,7 @@ lint: tools
 
 test: lint docs pg test-rust test-sdks test-oidc test-browser
 
-test-rust: tools pg
+test-rust: tools pg oidc-deps
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets
 
 ## The SDKs' own tests, against the server binary cargo built.
@@ -84,11 +84,18 @@ test-sdks:
 
 ## The test identity provider (oidc-provider, pinned in tests/oidc/) the
 ## OIDC tests sign in through: its own smoke test.
-test-oidc:
-	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error && node --test
+test-oidc: oidc-deps
+	cd tests/oidc && node --test
+
+## The test identity provider's npm packages (pinned in tests/oidc/package-lock.json).
+oidc-deps: tests/oidc/node_modules/.installed
+
+tests/oidc/node_modules/.installed: tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## The web console in headless Chromium, against the server binary cargo built.
-test-browser: browser
+test-browser: browser oidc-deps
 	$(CARGO) build --bin witness
 	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/browser/run-tests.sh
 
