@@ -99,8 +99,8 @@ pub(crate) struct Issuer {
     pub(crate) config: IssuerConfig,
     can_ask: KindGlobs,
     keys: ArcSwap<Keys>,
-    /// When keys were last fetched; the lock also makes concurrent callers
-    /// with the same new `kid` wait for one fetch.
+    /// When keys were last fetched again (or a fetch failed); the lock also
+    /// makes concurrent callers with the same new `kid` wait for one fetch.
     fetched: tokio::sync::Mutex<Option<Instant>>,
     http: reqwest::Client,
 }
@@ -144,8 +144,10 @@ impl Issuer {
         }
     }
 
-    /// Fetches the keys when `kid` is not among them, at most once per
-    /// [`REFETCH_EVERY`] (the first fetch is never held back).
+    /// Fetches the keys when `kid` is not among them. The first successful
+    /// fetch is free; after it, a fetch (an unknown `kid`, a rotation) or a
+    /// failed attempt holds the next one back for [`REFETCH_EVERY`], so
+    /// forged `kid`s cannot make witness hammer the provider.
     pub(crate) async fn ensure_key(&self, kid: Option<&str>) {
         if self.has_key(kid) {
             return;
@@ -155,14 +157,18 @@ impl Issuer {
         if self.has_key(kid) || last.is_some_and(|t| t.elapsed() < REFETCH_EVERY) {
             return;
         }
-        *last = Some(Instant::now());
+        let loaded = self.keys.load().jwks_uri.is_some();
         match self.fetch().await {
             Ok(keys) => {
                 crate::metrics::jwks_fetched(&self.config.name, "ok");
                 self.keys.store(Arc::new(keys));
+                if loaded {
+                    *last = Some(Instant::now());
+                }
             }
             Err(e) => {
                 crate::metrics::jwks_fetched(&self.config.name, "error");
+                *last = Some(Instant::now());
                 tracing::warn!(issuer = %self.config.name, error = %e, "cannot fetch the issuer's keys");
             }
         }

@@ -2,6 +2,7 @@
 //! config and database directory, and connects real gRPC clients to it.
 #![allow(dead_code)]
 
+pub(crate) mod oidc;
 pub(crate) mod pg;
 pub(crate) mod proc;
 pub(crate) mod receiver;
