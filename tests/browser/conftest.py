@@ -8,11 +8,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
+import http.server
 import os
 import shutil
 import signal
+import socketserver
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -250,3 +253,28 @@ def browser() -> Iterator[Callable[[WitnessServer], Console]]:
     for d in drivers:
         d.quit()
         shutil.rmtree(d._witness_profile, ignore_errors=True)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def evil_site() -> Iterator[dict]:
+    """A page on another port (another origin), its HTML set per test."""
+    page = {"html": ""}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = page["html"].encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    page["url"] = f"http://127.0.0.1:{srv.server_address[1]}/evil.html"
+    yield page
+    srv.shutdown()
+    srv.server_close()

@@ -6,13 +6,7 @@ recorded (issue 28.2)."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import socketserver
-import threading
-from typing import Iterator
-
-import pytest
 
 from conftest import wait_until
 
@@ -80,31 +74,6 @@ const answer = JSON.stringify({operator: "mallory", rationale: "csrf", answer: {
 </script>
 </body></html>
 """
-
-
-@pytest.fixture
-def evil_site() -> Iterator[dict]:
-    """A page on another port (another origin), its HTML set per test."""
-    page = {"html": ""}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            body = page["html"].encode()
-            self.send_response(200)
-            self.send_header("content-type", "text/html; charset=utf-8")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    page["url"] = f"http://127.0.0.1:{srv.server_address[1]}/evil.html"
-    yield page
-    srv.shutdown()
-    srv.server_close()
 
 
 def test_a_cross_origin_page_can_neither_ask_nor_answer(fresh_server, browser, evil_site, kind):

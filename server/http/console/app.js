@@ -8,7 +8,9 @@ const store = window.sessionStorage;
 
 const state = {
   mode: "dev",          // "dev" or "token", from /console/config.json
-  me: null,             // { principal, roles, anonymous } from /console/whoami
+  issuers: [],          // [{ name, login }] console sign-in, from /console/config.json
+  session: false,       // signed in by the server's session cookie (not a token)
+  me: null,             // { principal, roles, anonymous, source, session } from /console/whoami
   open: new Map(),      // id -> decision (open ones the principal may see)
   gone: new Map(),      // id -> decision that closed while the page watched it
   lastSeq: null,        // resume point: the last event applied (null: take a snapshot)
@@ -23,7 +25,13 @@ const state = {
 
 // ---------- identity ----------
 
+// Three ways to be someone: a console sign-in (the HttpOnly session cookie,
+// sent to this origin only), a bearer token kept in this tab's
+// sessionStorage, or dev mode's principal/roles headers. The cookie is sent
+// only while signed in by it, so a token or dev identity is never mixed
+// with a session.
 function headers() {
+  if (state.session) return {};
   if (state.mode === "token") {
     const token = store.getItem("witness.token");
     return token ? { authorization: "Bearer " + token } : {};
@@ -35,37 +43,124 @@ function headers() {
   if (r) h["x-witness-roles"] = r;
   return h;
 }
+const credentials = () => (state.session ? "same-origin" : "omit");
 
-const rpc = connectClient(headers);
+const rpc = connectClient(headers, credentials);
 
-async function whoami() {
-  const res = await fetch("/console/whoami", { headers: headers(), credentials: "omit", cache: "no-store" });
+async function whoami(withCookie = state.session) {
+  const res = await fetch("/console/whoami", {
+    headers: withCookie ? {} : headers(),
+    credentials: withCookie ? "same-origin" : "omit",
+    cache: "no-store",
+  });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new RpcError(body.code || "unauthenticated", body.message || `HTTP ${res.status}`);
   return body;
 }
 
-async function signIn() {
+/** The header's "who am I": principal · roles · where they came from. */
+function showMe(me) {
+  const w = $("whoami");
+  $("signout").hidden = !me || !(state.session || (state.mode === "token" && store.getItem("witness.token")));
+  if (!me) { w.replaceChildren(); w.title = ""; return; }
+  const principal = el("span", "me-principal", me.anonymous ? "anonymous (read-only)" : me.principal);
+  principal.id = "me-principal";
+  const rs = me.roles && me.roles.length ? me.roles.join(", ") : "no roles";
+  const roleSpan = el("span", "me-roles", rs);
+  roleSpan.id = "me-roles";
+  const source = el("span", "me-source", me.source || state.mode);
+  source.id = "me-source";
+  w.replaceChildren(principal, " · ", roleSpan, " · ", source);
+  w.title = me.anonymous ? "" : `Signed in as ${me.principal}, roles ${rs}, from ${source.textContent}`;
+}
+
+/** The sign-in buttons (first) and the token form (second) while signed out. */
+function showSignIn(signedOut) {
+  $("signin").hidden = !signedOut || !state.issuers.length;
+  document.body.dataset.signedIn = signedOut ? "" : (state.session ? "session" : "1");
+}
+
+function renderIssuers() {
+  const box = $("signin-issuers");
+  box.replaceChildren();
+  for (const i of state.issuers) {
+    // A plain navigation (the page's CSP forbids form posts): the server
+    // sends the browser on to the provider.
+    const a = el("a", "signin-button", `Sign in with ${i.name}`);
+    a.href = i.login;
+    a.dataset.issuer = i.name;
+    box.append(a);
+  }
+  document.body.dataset.issuers = state.issuers.length ? "1" : "";
+}
+
+function signedOutBanner() {
+  if (!state.issuers.length) return showBanner("Type your bearer token (top right) to sign in.", "info");
+  const names = state.issuers.map((i) => i.name).join(" or ");
+  showBanner(`Sign in with ${names} (top right) to see decisions. Scripts and break-glass: use a bearer token.`, "info");
+}
+
+function signedOut(status = "not signed in") {
+  stopStream();
+  resetOpen();
+  state.me = null;
+  showMe(null);
+  showSignIn(true);
+  setConn("idle", status);
+}
+
+async function signIn(known) {
   hideBanner();
   stopStream();
   setConn("connecting", "connecting…");
   resetOpen();
   try {
-    state.me = await whoami();
+    state.me = known || await whoami();
   } catch (e) {
-    state.me = null;
-    $("whoami").textContent = "";
+    const wasSession = state.session;
+    state.session = false;
+    signedOut();
     setConn("error", "not signed in");
+    if (wasSession) return showBanner(`Your session has ended (${e.message}): sign in again.`, "info");
     const what = state.mode === "token" ? "The token was not accepted" : "Sign-in failed";
     showBanner(`${what}: ${e.message} (${e.code || "error"}). Nothing is shown until you sign in.`);
     if (state.mode === "token") store.removeItem("witness.token");
     return;
   }
-  const roles = state.me.roles && state.me.roles.length ? ` [${state.me.roles.join(", ")}]` : " [no roles]";
-  $("whoami").textContent = state.me.anonymous ? "anonymous (read-only)" : state.me.principal + roles;
+  showMe(state.me);
+  showSignIn(false);
   if (state.me.anonymous) showBanner("No principal chosen: you see only decisions asked anonymously and cannot answer. Enter a principal and roles.", "info");
   startStream();
   if (state.view === "closed") searchClosed();
+}
+
+/** Signed in by the session cookie from an earlier sign-in? (No token stored.) */
+async function trySession() {
+  let me = null;
+  try { me = await whoami(true); } catch (_) { me = null; }
+  if (me && me.session && !me.anonymous) {
+    state.session = true;
+    return signIn(me);
+  }
+  signedOut();
+  signedOutBanner();
+}
+
+async function signOut() {
+  if (state.session) {
+    // Same-origin POST; the 303 it answers is not followed, the page reloads.
+    let res;
+    try {
+      res = await fetch("/auth/logout", { method: "POST", credentials: "same-origin", redirect: "manual", cache: "no-store" });
+    } catch (e) {
+      return showBanner(`Signing out failed: ${e.message}`);
+    }
+    if (res.type !== "opaqueredirect" && !res.ok) return showBanner(`Signing out failed: HTTP ${res.status}`);
+    location.reload();
+    return;
+  }
+  store.removeItem("witness.token");
+  signedOut("signed out");
 }
 
 function setupIdentity() {
@@ -77,6 +172,8 @@ function setupIdentity() {
     $("id-principal").value = store.getItem("witness.principal") || "";
     $("id-roles").value = store.getItem("witness.roles") || "";
     $("id-apply").textContent = "Apply";
+  } else if (state.issuers.length) {
+    $("id-apply").textContent = "Use token";
   }
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -85,20 +182,20 @@ function setupIdentity() {
       $("id-token").value = "";
       if (!t) return showBanner("Type a bearer token to sign in.");
       store.setItem("witness.token", t);
+      state.session = false;
     } else {
       store.setItem("witness.principal", $("id-principal").value.trim());
       store.setItem("witness.roles", $("id-roles").value.split(",").map((s) => s.trim()).filter(Boolean).join(","));
     }
     signIn();
   });
-  $("id-signout").addEventListener("click", () => {
-    store.removeItem("witness.token");
-    stopStream();
-    resetOpen();
-    state.me = null;
-    $("whoami").textContent = "";
-    setConn("idle", "signed out");
+  $("use-token").addEventListener("click", () => {
+    const shown = document.body.dataset.tokenForm === "1";
+    document.body.dataset.tokenForm = shown ? "" : "1";
+    $("use-token").setAttribute("aria-expanded", String(!shown));
+    if (!shown) $("id-token").focus();
   });
+  $("signout").addEventListener("click", signOut);
 }
 
 // ---------- the live stream of open decisions ----------
@@ -152,6 +249,12 @@ async function startStream() {
       // A clean end (server shutting down): resume from where we are.
     } catch (e) {
       if (abort.signal.aborted) return;
+      if (e.code === "unauthenticated" && state.session) {
+        state.session = false;
+        signedOut();
+        showBanner(`Your session has ended (${e.message}): sign in again.`, "info");
+        return;
+      }
       if (e.code === "unauthenticated" || e.code === "permission_denied") {
         setConn("error", e.code);
         showBanner(`The stream was refused: ${e.message} (${e.code}).`);
@@ -794,12 +897,16 @@ async function main() {
   try {
     const cfg = await (await fetch("/console/config.json", { credentials: "omit", cache: "no-store" })).json();
     state.mode = cfg.mode === "token" ? "token" : "dev";
+    // Only the server's own sign-in routes become links.
+    state.issuers = (Array.isArray(cfg.issuers) ? cfg.issuers : [])
+      .filter((i) => i && typeof i.name === "string" && typeof i.login === "string" && i.login.startsWith("/auth/login?"));
   } catch (e) {
     setConn("error", "not connected");
     showBanner(`Cannot reach witness: ${e.message}`);
     return;
   }
   document.body.dataset.mode = state.mode;
+  renderIssuers();
   setupIdentity();
   $("tab-open").addEventListener("click", () => showView("open"));
   $("tab-closed").addEventListener("click", () => showView("closed"));
@@ -809,9 +916,9 @@ async function main() {
   setInterval(tick, 1000);
   renderOpen();
   renderDetail("closed");
-  const signedIn = state.mode === "token" ? store.getItem("witness.token") : true;
-  if (signedIn) signIn();
-  else { setConn("idle", "not signed in"); showBanner("Type your bearer token (top right) to sign in.", "info"); }
+  if (state.mode === "dev" || store.getItem("witness.token")) signIn();
+  else if (state.issuers.length) trySession();
+  else { signedOut(); signedOutBanner(); }
 }
 
 main();

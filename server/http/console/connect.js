@@ -2,7 +2,8 @@
 // listen port: unary RPCs as `application/json`, server streams as
 // `application/connect+json` (each message framed as 1 flag byte + 4-byte
 // big-endian length + JSON; the end-of-stream frame has flag 0x02). Identity
-// travels in headers chosen by the caller, never in cookies.
+// travels in headers chosen by the caller, or, for a console sign-in, in the
+// server's own session cookie (same origin only, never to anyone else).
 
 const BASE = "/witness.v1.WitnessService/";
 const END_STREAM = 0x02;
@@ -41,8 +42,10 @@ function frame(obj) {
   return out;
 }
 
-/** A client whose requests carry `headers()` (called for every request). */
-export function connectClient(headers) {
+/** A client whose requests carry `headers()` (called for every request);
+ * `credentials()` is the fetch credentials mode: "omit" unless the page is
+ * signed in by the session cookie ("same-origin"). */
+export function connectClient(headers, credentials = () => "omit") {
   async function call(method, request, signal) {
     let res;
     try {
@@ -50,7 +53,7 @@ export function connectClient(headers) {
         method: "POST",
         headers: { ...headers(), "content-type": "application/json", "connect-protocol-version": "1" },
         body: JSON.stringify(request),
-        credentials: "omit",
+        credentials: credentials(),
         cache: "no-store",
         signal,
       });
@@ -72,7 +75,7 @@ export function connectClient(headers) {
         method: "POST",
         headers: { ...headers(), "content-type": "application/connect+json", "connect-protocol-version": "1" },
         body: frame(request),
-        credentials: "omit",
+        credentials: credentials(),
         cache: "no-store",
         signal,
       });
