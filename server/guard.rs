@@ -188,6 +188,7 @@ impl Rules {
         }
         let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if changes_state && cross.is_some() && !(bearer && allowed.is_some()) {
+            tracing::warn!(path = %req.uri().path(), origin = ?origin, "refused a cross-origin state change");
             return Err(Box::new(refuse(
                 req,
                 StatusCode::FORBIDDEN,

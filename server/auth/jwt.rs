@@ -266,6 +266,15 @@ impl Issuer {
 
     /// The principal a verified token's claims name.
     pub(crate) fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, String> {
+        for (claim, accepted) in &self.config.required_claims {
+            let values = claim_values(claims.get(claim));
+            if !values.iter().any(|v| accepted.contains(v)) {
+                return Err(format!(
+                    "{claim}: must be one of {accepted:?} (issuer {}'s required_claims)",
+                    self.config.name
+                ));
+            }
+        }
         let name = render(&self.config.principal_claim, claims)?;
         if name == crate::config::ANONYMOUS {
             return Err(format!("principal_claim: {name:?} is reserved"));
@@ -400,6 +409,31 @@ mod tests {
         assert_eq!(render("sub", &c).unwrap(), "x");
         assert_eq!(render("n", &c).unwrap(), "7");
         assert!(render("email", &c).unwrap_err().starts_with("email:"));
+    }
+
+    #[test]
+    fn required_claims_refuse_tokens_without_them() {
+        let mut config: IssuerConfig = toml_issuer();
+        config
+            .required_claims
+            .insert("repository_owner".into(), vec!["acme".into()]);
+        let issuer = Issuer::new(config).unwrap();
+        let ok = claims(json!({"sub": "a", "repository_owner": "acme"}));
+        assert_eq!(issuer.principal(&ok).unwrap().name, "a");
+        for bad in [
+            json!({"sub": "a", "repository_owner": "evil"}),
+            json!({"sub": "a"}),
+        ] {
+            let e = issuer.principal(&claims(bad)).unwrap_err();
+            assert!(e.starts_with("repository_owner: must be one of"), "{e}");
+        }
+    }
+
+    fn toml_issuer() -> IssuerConfig {
+        serde_json::from_value(json!({
+            "name": "gh", "issuer": "https://token.actions.githubusercontent.com", "audience": "witness"
+        }))
+        .unwrap()
     }
 
     #[test]

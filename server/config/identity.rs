@@ -32,6 +32,11 @@ pub struct IssuerConfig {
     /// Claim value -> witness roles; values not listed give no role.
     #[serde(default)]
     pub role_map: BTreeMap<String, Vec<String>>,
+    /// Claims a token must carry, each with one of the listed values (a
+    /// list claim: one of its values). For issuers that sign for anyone,
+    /// such as GitHub Actions: `{ repository_owner = ["acme"] }`.
+    #[serde(default)]
+    pub required_claims: BTreeMap<String, Vec<String>>,
     /// Kind globs its principals may ask about.
     #[serde(default = "super::everything")]
     pub can_ask: Vec<String>,
@@ -241,6 +246,12 @@ pub(super) fn validate(issuers: &[IssuerConfig], auth: &AuthConfig) -> Result<()
             return Err(ConfigError(format!(
                 "{}: must name a claim",
                 at("principal_claim")
+            )));
+        }
+        if let Some((claim, _)) = s.required_claims.iter().find(|(_, v)| v.is_empty()) {
+            return Err(ConfigError(format!(
+                "{}.{claim}: list at least one accepted value",
+                at("required_claims")
             )));
         }
         crate::core::policy::KindGlobs::new(&at("can_ask"), &s.can_ask)

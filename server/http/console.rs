@@ -1,6 +1,7 @@
 //! The web console at `/` (DESIGN §7): a static page embedded in the binary
 //! (users install and build nothing) that talks to witness over the Connect
-//! protocol on the same port, with the caller's own identity headers. This
+//! protocol on the same port, with the caller's own identity headers or the
+//! session cookie of a sign-in (`http::signin`). This
 //! module only serves the files and tells the page which identity mode the
 //! server runs in; every decision read or write goes through the RPCs, so
 //! visibility and authorisation are the service layer's, not the page's.

@@ -252,6 +252,8 @@ impl Witness {
         let current = self.get(who, &id).await?;
         let slot = self.limiter.open_stream(&who.name)?;
         let hub = self.hub.clone();
+        // Re-checked at each change: a reload may take the role away.
+        let visibility = Visibility::current(who.clone(), self.live.clone());
         let interrupted = |why| ServiceError::Interrupted {
             why,
             reopen: Reopen::Watch,
@@ -267,6 +269,9 @@ impl Witness {
             }
             while !terminal {
                 if let Some(p) = backlog.pop_front() {
+                    if !visibility.sees(&p.decision) {
+                        Err(ServiceError::NotFound(id.clone()))?;
+                    }
                     if p.event.sequence > cursor {
                         cursor = p.event.sequence;
                         terminal = p.decision.status.is_terminal();
