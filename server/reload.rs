@@ -277,3 +277,54 @@ impl Reloader {
         let _ = (self, running);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        use figment::providers::Format as _;
+        figment::Figment::new()
+            .merge(figment::providers::Toml::string(toml))
+            .extract()
+            .unwrap()
+    }
+
+    const ALICE: &str =
+        "[[principals]]\nname = \"alice\"\ntoken_sha256 = \"aa\"\nroles = [\"sre\"]\n";
+
+    #[test]
+    fn the_diff_names_each_entry_and_restart_only_keys() {
+        let old = config(ALICE);
+        let new = config(&format!(
+            "{}[[principals]]\nname = \"carol\"\ntoken_sha256 = \"cc\"\n[limits]\nmax_list_len = 7\n",
+            ALICE.replace("[\"sre\"]", "[]")
+        ));
+        let d = diff(&old, &new);
+        assert!(
+            d.contains(&"principals: ~ alice (roles)".to_string()),
+            "{d:?}"
+        );
+        assert!(d.contains(&"principals: + carol".to_string()), "{d:?}");
+        assert!(
+            d.iter().any(|l| l.starts_with("limits.max_list_len: ")),
+            "{d:?}"
+        );
+        assert!(restart_keys(&old, &new).is_empty());
+        assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn keys_applied_at_start_refuse_the_reload() {
+        let old = config(ALICE);
+        let moved = config(&format!("listen = \"127.0.0.1:1\"\n[store]\nurl = \"sqlite://x.db\"\n[limits]\nmax_connections = 5\n{ALICE}"));
+        assert_eq!(
+            restart_keys(&old, &moved),
+            vec!["[store]", "listen", "limits.max_connections"]
+        );
+        // Removing every identity would turn on dev mode.
+        let dev = config("");
+        assert_eq!(restart_keys(&old, &dev).len(), 1);
+        assert!(restart_keys(&old, &dev)[0].contains("dev mode"));
+    }
+}

@@ -128,6 +128,7 @@ pub enum ConfigCommand {
     /// SIGHUP reload would, and print what a reload from the running
     /// config (--running, default: no file) would change.
     Check {
+        /// The config file to check.
         file: PathBuf,
         /// The config the server runs now, to compare against.
         #[arg(long)]
