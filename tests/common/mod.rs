@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod pg;
+pub(crate) mod pg_ha;
 pub(crate) mod proc;
 pub(crate) mod receiver;
 
