@@ -306,10 +306,10 @@ async fn run_backend(store: Store, sync: bool, name: &str, seed: u64, run: Durat
             println!("chaos[{name}]: {what}: {l}");
         }
     }
-    if !report.passed() {
+    if !report.passed() || std::env::var_os("CHAOS_DEBUG").is_some() {
         for (i, s) in servers.iter().enumerate() {
             let err = s.stderr();
-            let tail: Vec<&str> = err.lines().rev().take(30).collect();
+            let tail: Vec<&str> = err.lines().rev().take(60).collect();
             println!("chaos[{name}]: replica {i} stderr (last lines):");
             for l in tail.iter().rev() {
                 println!("    {l}");

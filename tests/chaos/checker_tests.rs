@@ -286,7 +286,7 @@ fn a_write_the_standby_never_had_is_lost_at_a_failover_only_when_asynchronous() 
             true,
         ),
     });
-    f.failovers.push(super::Failover {
+    f.failovers.push(Failover {
         kill_us: 150 * SEC,
         fork_sequence: 3,
     });
@@ -307,7 +307,7 @@ fn a_write_the_standby_never_had_is_lost_at_a_failover_only_when_asynchronous() 
     assert_eq!(r.lost.len(), 1, "{:?}", r.lost);
     assert!(r.lost_at_failover.is_empty());
     // And one acknowledged after the last failover cannot be excused.
-    f.failovers[0] = super::Failover {
+    f.failovers[0] = Failover {
         kill_us: 50 * SEC,
         fork_sequence: 3,
     };

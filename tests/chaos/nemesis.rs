@@ -150,10 +150,14 @@ pub(crate) fn run(
             Fault::Failover { lag } => {
                 if let Some(ha) = &ha {
                     let mut pair = ha.lock().unwrap();
-                    let f = failover(&mut pair, lag);
+                    let began = Instant::now();
+                    let (f, promoted) = failover(&mut pair, lag);
                     log.push(format!(
-                        "        standby promoted at sequence {}",
-                        f.fork_sequence
+                        "        at {:.1}s: promoted at sequence {} after {:.1}s, old primary streaming as standby after {:.1}s",
+                        start.elapsed().as_secs_f64(),
+                        f.fork_sequence,
+                        promoted.as_secs_f64(),
+                        began.elapsed().as_secs_f64()
                     ));
                     failovers.push(f);
                 }
@@ -178,9 +182,10 @@ pub(crate) fn run(
     (servers, log, failovers)
 }
 
-/// One failover, as an operator (or Patroni) makes it; panics if the pair
-/// cannot be made whole again (the run is then void).
-fn failover(pair: &mut HaPair, lag: Duration) -> Failover {
+/// One failover, as an operator (or Patroni) makes it, and how long after
+/// the kill the standby was promoted; panics if the pair cannot be made
+/// whole again (the run is then void).
+fn failover(pair: &mut HaPair, lag: Duration) -> (Failover, Duration) {
     if let Some(pm) = pair.primary().postmaster() {
         let senders: Vec<u32> = children(pm)
             .into_iter()
@@ -195,17 +200,22 @@ fn failover(pair: &mut HaPair, lag: Duration) -> Failover {
         std::thread::sleep(lag);
     }
     let kill_us = crate::now_us();
+    let killed = Instant::now();
     pair.kill_primary();
     let fork_sequence = pair
         .drained_standby_head(Duration::from_secs(30))
         .expect("the standby's head after the primary died");
     pair.promote().expect("promote the standby");
+    let promoted = killed.elapsed();
     pair.rebuild_standby()
         .expect("rebuild the old primary as the standby");
-    Failover {
-        kill_us,
-        fork_sequence,
-    }
+    (
+        Failover {
+            kill_us,
+            fork_sequence,
+        },
+        promoted,
+    )
 }
 
 fn postmaster_pid(dir: &Path) -> Option<u32> {
