@@ -41,6 +41,7 @@ base=${url%/*}
 p1=${base##*:}
 psql() { "$BIN/psql" -qtAX -h 127.0.0.1 -p "$p1" -U witness "$@"; }
 as_pg "$BIN/pg_basebackup" -h 127.0.0.1 -p "$p1" -U witness -D "$dir/standby" -R -c fast -X stream
+rm -f "$dir"/standby/.s.PGSQL.* # the primary's socket lock, copied
 p2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo "$p2" >"$dir/standby/port"
 scripts/pg-temp.sh start "$dir/standby" >/dev/null

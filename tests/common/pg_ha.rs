@@ -230,6 +230,15 @@ impl HaPair {
                 "stream",
             ],
         )?;
+        // The copy holds the primary's socket lock files (its socket is in
+        // its data directory), which would stop this server from starting
+        // on a port whose old postmaster's pid was reused.
+        for entry in std::fs::read_dir(&node.dir).map_err(|e| e.to_string())? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            if entry.file_name().to_string_lossy().starts_with(".s.PGSQL.") {
+                std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
+            }
+        }
         // pg-temp.sh takes the port from this file, copied from the primary.
         std::fs::write(node.dir.join("port"), format!("{}\n", node.port))
             .map_err(|e| e.to_string())?;

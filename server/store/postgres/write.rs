@@ -196,7 +196,7 @@ async fn transact(
     let planned = async {
         tokio::time::timeout(limit, planned).await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(format!(
-                "the database did not confirm the commit within {limit:?} (a synchronous standby away?)"
+                "the write was not confirmed within {limit:?} (the database, or its synchronous standby, away?)"
             )))
         })
     };
