@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: oidc-deps config-reference run release test-oidc run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
+.PHONY: oidc-deps config-reference run release test-oidc run-postgres stop-postgres chaos bench-ha test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
 
 ## The dev build, shared with `make test` (the quickest to a first request);
 ## `make release` is the optimised build for production.
@@ -173,7 +173,9 @@ fuzz:
 
 ## Fuzzing (above), then load + faults + a Jepsen-style checker (not part of `make test`): CHAOS_SECONDS
 ## (default 120, per backend), CHAOS_SEED (default random, printed first),
-## CHAOS_BACKEND=sqlite|postgres|both (default both). The last line is the verdict.
+## CHAOS_BACKEND=sqlite|postgres|postgres-ha|both (default both: sqlite and postgres;
+## postgres-ha: failovers between a primary and a streaming standby, CHAOS_PG_SYNC=off
+## for asynchronous replication). The last line is the verdict.
 chaos: pg fuzz
 	@mkdir -p target; \
 	  { $(CARGO) test --release --test chaos -- --ignored --nocapture chaos 2>&1; echo $$? > target/chaos.status; } | tee target/chaos.log; \
@@ -188,6 +190,11 @@ bench:
 bench-postgres: pg
 	$(CARGO) build --release --bin witness
 	scripts/bench-postgres.sh
+
+## Ask/s with and without a synchronous standby, alternated on one pair.
+bench-ha: pg
+	$(CARGO) build --release --bin witness
+	scripts/bench-ha.sh
 
 ## Removes the build output and the installed test tools, after saying how
 ## much each takes (the tools outside the repository, mdbook and cargo-deb,

@@ -242,7 +242,9 @@ pub struct StoreConfig {
     /// Postgres: connections per process.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
-    /// Postgres: longest a statement may run.
+    /// Postgres: longest a statement may run, and a write batch may wait
+    /// for its COMMIT to be confirmed (by a synchronous standby, too);
+    /// past it the request answers UNAVAILABLE. `0s`: no limit.
     #[serde(default = "default_statement_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub statement_timeout: std::time::Duration,

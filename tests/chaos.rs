@@ -6,7 +6,11 @@
 //! own tests (on fabricated histories) run with the other tests.
 //!
 //! CHAOS_SECONDS (default 120, per backend), CHAOS_SEED (default random,
-//! printed first), CHAOS_BACKEND=sqlite|postgres|both (default both).
+//! printed first), CHAOS_BACKEND=sqlite|postgres|postgres-ha|both (default
+//! both: sqlite and postgres). postgres-ha runs on a primary and a
+//! streaming standby with failovers (CHAOS_PG_SYNC=off: asynchronous
+//! replication, `synchronous_commit = local`, whose losses at failovers
+//! are reported, not failed).
 
 mod common;
 
@@ -17,10 +21,11 @@ mod load;
 #[path = "chaos/nemesis.rs"]
 mod nemesis;
 
-use checker::{Audit, Final, LogEvent, Report, Subscription};
-use common::{pg::PgCluster, receiver::Receiver, Server};
+use checker::{Audit, Failover, Final, LogEvent, Record, Report, Subscription};
+use common::{pg::PgCluster, pg_ha::HaPair, receiver::Receiver, Server};
+use nemesis::Store;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use witness::proto;
 
@@ -65,7 +70,7 @@ context_max_age = "1h"
     )
 }
 
-fn now_us() -> i64 {
+pub(crate) fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
@@ -78,18 +83,29 @@ async fn chaos() {
     let seconds: u64 = env_or("CHAOS_SECONDS", 120);
     let backend: String = env_or("CHAOS_BACKEND", "both".to_string());
     println!("chaos: CHAOS_SEED={seed} CHAOS_SECONDS={seconds} CHAOS_BACKEND={backend}");
-    let backends: Vec<bool> = match backend.as_str() {
-        "sqlite" => vec![false],
-        "postgres" => vec![true],
-        "both" => vec![false, true],
-        other => panic!("CHAOS_BACKEND: sqlite, postgres or both, not {other:?}"),
+    let sync = match env_or("CHAOS_PG_SYNC", "on".to_string()).as_str() {
+        "on" => true,
+        "off" => false,
+        other => panic!("CHAOS_PG_SYNC: on or off, not {other:?}"),
+    };
+    let backends: Vec<Store> = match backend.as_str() {
+        "sqlite" => vec![Store::Sqlite],
+        "postgres" => vec![Store::Postgres],
+        "postgres-ha" => vec![Store::PostgresHa],
+        "both" => vec![Store::Sqlite, Store::Postgres],
+        other => panic!("CHAOS_BACKEND: sqlite, postgres, postgres-ha or both, not {other:?}"),
     };
     let mut total = Report::default();
     let mut failed = Vec::new();
-    for pg in backends {
-        let name = if pg { "postgres" } else { "sqlite" };
+    for store in backends {
+        let name = match store {
+            Store::Sqlite => "sqlite",
+            Store::Postgres => "postgres",
+            Store::PostgresHa if sync => "postgres-ha",
+            Store::PostgresHa => "postgres-ha-async",
+        };
         let started = Instant::now();
-        let r = run_backend(pg, seed, Duration::from_secs(seconds)).await;
+        let r = run_backend(store, sync, name, seed, Duration::from_secs(seconds)).await;
         println!(
             "chaos[{name}]: {:.0}s, {} unknown outcomes {:?}; {}",
             started.elapsed().as_secs_f64(),
@@ -105,6 +121,8 @@ async fn chaos() {
         total.lost.extend(r.lost);
         total.duplicated.extend(r.duplicated);
         total.violations.extend(r.violations);
+        total.lost_at_failover.extend(r.lost_at_failover);
+        total.streams_rewound.extend(r.streams_rewound);
         total.state_hash_equal = match (total.state_hash_equal, r.state_hash_equal) {
             (Some(false), _) | (_, Some(false)) => Some(false),
             (None, x) | (x, None) => x,
@@ -123,18 +141,29 @@ async fn chaos() {
     }
 }
 
-async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
-    let name = if pg { "postgres" } else { "sqlite" };
+async fn run_backend(store: Store, sync: bool, name: &str, seed: u64, run: Duration) -> Report {
     let hook = Receiver::start(0).await;
     let keys = tempfile::tempdir().expect("temp dir");
     let cfg = config(&hook.url, &keys.path().join("receipt.key"));
-    let cluster = pg.then(|| Arc::new(PgCluster::start()));
-    let servers = match &cluster {
-        Some(c) => {
+    let cluster = (store == Store::Postgres).then(|| Arc::new(PgCluster::start()));
+    let ha = (store == Store::PostgresHa).then(|| {
+        let pair = HaPair::start(sync);
+        pair.wait_streaming(Duration::from_secs(30))
+            .expect("the standby streams");
+        Arc::new(Mutex::new(pair))
+    });
+    let servers = match (&cluster, &ha) {
+        (Some(c), _) => {
             let url = c.fresh_database().await;
             vec![Server::start_on(&url, &cfg), Server::start_on(&url, &cfg)]
         }
-        None => vec![Server::start(&cfg)],
+        (None, Some(ha)) => {
+            let url = ha.lock().unwrap().url();
+            // Outages are answered within the statement timeout.
+            let cfg = format!("statement_timeout = \"2s\"\nconnect_timeout = \"1s\"\n{cfg}");
+            vec![Server::start_on(&url, &cfg), Server::start_on(&url, &cfg)]
+        }
+        (None, None) => vec![Server::start(&cfg)],
     };
     let addrs: Vec<String> = servers.iter().map(|s| s.addr.clone()).collect();
     let config_path = servers[0].config_path();
@@ -143,12 +172,13 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
         run.as_secs()
     );
 
-    let plan = nemesis::schedule(seed, run, servers.len(), pg);
+    let plan = nemesis::schedule(seed, run, servers.len(), store);
     let nemesis_stop = Arc::new(AtomicBool::new(false));
     let nemesis = {
         let stop = nemesis_stop.clone();
         let cluster = cluster.clone();
-        std::thread::spawn(move || nemesis::run(plan, servers, cluster, stop))
+        let ha = ha.clone();
+        std::thread::spawn(move || nemesis::run(plan, servers, cluster, ha, stop))
     };
 
     let shared = load::Shared::new();
@@ -187,7 +217,7 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
     for w in workers {
         history.extend(w.await.expect("worker"));
     }
-    let (servers, faults) = tokio::task::spawn_blocking(move || nemesis.join())
+    let (servers, faults, failovers) = tokio::task::spawn_blocking(move || nemesis.join())
         .await
         .expect("join")
         .expect("nemesis: a witness replica or PostgreSQL did not come back");
@@ -257,22 +287,29 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
         audit,
         end_us: now_us(),
         grace_us: 20_000_000,
+        failovers: failovers.clone(),
+        loss_allowed: store == Store::PostgresHa && !sync,
     };
     let mut report = checker::check(&history, &subscriptions, &fin);
     report.violations.extend(problems);
+    if store == Store::PostgresHa {
+        println!("chaos[{name}]: {}", outages(&history, &failovers));
+    }
     for (what, list) in [
         ("LOST", &report.lost),
         ("DUPLICATED", &report.duplicated),
         ("VIOLATION", &report.violations),
+        ("LOST AT FAILOVER", &report.lost_at_failover),
+        ("STREAM REWOUND", &report.streams_rewound),
     ] {
         for l in list.iter().take(20) {
             println!("chaos[{name}]: {what}: {l}");
         }
     }
-    if !report.passed() {
+    if !report.passed() || std::env::var_os("CHAOS_DEBUG").is_some() {
         for (i, s) in servers.iter().enumerate() {
             let err = s.stderr();
-            let tail: Vec<&str> = err.lines().rev().take(30).collect();
+            let tail: Vec<&str> = err.lines().rev().take(60).collect();
             println!("chaos[{name}]: replica {i} stderr (last lines):");
             for l in tail.iter().rev() {
                 println!("    {l}");
@@ -281,6 +318,35 @@ async fn run_backend(pg: bool, seed: u64, run: Duration) -> Report {
     }
     drop(servers);
     report
+}
+
+/// What the clients saw of the failovers: how long after each kill the
+/// first write was acknowledged again, and the longest time without an
+/// acknowledged write over the whole run (standby stalls included).
+fn outages(history: &[Record], failovers: &[Failover]) -> String {
+    let mut acked: Vec<i64> = history
+        .iter()
+        .filter(|r| matches!(r.outcome, checker::Outcome::Ok { .. }))
+        .map(|r| r.at_us)
+        .collect();
+    acked.sort_unstable();
+    let secs = |us: i64| us as f64 / 1e6;
+    let mut after_kill: Vec<i64> = failovers
+        .iter()
+        .filter_map(|f| {
+            let i = acked.partition_point(|t| *t <= f.kill_us);
+            acked.get(i).map(|t| t - f.kill_us)
+        })
+        .collect();
+    after_kill.sort_unstable();
+    let longest_gap = acked.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    format!(
+        "{} failovers; first acknowledged write after the kill: median {:.1}s, longest {:.1}s; longest time without an acknowledged write {:.1}s",
+        failovers.len(),
+        secs(after_kill.get(after_kill.len() / 2).copied().unwrap_or(0)),
+        secs(after_kill.last().copied().unwrap_or(0)),
+        secs(longest_gap)
+    )
 }
 
 /// Waits until every timed decision has closed (its expiry, fallback and

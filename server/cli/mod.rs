@@ -1,6 +1,7 @@
 //! The `witness` command line: the server, local tools, and a gRPC client.
 
 mod answer;
+mod audit;
 mod errors;
 mod list;
 mod local;
@@ -98,7 +99,7 @@ pub enum Command {
     /// Audit the event log.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit::AuditCommand,
     },
     /// Ask a question and print the decision (or wait for it with --wait).
     Ask(AskArgs),
@@ -172,19 +173,6 @@ pub enum Command {
         context: String,
         #[command(flatten)]
         conn: Conn,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum AuditCommand {
-    /// Check the hash chain and the projection; exit 1 at the first problem.
-    Verify {
-        /// TOML configuration file naming the store (default: sqlite://witness.db).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -413,15 +401,7 @@ async fn run_inner(cli: Cli) -> Result {
             );
             Ok(exit::OK)
         }
-        Command::Audit {
-            command: AuditCommand::Verify { config, json },
-        } => {
-            let config = Config::load(config.as_deref())?;
-            let store =
-                crate::store::open_existing(&config.store.url, &config.store.pg_options()).await?;
-            let report = crate::audit::verify(store.as_ref()).await?;
-            Ok(output::audit(&report, json))
-        }
+        Command::Audit { command } => audit::run(command).await,
         Command::Outbox { command } => local::outbox(command).await,
         Command::Token { command } => Ok(local::token(command)),
         Command::Config { command } => Ok(local::config(command)),

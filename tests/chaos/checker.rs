@@ -68,6 +68,16 @@ pub(crate) enum Outcome {
 pub(crate) struct Record {
     pub op: Op,
     pub outcome: Outcome,
+    /// When the client had the outcome (Unix microseconds).
+    pub at_us: i64,
+}
+
+/// A failover the nemesis made: when it killed the primary, and the chain
+/// head the standby had when it was promoted (what survived).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failover {
+    pub kill_us: i64,
+    pub fork_sequence: u64,
 }
 
 /// One event of the final log, read back with StreamDecisions from 0.
@@ -115,6 +125,25 @@ pub(crate) struct Final {
     pub end_us: i64,
     /// How late a timer may fire (faults stall the store for seconds).
     pub grace_us: i64,
+    /// The failovers of the run (postgres-ha).
+    pub failovers: Vec<Failover>,
+    /// Asynchronous replication: an acknowledged write past the standby's
+    /// head at the next failover may be lost (and is reported as such).
+    pub loss_allowed: bool,
+}
+
+impl Final {
+    /// Whether an operation acknowledged at `at_us` with the chain at
+    /// `sequence` was past what the standby had at the failover that
+    /// followed it: lost by asynchronous replication, not by a bug.
+    pub(crate) fn lost_at_failover(&self, at_us: i64, sequence: u64) -> bool {
+        self.loss_allowed
+            && self
+                .failovers
+                .iter()
+                .find(|f| f.kill_us >= at_us)
+                .is_some_and(|f| sequence > f.fork_sequence)
+    }
 }
 
 /// The verdict.
@@ -129,6 +158,11 @@ pub(crate) struct Report {
     pub duplicated: Vec<String>,
     pub violations: Vec<String>,
     pub state_hash_equal: Option<bool>,
+    /// Acknowledged writes a failover lost that the standby never had
+    /// (asynchronous replication only; expected there, so not a failure).
+    pub lost_at_failover: Vec<String>,
+    /// Subscribers that had streamed events a failover then lost.
+    pub streams_rewound: Vec<String>,
 }
 
 impl Report {
@@ -153,7 +187,15 @@ impl Report {
             self.lost.len(),
             self.duplicated.len(),
             self.violations.len()
-        )
+        ) + &if self.lost_at_failover.is_empty() && self.streams_rewound.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; asynchronous replication lost {} acknowledged writes the standby never had, {} streams rewound",
+                self.lost_at_failover.len(),
+                self.streams_rewound.len()
+            )
+        }
     }
 }
 

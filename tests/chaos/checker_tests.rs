@@ -83,10 +83,12 @@ fn good() -> (Vec<Record>, Vec<Subscription>, Final) {
     let closed = log[2].decision.clone();
     let history = vec![
         Record {
+            at_us: 0,
             op: Op::Ask { rid: "r1".into() },
             outcome: ok(&log[0].decision, proto::AnswerOutcome::Unspecified, true),
         },
         Record {
+            at_us: 0,
             op: Op::Answer {
                 rid: "a1".into(),
                 decision_id: "d1".into(),
@@ -114,6 +116,8 @@ fn good() -> (Vec<Record>, Vec<Subscription>, Final) {
         },
         end_us: 200 * SEC,
         grace_us: 10 * SEC,
+        failovers: Vec::new(),
+        loss_allowed: false,
     };
     (history, vec![sub], fin)
 }
@@ -139,6 +143,7 @@ fn a_correct_history_passes() {
 fn an_acknowledged_ask_missing_from_the_log_is_lost() {
     let (mut h, s, f) = good();
     h.push(Record {
+        at_us: 0,
         op: Op::Ask { rid: "r2".into() },
         outcome: ok(
             &state("d2", "r2", St::Open, 4, vec![]),
@@ -155,6 +160,7 @@ fn an_acknowledged_ask_missing_from_the_log_is_lost() {
 fn an_unknown_ask_may_be_absent_but_not_duplicated() {
     let (mut h, s, mut f) = good();
     h.push(Record {
+        at_us: 0,
         op: Op::Ask { rid: "r9".into() },
         outcome: Outcome::Unknown("connection reset".into()),
     });
@@ -225,6 +231,7 @@ fn an_approval_after_close_fails() {
 fn a_refused_retry_of_an_applied_answer_fails() {
     let (mut h, s, f) = good();
     h.push(Record {
+        at_us: 0,
         op: Op::Answer {
             rid: "a1".into(),
             decision_id: "d1".into(),
@@ -265,4 +272,59 @@ fn a_failed_audit_or_a_different_state_hash_fails() {
     f.audit.ok = false;
     f.audit.text = "FAILED at event 2".into();
     assert_eq!(run(&h, &s, &f).violations.len(), 1);
+}
+
+#[test]
+fn a_write_the_standby_never_had_is_lost_at_a_failover_only_when_asynchronous() {
+    let (mut h, s, mut f) = good();
+    h.push(Record {
+        at_us: 100 * SEC,
+        op: Op::Ask { rid: "r2".into() },
+        outcome: ok(
+            &state("d2", "r2", St::Open, 4, vec![]),
+            proto::AnswerOutcome::Unspecified,
+            true,
+        ),
+    });
+    f.failovers.push(Failover {
+        kill_us: 150 * SEC,
+        fork_sequence: 3,
+    });
+    // Synchronous: any acknowledged write lost is a failure.
+    let r = run(&h, &s, &f);
+    assert_eq!(r.lost.len(), 1, "{:?}", r.lost);
+    assert!(!r.passed());
+    // Asynchronous: past the standby's head at the next failover, it is
+    // reported as lost there, and the run passes.
+    f.loss_allowed = true;
+    let r = run(&h, &s, &f);
+    assert!(r.lost.is_empty(), "{:?}", r.lost);
+    assert_eq!(r.lost_at_failover.len(), 1, "{:?}", r.lost_at_failover);
+    assert!(r.passed(), "{:?}", r.violations);
+    // But a write the standby had (at or below its head) must survive.
+    f.failovers[0].fork_sequence = 4;
+    let r = run(&h, &s, &f);
+    assert_eq!(r.lost.len(), 1, "{:?}", r.lost);
+    assert!(r.lost_at_failover.is_empty());
+    // And one acknowledged after the last failover cannot be excused.
+    f.failovers[0] = Failover {
+        kill_us: 50 * SEC,
+        fork_sequence: 3,
+    };
+    let r = run(&h, &s, &f);
+    assert_eq!(r.lost.len(), 1, "{:?}", r.lost);
+}
+
+#[test]
+fn a_stream_that_saw_a_lost_event_is_rewound_only_when_asynchronous() {
+    let (h, mut s, mut f) = good();
+    s[0].seen[2].2 = "d-gone".into();
+    assert!(
+        !run(&h, &s, &f).passed(),
+        "synchronous: a fork in a stream fails"
+    );
+    f.loss_allowed = true;
+    let r = run(&h, &s, &f);
+    assert_eq!(r.streams_rewound.len(), 1, "{:?}", r.streams_rewound);
+    assert!(r.passed(), "{:?}", r.violations);
 }

@@ -203,7 +203,11 @@ impl Worker {
                     Err(s) => classify(&s),
                 };
                 let unknown = matches!(outcome, Outcome::Unknown(_));
-                self.history.push(Record { op: op(), outcome });
+                self.history.push(Record {
+                    op: op(),
+                    outcome,
+                    at_us: crate::now_us(),
+                });
                 if !unknown && result.is_none() {
                     return None; // refused
                 }
@@ -274,7 +278,11 @@ impl Worker {
                     Err(s) => classify(&s),
                 };
                 refused |= matches!(outcome, Outcome::Fail(_));
-                self.history.push(Record { op: op(), outcome });
+                self.history.push(Record {
+                    op: op(),
+                    outcome,
+                    at_us: crate::now_us(),
+                });
             }
             if acked {
                 return true;
@@ -360,6 +368,7 @@ impl Worker {
             Err(s) => classify(&s),
         };
         self.history.push(Record {
+            at_us: crate::now_us(),
             op: Op::Ack { decision_id: k.id },
             outcome,
         });
@@ -388,6 +397,7 @@ impl Worker {
             Err(s) => classify(&s),
         };
         self.history.push(Record {
+            at_us: crate::now_us(),
             op: Op::Cancel {
                 decision_id: k.id,
                 reason,
@@ -417,6 +427,7 @@ impl Worker {
             Err(s) => classify(&s),
         };
         self.history.push(Record {
+            at_us: crate::now_us(),
             op: Op::Report {
                 decision_id: k.id,
                 changed,

@@ -3,7 +3,14 @@
 //! and port, or freeze it (SIGSTOP/SIGCONT). PostgreSQL: kill -9 one of two
 //! replicas, restart the PostgreSQL server (`pg_ctl stop -m immediate`),
 //! or stall it (SIGSTOP/SIGCONT on the postmaster and its children).
+//! postgres-ha (a primary and a streaming standby, witness on the
+//! multi-host URL): fail over (kill -9 the primary, after stalling its WAL
+//! sender a while, promote the standby, rebuild the old primary as the
+//! new standby), or stall the standby (which holds synchronous commits),
+//! besides killing and freezing witness replicas.
 
+use crate::checker::Failover;
+use crate::common::pg_ha::{children, signal, stall_pids, HaPair};
 use crate::common::{pg::PgCluster, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -11,6 +18,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +31,20 @@ pub(crate) enum Fault {
     PgRestart { down: Duration },
     /// SIGSTOP the postmaster and its backends for a while.
     PgStall { stall: Duration },
+    /// Stall the primary's WAL senders for `lag` (the standby falls
+    /// behind: commits wait, or with asynchronous replication do not),
+    /// kill -9 the primary, promote the standby, rebuild the old primary.
+    Failover { lag: Duration },
+    /// SIGSTOP the standby (postmaster, startup, walreceiver) a while.
+    StandbyStall { stall: Duration },
+}
+
+/// Which store the nemesis works on.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Store {
+    Sqlite,
+    Postgres,
+    PostgresHa,
 }
 
 /// Longest a single fault keeps a store or replica away (for timer grace).
@@ -33,7 +55,7 @@ pub(crate) fn schedule(
     seed: u64,
     run: Duration,
     replicas: usize,
-    pg: bool,
+    store: Store,
 ) -> Vec<(Duration, Fault)> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65);
     let mut at = Duration::ZERO;
@@ -46,6 +68,27 @@ pub(crate) fn schedule(
         let ms =
             |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..hi));
         let replica = rng.random_range(0..replicas);
+        if store == Store::PostgresHa {
+            let fault = match rng.random_range(0..10) {
+                0..=3 => Fault::Failover {
+                    lag: ms(&mut rng, 0, 1500),
+                },
+                4..=6 => Fault::StandbyStall {
+                    stall: ms(&mut rng, 1000, 4000),
+                },
+                7..=8 => Fault::Kill {
+                    replica,
+                    down: ms(&mut rng, 0, 1500),
+                },
+                _ => Fault::Freeze {
+                    replica,
+                    stall: ms(&mut rng, 500, 3000),
+                },
+            };
+            out.push((at, fault));
+            continue;
+        }
+        let pg = store == Store::Postgres;
         let fault = match (pg, rng.random_range(0..10)) {
             (_, 0..=4) => Fault::Kill {
                 replica,
@@ -72,14 +115,16 @@ pub(crate) fn run(
     plan: Vec<(Duration, Fault)>,
     mut servers: Vec<Server>,
     pg: Option<Arc<PgCluster>>,
+    ha: Option<Arc<Mutex<HaPair>>>,
     stop: Arc<AtomicBool>,
-) -> (Vec<Server>, Vec<String>) {
+) -> (Vec<Server>, Vec<String>, Vec<Failover>) {
+    let mut failovers = Vec::new();
     let start = Instant::now();
     let mut log = Vec::new();
     for (at, fault) in plan {
         while start.elapsed() < at {
             if stop.load(Ordering::SeqCst) {
-                return (servers, log);
+                return (servers, log, failovers);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -102,6 +147,27 @@ pub(crate) fn run(
                     pg.start_again();
                 }
             }
+            Fault::Failover { lag } => {
+                if let Some(ha) = &ha {
+                    let mut pair = ha.lock().unwrap();
+                    let began = Instant::now();
+                    let (f, promoted) = failover(&mut pair, lag);
+                    log.push(format!(
+                        "        at {:.1}s: promoted at sequence {} after {:.1}s, old primary streaming as standby after {:.1}s",
+                        start.elapsed().as_secs_f64(),
+                        f.fork_sequence,
+                        promoted.as_secs_f64(),
+                        began.elapsed().as_secs_f64()
+                    ));
+                    failovers.push(f);
+                }
+            }
+            Fault::StandbyStall { stall } => {
+                if let Some(ha) = &ha {
+                    let pids = ha.lock().unwrap().standby_pids();
+                    stall_pids(&pids, stall);
+                }
+            }
             Fault::PgStall { stall } => {
                 if let Some(pg) = &pg {
                     if let Some(pm) = postmaster_pid(&pg.dir) {
@@ -113,49 +179,48 @@ pub(crate) fn run(
             }
         }
     }
-    (servers, log)
+    (servers, log, failovers)
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) on a pid this run started; no memory is shared.
-        unsafe {
-            libc::kill(pid, sig);
+/// One failover, as an operator (or Patroni) makes it, and how long after
+/// the kill the standby was promoted; panics if the pair cannot be made
+/// whole again (the run is then void).
+fn failover(pair: &mut HaPair, lag: Duration) -> (Failover, Duration) {
+    if let Some(pm) = pair.primary().postmaster() {
+        let senders: Vec<u32> = children(pm)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("walsender"))
+            })
+            .collect();
+        for p in &senders {
+            signal(*p, libc::SIGSTOP);
         }
+        std::thread::sleep(lag);
     }
-}
-
-/// SIGSTOP the processes (parents first, so none forks a new child), wait,
-/// SIGCONT them.
-fn stall_pids(pids: &[u32], stall: Duration) {
-    for p in pids {
-        signal(*p, libc::SIGSTOP);
-    }
-    std::thread::sleep(stall);
-    for p in pids.iter().rev() {
-        signal(*p, libc::SIGCONT);
-    }
+    let kill_us = crate::now_us();
+    let killed = Instant::now();
+    pair.kill_primary();
+    let fork_sequence = pair
+        .drained_standby_head(Duration::from_secs(30))
+        .expect("the standby's head after the primary died");
+    pair.promote().expect("promote the standby");
+    let promoted = killed.elapsed();
+    pair.rebuild_standby()
+        .expect("rebuild the old primary as the standby");
+    (
+        Failover {
+            kill_us,
+            fork_sequence,
+        },
+        promoted,
+    )
 }
 
 fn postmaster_pid(dir: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
     text.lines().next()?.trim().parse().ok()
-}
-
-/// The direct children of `parent` (PostgreSQL's backends and workers).
-fn children(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the parenthesised command name: state, ppid, ...
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let ppid: u32 = rest.split(' ').nth(1)?.parse().ok()?;
-        (ppid == parent).then_some(pid)
-    })
-    .collect()
 }
 
 /// `pg_ctl stop -m immediate`: no checkpoint, like a crash.

@@ -4,6 +4,7 @@
 
 pub(crate) mod oidc;
 pub(crate) mod pg;
+pub(crate) mod pg_ha;
 pub(crate) mod proc;
 pub(crate) mod receiver;
 

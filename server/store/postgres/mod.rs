@@ -191,7 +191,16 @@ impl PostgresStore {
         let head = head(&pool.get().await?).await?;
         let (commit_tx, commits) = watch::channel(head);
         let (writer, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_loop(pool.clone(), rx, commit_tx.clone(), clock));
+        tokio::spawn(write_loop(
+            pool.clone(),
+            rx,
+            commit_tx.clone(),
+            clock,
+            // 0 turns PostgreSQL's timeout off; the writer's, too.
+            Some(opts.statement_timeout)
+                .filter(|t| !t.is_zero())
+                .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
+        ));
         tokio::spawn(listen_loop(config, commit_tx));
         Ok(PostgresStore {
             pool,

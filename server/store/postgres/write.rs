@@ -30,6 +30,18 @@ use tracing::Instrument;
 /// long for it.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// COMMIT, with the writer bounding the wait. With a synchronous standby,
+/// COMMIT waits for the standby's confirmation, and `statement_timeout`
+/// does not end that wait (PostgreSQL 15 here: a COMMIT under a 1 s
+/// timeout waited as long as the standby was stopped). Were the wait
+/// cancelled, PostgreSQL would answer with a WARNING and success, though
+/// only the primary has the write; so the timeout is lifted for the COMMIT
+/// alone (re-read per statement of a query string), whatever the version,
+/// and the writer bounds the wait itself ([`transact`]): a batch not
+/// confirmed in time is answered UNAVAILABLE (its outcome unknown to the
+/// caller) and its connection closed, never acknowledged.
+const COMMIT: &str = "SET LOCAL statement_timeout = 0; COMMIT";
+
 /// A connection whose transaction is open with the chain row locked, and
 /// the chain head read under that lock.
 type Held = (deadpool_postgres::Object, Chain);
@@ -39,6 +51,7 @@ pub(super) async fn write_loop(
     mut rx: mpsc::Receiver<(Command, Reply)>,
     commits: watch::Sender<u64>,
     clock: super::super::Clock,
+    limit: std::time::Duration,
 ) {
     let mut held: Option<Held> = None;
     loop {
@@ -70,7 +83,7 @@ pub(super) async fn write_loop(
             commits: &commits,
             began: std::time::Instant::now(),
         };
-        held = execute_batch(&pool, held.take(), cmds, &clock, outcome)
+        held = execute_batch(&pool, held.take(), cmds, &clock, limit, outcome)
             .instrument(span)
             .await;
     }
@@ -132,6 +145,7 @@ async fn execute_batch(
     held: Option<Held>,
     cmds: Vec<Command>,
     clock: &super::super::Clock,
+    limit: std::time::Duration,
     outcome: Outcome<'_>,
 ) -> Option<Held> {
     let (client, open) = match held {
@@ -144,7 +158,7 @@ async fn execute_batch(
             }
         },
     };
-    match transact(&client, open, cmds, clock, outcome).await {
+    match transact(&client, open, cmds, clock, limit, outcome).await {
         Some(chain) => Some((client, chain)),
         None => {
             // BEGIN and COMMIT are pipelined with the statements around
@@ -159,12 +173,14 @@ async fn execute_batch(
 
 /// Runs the batch, tells its commands, and returns the chain head of the
 /// next transaction, opened behind this one's COMMIT (`None`: the batch
-/// failed, or the next transaction did not open).
+/// failed, or the next transaction did not open). The batch, COMMIT
+/// included, gets `limit` (the statement timeout) to be confirmed.
 async fn transact(
     c: &deadpool_postgres::Client,
     open: Option<Chain>,
     cmds: Vec<Command>,
     clock: &super::super::Clock,
+    limit: std::time::Duration,
     outcome: Outcome<'_>,
 ) -> Option<Chain> {
     let planned = async {
@@ -177,12 +193,19 @@ async fn transact(
         let next = write_and_commit(c, &writes, &chain).await?;
         Ok::<_, StoreError>((results, chain.sequence, next))
     };
+    let planned = async {
+        tokio::time::timeout(limit, planned).await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "the write was not confirmed within {limit:?} (the database, or its synchronous standby, away?)"
+            )))
+        })
+    };
     match planned.await {
         Ok((results, head, next)) => {
             // Told now, before the next transaction's lock (which may wait
             // for another replica's batch) is awaited.
             outcome.committed(results, head);
-            next.await.ok()
+            tokio::time::timeout(limit, next).await.ok()?.ok()
         }
         Err(e) => {
             outcome.failed(&e);
@@ -431,7 +454,7 @@ async fn write_and_commit<'c>(
     let checked = changed.rows > 0;
     if !checked {
         writes.push(Box::pin(async move {
-            c.batch_execute("COMMIT").await.map(|()| 0)
+            c.batch_execute(COMMIT).await.map(|()| 0)
         }));
     }
     let lock = lock_statement(c).await?;
@@ -452,7 +475,7 @@ async fn write_and_commit<'c>(
         let id = updates.first().map_or("", |(d, _)| d.id.as_str());
         return Err(changed_underneath(id));
     }
-    let (_, next) = behind(c.batch_execute("COMMIT"), next).await?;
+    let (_, next) = behind(c.batch_execute(COMMIT), next).await?;
     Ok(next)
 }
 
