@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: config-reference run release test-oidc run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
+.PHONY: config-reference run release test-mcp test-oidc run-postgres stop-postgres chaos test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
 
 ## The dev build, shared with `make test` (the quickest to a first request);
 ## `make release` is the optimised build for production.
@@ -71,7 +71,7 @@ lint: tools
 	$(BUF) lint
 	CARGO=$(CARGO) scripts/check-client-deps.sh
 
-test: lint docs pg test-rust test-sdks test-oidc test-browser
+test: lint docs pg test-rust test-sdks test-oidc test-browser test-mcp
 
 test-rust: tools pg
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets
@@ -81,6 +81,12 @@ test-sdks:
 	$(CARGO) build --bin witness
 	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-python/run-tests.sh
 	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-ts/run-tests.sh
+
+## /mcp against the official MCP TypeScript and Python SDKs and the official
+## conformance suite (all pinned in tests/mcp/), on the server binary cargo built.
+test-mcp:
+	$(CARGO) build --bin witness
+	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/mcp/run-tests.sh
 
 ## The test identity provider (oidc-provider, pinned in tests/oidc/) the
 ## OIDC tests sign in through: its own smoke test.
@@ -185,7 +191,7 @@ bench-postgres: pg
 ## Removes the build output and the installed test tools, after saying how
 ## much each takes (the tools outside the repository, mdbook and cargo-deb,
 ## stay).
-CLEAN_DIRS := $(VENV) tools/node_modules sdk-python/.venv tests/browser/.venv tests/oidc/node_modules sdk-ts/node_modules sdk-ts/dist sdk-python/build
+CLEAN_DIRS := $(VENV) tools/node_modules tests/mcp/node_modules tests/mcp/.venv sdk-python/.venv tests/browser/.venv tests/oidc/node_modules sdk-ts/node_modules sdk-ts/dist sdk-python/build
 clean:
 	@dirs=$$(for d in target $(CLEAN_DIRS); do [ -e "$$d" ] && echo "$$d"; done); \
 	  if [ -n "$$dirs" ]; then echo "make clean frees:"; du -shc $$dirs | sed 's/^/  /'; \
