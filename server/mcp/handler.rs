@@ -4,7 +4,9 @@
 //! calls as gRPC (`ask`, `watch`, `get`, `list`, `cancel`), so `can_ask`,
 //! rate limits, stream slots and visibility hold unchanged.
 
-use super::tools::{self, DecisionList, GetDecision, ListDecisions, RequestApproval, WaitForDecision};
+use super::tools::{
+    self, DecisionList, GetDecision, ListDecisions, RequestApproval, WaitForDecision,
+};
 use super::McpError;
 use crate::auth::Principal;
 use crate::core::{Decision, Refusal};

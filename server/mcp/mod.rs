@@ -151,7 +151,10 @@ fn protected_resource(
     headers: &HeaderMap,
     tls: bool,
     issuers: &[String],
-) -> ([(header::HeaderName, HeaderValue); 1], axum::Json<serde_json::Value>) {
+) -> (
+    [(header::HeaderName, HeaderValue); 1],
+    axum::Json<serde_json::Value>,
+) {
     let origin = origin(headers, None, tls);
     (
         [(

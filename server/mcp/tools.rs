@@ -298,7 +298,10 @@ pub fn progress_message(kind: &EventKind, d: &Decision) -> String {
             format!("escalated: level {level} paged {}", webhooks.join(", "))
         }
         EventKind::FallbackFired { webhooks } => {
-            format!("escalated: nobody acknowledged it, paged {}", webhooks.join(", "))
+            format!(
+                "escalated: nobody acknowledged it, paged {}",
+                webhooks.join(", ")
+            )
         }
         EventKind::ContextConfirmed { .. } => "context confirmed".to_string(),
         _ => summary(d),
@@ -323,7 +326,12 @@ mod tests {
         let tools = all();
         assert_eq!(tools.len(), 4);
         for t in &tools {
-            assert_eq!(t.input_schema.get("type"), Some(&"object".into()), "{}", t.name);
+            assert_eq!(
+                t.input_schema.get("type"),
+                Some(&"object".into()),
+                "{}",
+                t.name
+            );
             let out = t.output_schema.as_ref().expect("output schema");
             assert_eq!(out.get("type"), Some(&"object".into()), "{}", t.name);
             let a = t.annotations.as_ref().expect("annotations");
@@ -332,7 +340,11 @@ mod tests {
         }
         let ask = &tools[0].input_schema;
         let required = ask.get("required").and_then(Value::as_array).unwrap();
-        assert_eq!(required.len(), 2, "only kind and input are required: {ask:?}");
+        assert_eq!(
+            required.len(),
+            2,
+            "only kind and input are required: {ask:?}"
+        );
     }
 
     #[test]
