@@ -106,7 +106,7 @@ screenshot: browser
 ## The book (docs/, mdBook) into target/book, warnings as errors, then its link check.
 ## mdbook is pinned and installed on first use outside the repository, into a
 ## folder named by its version that every clone shares (MDBOOK_ROOT to move it).
-## 0.4.52 is the newest mdbook that builds with this project's rust-version (1.85).
+## 0.4.52 was the newest mdbook that built with this project's rust-version (then 1.85).
 MDBOOK_VERSION := 0.4.52
 MDBOOK_ROOT    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/witness-tools/mdbook-$(MDBOOK_VERSION)
 MDBOOK         := $(MDBOOK_ROOT)/bin/mdbook
@@ -182,7 +182,7 @@ bench:
 	@command -v h2load >/dev/null || { echo "installing h2load (apt: nghttp2-client)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 	$(CARGO) build --release --bin witness
-	WITNESS_LOG=error target/release/witness bench --h2load 20000 --metrics-cost --streams --timers 2000 --confirmations 100 $(ARGS)
+	WITNESS_LOG=error target/release/witness bench --h2load 20000 --metrics-cost --streams --timers 2000 --confirmations 100 --mcp 1000 $(ARGS)
 
 bench-postgres: pg
 	$(CARGO) build --release --bin witness
