@@ -132,7 +132,7 @@ impl Handler {
             id: ctx.id.clone(),
         };
         tokio::select! {
-            r = self.wait(who, &id, None, ctx) => r,
+            r = self.wait(who, &id, None, asked.fresh, ctx) => r,
             by = &mut withdrawn => self.withdraw(who, &id, by.ok()).await,
             () = ctx.ct.cancelled() => {
                 let by = tokio::time::timeout(CANCEL_GRACE, withdrawn).await;
@@ -180,6 +180,7 @@ impl Handler {
         who: &Principal,
         id: &str,
         limit: Option<Duration>,
+        fresh: bool,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let token = ctx.meta.get_progress_token();
@@ -200,13 +201,19 @@ impl Handler {
                 Some(Some(item)) => item?,
             };
             let (message, decision) = match &item {
-                StreamItem::Snapshot(d) => (
+                // The first message names the decision, so an agent can
+                // resume with wait_for_decision whatever happens next.
+                StreamItem::Snapshot(d) if fresh => (
                     tools::progress_message(
                         &crate::core::EventKind::Created {
                             decision: d.clone(),
                         },
                         d,
                     ),
+                    d.as_ref().clone(),
+                ),
+                StreamItem::Snapshot(d) => (
+                    format!("waiting: decision {} is {}", d.id, tools::summary(d)),
                     d.as_ref().clone(),
                 ),
                 StreamItem::Event(p) => (
@@ -309,7 +316,7 @@ impl Handler {
                 let limit = parse_duration("timeout", a.timeout.as_deref())?;
                 crate::api::observe::record_decision(&a.decision_id);
                 tokio::select! {
-                    r = self.wait(&who, &a.decision_id, limit, ctx) => r,
+                    r = self.wait(&who, &a.decision_id, limit, false, ctx) => r,
                     // Cancelling a wait only stops it: the decision is untouched.
                     () = ctx.ct.cancelled() => Err(McpError::Interrupted),
                 }
