@@ -56,6 +56,8 @@ test("request_approval waits for the CLI's approval, with progress for the deliv
   const client = await connect();
   const progress = [];
   try {
+    // Listed first, so the SDK checks each result against its output schema.
+    await client.listTools();
     const call = client.callTool(
       {
         name: "request_approval",
@@ -152,6 +154,7 @@ test("a dropped connection leaves the decision open, and wait_for_decision picks
   await first.transport.close();
   const second = await connect();
   try {
+    await second.listTools(); // results checked against the output schemas
     const open = await second.callTool({ name: "wait_for_decision", arguments: { decision_id: id, timeout: "300ms" } });
     assert.equal(open.structuredContent.status, "OPEN");
     const waiting = second.callTool({ name: "wait_for_decision", arguments: { decision_id: id } }, undefined, {
@@ -175,6 +178,7 @@ test("refusals come back as tool errors an agent can read", async () => {
     });
     assert.equal(denied.isError, true);
     assert.match(denied.content[0].text, /^PERMISSION_DENIED: kind: agent may not ask about "payments.send"/);
+    await client.listTools();
     const unseen = await connect(TOKENS.stranger);
     try {
       const listed = await client.callTool({ name: "list_decisions", arguments: {} });
