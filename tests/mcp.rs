@@ -298,3 +298,49 @@ async fn another_principal_cannot_read_or_wait_on_a_decision_it_may_not_see() {
         );
     }
 }
+
+#[tokio::test]
+async fn progress_reports_an_escalation_and_the_summary_says_expired() {
+    let s = Server::start(&config(
+        "[[webhooks]]\nname = \"pager\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"s\"\n\
+         [[policies]]\nkind = \"deploy.*\"\nescalation = [{ after = \"1s\", webhooks = [\"pager\"] }]\n",
+    ));
+    let mut m = Mcp::connect(&s, "agent").await;
+    // Nobody answers: the call returns when the decision expires, and the
+    // progress notifications on its stream tell what happened meanwhile.
+    let id = m.next_id;
+    m.next_id += 1;
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "request_approval", "_meta": {"progressToken": "p1"},
+        "arguments": {"kind": "deploy.db", "input": {}, "authorized_roles": ["sre"], "timeout": "3s"}}});
+    let text = m.post(&body).send().await.unwrap().text().await.unwrap();
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect();
+    let progress: Vec<&str> = messages
+        .iter()
+        .filter(|v| v["method"] == json!("notifications/progress"))
+        .filter_map(|v| v["params"]["message"].as_str())
+        .collect();
+    assert!(progress[0].starts_with("asked: decision "), "{progress:?}");
+    assert!(
+        progress.contains(&"escalated: level 1 paged pager"),
+        "{progress:?}"
+    );
+    let result = messages
+        .iter()
+        .find(|v| v["id"] == json!(id))
+        .expect("the tool result");
+    let result = &result["result"];
+    assert_eq!(result["structuredContent"]["status"], json!("EXPIRED"));
+    assert_eq!(
+        result["content"][0]["text"],
+        json!("EXPIRED: nobody decided in time (0 of 1 approvals); do not proceed")
+    );
+    assert!(
+        result["structuredContent"]["receipt"]["signature"].is_string(),
+        "an expiry is receipted too"
+    );
+}
