@@ -344,3 +344,40 @@ async fn progress_reports_an_escalation_and_the_summary_says_expired() {
         "an expiry is receipted too"
     );
 }
+
+#[tokio::test]
+async fn a_wait_refused_after_the_ask_still_names_the_decision() {
+    let s = Server::start(&config("[limits]\nmax_streams_per_principal = 1\n"));
+    // The first call waits (holding the agent's one stream slot) once its
+    // first progress notification has arrived.
+    let mut first = Mcp::connect(&s, "agent").await;
+    let body = json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {
+        "name": "request_approval", "_meta": {"progressToken": 1},
+        "arguments": {"kind": "deploy.a", "input": {}, "authorized_roles": ["sre"]}}});
+    first.next_id = 100;
+    let mut waiting = first.post(&body).send().await.unwrap();
+    let mut seen = String::new();
+    while !seen.contains("notifications/progress") {
+        let chunk = waiting.chunk().await.unwrap().expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let mut second = Mcp::connect(&s, "agent").await;
+    let r = second
+        .call(
+            "request_approval",
+            json!({"kind": "deploy.b", "input": {}, "authorized_roles": ["sre"]}),
+        )
+        .await;
+    let text = refusal(&r);
+    assert!(text.starts_with("RESOURCE_EXHAUSTED: "), "{text}");
+    let id = text
+        .split("decision ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the decision is named");
+    let got = second
+        .call("get_decision", json!({"decision_id": id}))
+        .await;
+    assert_eq!(got["structuredContent"]["status"], json!("OPEN"), "{got}");
+    assert_eq!(got["structuredContent"]["kind"], json!("deploy.b"));
+}

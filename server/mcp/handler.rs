@@ -131,13 +131,25 @@ impl Handler {
             calls: &self.calls,
             id: ctx.id.clone(),
         };
-        tokio::select! {
+        let waited = tokio::select! {
             r = self.wait(who, &id, None, asked.fresh, ctx) => r,
             by = &mut withdrawn => self.withdraw(who, &id, by.ok()).await,
             () = ctx.ct.cancelled() => {
                 let by = tokio::time::timeout(CANCEL_GRACE, withdrawn).await;
                 self.withdraw(who, &id, by.ok().and_then(Result::ok)).await
             }
+        };
+        match waited {
+            // Asked, but the wait failed (no stream slot left, the store
+            // away): the agent must still learn which decision it opened.
+            Err(McpError::Service(e)) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "{}; decision {id} was asked and is open: call wait_for_decision with \
+                     decision_id {id}",
+                    super::refusal_line(e)
+                ))]))
+            }
+            other => other,
         }
     }
 
