@@ -281,13 +281,14 @@ fn preflight(allowed: Option<HeaderValue>) -> Response<Body> {
     allow_origin(h, origin);
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST"),
+        HeaderValue::from_static("GET, POST, DELETE"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(
             "authorization, content-type, connect-protocol-version, connect-timeout-ms, \
-             grpc-timeout, x-grpc-web, x-user-agent",
+             grpc-timeout, x-grpc-web, x-user-agent, mcp-session-id, mcp-protocol-version, \
+             last-event-id",
         ),
     );
     h.insert(
@@ -302,7 +303,9 @@ fn allow_origin(h: &mut HeaderMap, origin: HeaderValue) {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("grpc-status, grpc-message, grpc-status-details-bin"),
+        HeaderValue::from_static(
+            "grpc-status, grpc-message, grpc-status-details-bin, mcp-session-id, www-authenticate",
+        ),
     );
 }
 

@@ -170,10 +170,11 @@ impl Handler {
                         tracing::info!(decision_id = %id, "mcp: the agent withdrew the request");
                         Ok(self.result(&applied.decision).await?)
                     }
-                    // Closed meanwhile: the outcome stands.
+                    // Closed meanwhile: the outcome stands (and nobody
+                    // reads this call's result).
                     Err(e) => {
                         tracing::info!(decision_id = %id, error = %e, "mcp: withdrawal refused");
-                        Err(McpError::Service(e))
+                        Err(McpError::Interrupted)
                     }
                 }
             }
