@@ -7,6 +7,7 @@
 mod common;
 
 use common::{principal, token, Server};
+use futures::FutureExt;
 use serde_json::{json, Value};
 
 /// A minimal Streamable HTTP MCP client: one session, JSON-RPC over POST,
@@ -380,4 +381,63 @@ async fn a_wait_refused_after_the_ask_still_names_the_decision() {
         .await;
     assert_eq!(got["structuredContent"]["status"], json!("OPEN"), "{got}");
     assert_eq!(got["structuredContent"]["kind"], json!("deploy.b"));
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_the_principal_that_opened_it() {
+    let s = Server::start(&config(""));
+    let agent = Mcp::connect(&s, "agent").await;
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "request_approval", "_meta": {"progressToken": 1},
+        "arguments": {"kind": "deploy.a", "input": {}, "authorized_roles": ["sre"]}}});
+    let mut waiting = agent.post(&body).send().await.unwrap();
+    let mut seen = String::new();
+    while !seen.contains("notifications/progress") {
+        let chunk = waiting.chunk().await.unwrap().expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let id = seen
+        .split("decision ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the decision id")
+        .to_string();
+    // Another principal with the agent's session id: refused before rmcp
+    // sees it, so it can neither cancel the agent's call nor use the session.
+    let mut stranger = Mcp::new(&s, Some("stranger"));
+    stranger.session = agent.session.clone();
+    for msg in [
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
+    ] {
+        let res = stranger.post(&msg).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{msg}");
+    }
+    let grpc = s.client_with_token(&token("alice")).await;
+    let status = |mut g: witness::client::GrpcClient, id: String| async move {
+        g.get_decision(common::proto::GetDecisionRequest { decision_id: id })
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+            .status
+    };
+    assert_eq!(
+        status(grpc.clone(), id.clone()).await,
+        common::proto::Status::Open as i32
+    );
+    // The agent's own cancel still works: the decision is withdrawn.
+    let cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}});
+    assert_eq!(agent.post(&cancel).send().await.unwrap().status(), 202);
+    common::eventually("the withdrawal", std::time::Duration::from_secs(10), || {
+        status(grpc.clone(), id.clone()).map(|s| s == common::proto::Status::Cancelled as i32)
+    })
+    .await;
+    let rest = waiting.text().await.unwrap_or_default();
+    assert!(
+        !rest.contains("\"result\""),
+        "a cancelled call gets no result: {rest}"
+    );
 }

@@ -6,8 +6,10 @@
 //! authenticated from its headers like an RPC, and one without a valid
 //! credential gets 401 with `WWW-Authenticate: Bearer resource_metadata=…`
 //! naming `/.well-known/oauth-protected-resource` (RFC 9728), served here.
+//! A session belongs to the principal that opened it (`sessions`).
 
 mod handler;
+mod sessions;
 pub mod tools;
 
 pub use handler::{Handler, WITHDRAWN};
@@ -94,21 +96,24 @@ pub fn router(w: Arc<Witness>, options: Options) -> Router {
     };
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(SESSION_IDLE);
+    let sessions = Arc::new(sessions);
+    let owners = sessions::Owners::new(sessions.clone());
     // Host and Origin are the guard's to check (for every route alike), so
     // rmcp's loopback-only default would refuse a configured public name.
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .disable_allowed_origins()
         .with_max_request_body_bytes(max_body);
-    let service = StreamableHttpService::new(factory, Arc::new(sessions), config);
+    let service = StreamableHttpService::new(factory, sessions, config);
+    let mcp = Router::new()
+        .route_service(PATH, service)
+        .layer(axum::middleware::from_fn_with_state(owners, sessions::bind));
     let metadata = move |headers: HeaderMap| {
         let issuers = options.issuers.clone();
         let tls = options.tls;
         async move { protected_resource(&headers, tls, &issuers) }
     };
-    Router::new()
-        .route_service(PATH, service)
-        .route(RESOURCE_METADATA, axum::routing::get(metadata.clone()))
+    mcp.route(RESOURCE_METADATA, axum::routing::get(metadata.clone()))
         .route(
             &format!("{RESOURCE_METADATA}{PATH}"),
             axum::routing::get(metadata),
