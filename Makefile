@@ -7,7 +7,7 @@ ARGS  ?=
 
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: oidc-deps config-reference run release test-oidc run-postgres stop-postgres chaos bench-ha test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
+.PHONY: oidc-deps config-reference run release test-mcp test-oidc run-postgres stop-postgres chaos bench-ha test test-rust test-sdks test-browser lint tools pg browser proto bench bench-postgres screenshot clean fuzz docs deb deb-check deb-tools
 
 ## The dev build, shared with `make test` (the quickest to a first request);
 ## `make release` is the optimised build for production.
@@ -71,7 +71,7 @@ lint: tools
 	$(BUF) lint
 	CARGO=$(CARGO) scripts/check-client-deps.sh
 
-test: lint docs pg test-rust test-sdks test-oidc test-browser
+test: lint docs pg test-rust test-sdks test-oidc test-browser test-mcp
 
 test-rust: tools pg oidc-deps
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets
@@ -81,6 +81,12 @@ test-sdks:
 	$(CARGO) build --bin witness
 	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-python/run-tests.sh
 	WITNESS_BIN=$(CURDIR)/target/debug/witness sdk-ts/run-tests.sh
+
+## /mcp against the official MCP TypeScript and Python SDKs and the official
+## conformance suite (all pinned in tests/mcp/), on the server binary cargo built.
+test-mcp:
+	$(CARGO) build --bin witness
+	WITNESS_BIN=$(CURDIR)/target/debug/witness tests/mcp/run-tests.sh
 
 ## The test identity provider (oidc-provider, pinned in tests/oidc/) the
 ## OIDC tests sign in through: its own smoke test.
@@ -107,7 +113,7 @@ screenshot: browser
 ## The book (docs/, mdBook) into target/book, warnings as errors, then its link check.
 ## mdbook is pinned and installed on first use outside the repository, into a
 ## folder named by its version that every clone shares (MDBOOK_ROOT to move it).
-## 0.4.52 is the newest mdbook that builds with this project's rust-version (1.85).
+## 0.4.52 was the newest mdbook that built with this project's rust-version (then 1.85).
 MDBOOK_VERSION := 0.4.52
 MDBOOK_ROOT    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/witness-tools/mdbook-$(MDBOOK_VERSION)
 MDBOOK         := $(MDBOOK_ROOT)/bin/mdbook
@@ -185,7 +191,7 @@ bench:
 	@command -v h2load >/dev/null || { echo "installing h2load (apt: nghttp2-client)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 	$(CARGO) build --release --bin witness
-	WITNESS_LOG=error target/release/witness bench --h2load 20000 --metrics-cost --streams --timers 2000 --confirmations 100 $(ARGS)
+	WITNESS_LOG=error target/release/witness bench --h2load 20000 --metrics-cost --streams --timers 2000 --confirmations 100 --mcp 1000 $(ARGS)
 
 bench-postgres: pg
 	$(CARGO) build --release --bin witness
@@ -199,7 +205,7 @@ bench-ha: pg
 ## Removes the build output and the installed test tools, after saying how
 ## much each takes (the tools outside the repository, mdbook and cargo-deb,
 ## stay).
-CLEAN_DIRS := $(VENV) tools/node_modules sdk-python/.venv tests/browser/.venv tests/oidc/node_modules sdk-ts/node_modules sdk-ts/dist sdk-python/build
+CLEAN_DIRS := $(VENV) tools/node_modules tests/mcp/node_modules tests/mcp/.venv sdk-python/.venv tests/browser/.venv tests/oidc/node_modules sdk-ts/node_modules sdk-ts/dist sdk-python/build
 clean:
 	@dirs=$$(for d in target $(CLEAN_DIRS); do [ -e "$$d" ] && echo "$$d"; done); \
 	  if [ -n "$$dirs" ]; then echo "make clean frees:"; du -shc $$dirs | sed 's/^/  /'; \

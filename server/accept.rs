@@ -272,7 +272,7 @@ async fn accept_loop(
         if evicted > 0 {
             // Logged at the first eviction and then every 1,000, not per
             // connection: a flood must not flood the log too.
-            if evictions % 1000 == 0 {
+            if evictions.is_multiple_of(1000) {
                 tracing::warn!(
                     evicted_so_far = evictions + 1,
                     "closing the oldest unauthenticated connections: [limits] \

@@ -92,6 +92,9 @@ pub struct Config {
     /// Prometheus metrics at `GET /metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The Model Context Protocol endpoint `/mcp`, where AI agents ask people.
+    #[serde(default)]
+    pub mcp: McpConfig,
 }
 
 /// `[http]`: where the HTTP side (Connect, gRPC-Web, `/healthz` and the
@@ -171,6 +174,27 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig { enabled: true }
+    }
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Serve MCP (Streamable HTTP) at `/mcp` and its OAuth protected-resource
+    /// metadata; false: 404.
+    pub enabled: bool,
+    /// Roles that may answer a `request_approval` that names no
+    /// `authorized_roles`; empty: the agent must name them.
+    pub authorized_roles: Vec<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            enabled: true,
+            authorized_roles: Vec::new(),
+        }
     }
 }
 

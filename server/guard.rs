@@ -9,8 +9,10 @@
 //!    GET/HEAD/OPTIONS whose `Origin` is not the server's own, unless it
 //!    carries a bearer token and its origin is allowed.
 //! 4. **RPCs authenticate before their body is read**: in token mode a
-//!    `witness.v1.WitnessService` call without a valid credential is refused
-//!    from its headers alone. (`/v1/` handlers authenticate first themselves.)
+//!    `witness.v1.WitnessService` call or an `/mcp` request without a valid
+//!    credential is refused from its headers alone (`/mcp` with 401 and
+//!    `WWW-Authenticate: Bearer resource_metadata=…`, as MCP clients expect).
+//!    (`/v1/` handlers authenticate first themselves.)
 //!    The principal rides in the request's extensions, so the handler does
 //!    not authenticate twice, and the connection stops counting as
 //!    unauthenticated.
@@ -48,16 +50,19 @@ struct Rules {
     witness: Arc<Witness>,
     allowed_origins: Vec<String>,
     body_timeout: Duration,
+    /// The listener speaks TLS (the scheme of URLs in refusals).
+    tls: bool,
 }
 
 impl GuardLayer {
-    pub fn new(witness: Arc<Witness>, allowed_origins: Vec<String>) -> GuardLayer {
+    pub fn new(witness: Arc<Witness>, allowed_origins: Vec<String>, tls: bool) -> GuardLayer {
         let body_timeout = witness.limits().body_timeout;
         GuardLayer {
             rules: Arc::new(Rules {
                 witness,
                 allowed_origins,
                 body_timeout,
+                tls,
             }),
         }
     }
@@ -201,9 +206,29 @@ impl Rules {
                 .authenticate_headers(req.headers())
                 .map_err(|e| Box::new(rpc_unauthenticated(req, &e.to_string())))?;
             req.extensions_mut().insert(who);
+        } else if is_mcp(req.uri().path()) {
+            let who = auth.authenticate_headers(req.headers()).map_err(|e| {
+                let origin = crate::mcp::origin(req.headers(), host.as_deref(), self.tls);
+                let mut res = plain(StatusCode::UNAUTHORIZED, &format!("{e}\n"));
+                if let Ok(v) = HeaderValue::from_str(&crate::mcp::www_authenticate(&origin, bearer))
+                {
+                    res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                Box::new(res)
+            })?;
+            req.extensions_mut().insert(who);
         }
         Ok(allowed.cloned())
     }
+}
+
+/// `/mcp` (and anything under it, which MCP does not use but must not
+/// slip past authentication).
+fn is_mcp(path: &str) -> bool {
+    path == crate::mcp::PATH
+        || path
+            .strip_prefix(crate::mcp::PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The authority the client addressed: `:authority` on HTTP/2, `Host` on
@@ -270,13 +295,14 @@ fn preflight(allowed: Option<HeaderValue>) -> Response<Body> {
     allow_origin(h, origin);
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST"),
+        HeaderValue::from_static("GET, POST, DELETE"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(
             "authorization, content-type, connect-protocol-version, connect-timeout-ms, \
-             grpc-timeout, x-grpc-web, x-user-agent",
+             grpc-timeout, x-grpc-web, x-user-agent, mcp-session-id, mcp-protocol-version, \
+             last-event-id",
         ),
     );
     h.insert(
@@ -291,7 +317,9 @@ fn allow_origin(h: &mut HeaderMap, origin: HeaderValue) {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("grpc-status, grpc-message, grpc-status-details-bin"),
+        HeaderValue::from_static(
+            "grpc-status, grpc-message, grpc-status-details-bin, mcp-session-id, www-authenticate",
+        ),
     );
 }
 

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod mcp;
 pub mod metrics;
 pub mod outbox;
 pub mod receipts;

@@ -201,8 +201,14 @@ pub async fn serve(config: Config, origin: crate::reload::Origin, insecure: bool
     }
     crate::metrics::serving();
     tracing::info!(%local, store = %redact_url(&config.store.url), "serving");
-    let origins = config.http.allowed_origins.clone();
-    serve_on(listener, http, witness, tls, origins, shutdown_signal()).await
+    let options = HttpOptions {
+        allowed_origins: config.http.allowed_origins.clone(),
+        mcp: config.mcp.enabled.then(|| crate::mcp::Options {
+            authorized_roles: config.mcp.authorized_roles.clone(),
+            tls: config.tls.is_some(),
+        }),
+    };
+    serve_on(listener, http, witness, tls, options, shutdown_signal()).await
 }
 
 async fn resolve(listen: &str) -> Result<SocketAddr> {
@@ -231,6 +237,15 @@ fn tls_config(t: &crate::config::TlsConfig) -> Result<tonic::transport::ServerTl
     Ok(tls)
 }
 
+/// What the HTTP side serves besides the fixed routes.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// `[http] allowed_origins`.
+    pub allowed_origins: Vec<String>,
+    /// `/mcp` and its resource metadata; None: `[mcp] enabled = false`.
+    pub mcp: Option<crate::mcp::Options>,
+}
+
 /// Serves on bound listeners until `shutdown` completes: `main` speaks gRPC
 /// (witness, health, reflection v1 and v1alpha) and, unless a separate
 /// `http` listener is given, HTTP too (Connect, gRPC-Web, the HTTP routes).
@@ -239,7 +254,7 @@ pub async fn serve_on(
     http: Option<TcpListener>,
     witness: Arc<Witness>,
     tls: Option<tonic::transport::ServerTlsConfig>,
-    allowed_origins: Vec<String>,
+    options: HttpOptions,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -259,11 +274,15 @@ pub async fn serve_on(
         let _ = rx.wait_for(|s| *s).await;
     };
     let serve = |listener, http_side, tls: Option<tonic::transport::ServerTlsConfig>| {
-        let routes = routes(&witness, health_service.clone(), http_side);
+        let routes = routes(&witness, health_service.clone(), http_side, &options);
         let incoming =
             crate::accept::incoming(listener, limits, permits.clone(), strangers.clone());
         let stop = stopped(stop_rx.clone());
-        let guard = crate::guard::GuardLayer::new(witness.clone(), allowed_origins.clone());
+        let guard = crate::guard::GuardLayer::new(
+            witness.clone(),
+            options.allowed_origins.clone(),
+            limits.tls,
+        );
         async move { serve_routes(routes?, incoming, tls, guard, stop).await }
     };
     let main_server = serve(main, http.is_none(), tls.clone());
@@ -293,6 +312,7 @@ fn routes(
         impl tonic_health::pb::health_server::Health,
     >,
     http_side: bool,
+    options: &HttpOptions,
 ) -> Result<tonic::service::Routes> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -313,8 +333,13 @@ fn routes(
         .add_service(ConnectBridge::new(reflection_v1alpha))
         .add_service(endpoint);
     let router = if http_side {
-        grpc.into_axum_router()
-            .merge(crate::http::router(witness.clone()))
+        let router = grpc
+            .into_axum_router()
+            .merge(crate::http::router(witness.clone()));
+        match &options.mcp {
+            Some(mcp) => router.merge(crate::mcp::router(witness.clone(), mcp.clone())),
+            None => router,
+        }
     } else {
         grpc.into_axum_router()
     };

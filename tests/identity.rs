@@ -161,6 +161,43 @@ async fn issuer_jwts_ask_and_every_bad_token_is_refused_naming_the_check() {
         );
     }
 
+    // /mcp takes the same JWT, and its resource metadata names the issuer.
+    let mcp = reqwest::Client::new()
+        .post(format!("http://{}/mcp", s.addr))
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "identity-test", "version": "1"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mcp.status(), 200, "an issuer JWT opens an MCP session");
+    let forged = reqwest::Client::new()
+        .post(format!("http://{}/mcp", s.addr))
+        .bearer_auth(&cases[8].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let meta = reqwest::get(format!(
+        "http://{}/.well-known/oauth-protected-resource",
+        s.addr
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        meta.contains(&format!(r#""authorization_servers":["{}"]"#, corp.issuer)),
+        "{meta}"
+    );
+
     // `witness whoami` with the JWT: principal, roles from role_map, source.
     let out = std::process::Command::new(bin())
         .args(["whoami", "--server", &s.addr])

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod confirmations;
 mod h2load;
+mod mcp;
 mod timers;
 
 /// Options of `witness bench`.
@@ -67,6 +68,10 @@ pub struct BenchArgs {
     /// bytes per decision and server memory over --size-asks asks (0: skip).
     #[arg(long, default_value_t = 0)]
     pub h2load: usize,
+    /// Also measure MCP: this many agents wait in `request_approval` at
+    /// once, then are answered in a burst (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub mcp: usize,
     /// Small asks for the bytes-per-decision and memory figures (0: skip).
     #[arg(long, default_value_t = 100_000)]
     pub size_asks: usize,
@@ -278,6 +283,9 @@ pub(crate) async fn clients(
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.mcp > 0 {
+        mcp::run(args.store.as_deref(), args.mcp).await?;
+    }
     if args.confirmations > 0 {
         confirmations::run(
             args.store.as_deref(),

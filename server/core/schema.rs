@@ -203,7 +203,7 @@ impl Limits {
 /// A duration as a person reads it: whole days as days (`3650 days`).
 pub fn span(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    if secs > 0 && secs % 86_400 == 0 && d.subsec_nanos() == 0 {
+    if secs > 0 && secs.is_multiple_of(86_400) && d.subsec_nanos() == 0 {
         format!("{} days", secs / 86_400)
     } else {
         humantime::format_duration(d).to_string()
