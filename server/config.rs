@@ -12,8 +12,10 @@ use std::path::Path;
 mod figment_errors;
 mod reference;
 mod secrets;
+mod slack;
 
 pub use reference::reference;
+pub use slack::{SlackConfig, SlackUser};
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,10 @@ pub struct Config {
     /// Prometheus metrics at `GET /metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The Slack app: decisions posted with Approve / Reject buttons to a
+    /// policy's `slack_channel`, answered from Slack; absent: none.
+    #[serde(default)]
+    pub slack: Option<SlackConfig>,
 }
 
 /// `[http]`: where the HTTP side (Connect, gRPC-Web, `/healthz` and the
@@ -299,6 +305,10 @@ pub struct PrincipalConfig {
     /// Operators this principal may answer for (`*`: anyone).
     #[serde(default)]
     pub can_act_for: Vec<String>,
+    /// The principal's email address: with `[slack] principal_from =
+    /// "email"`, the Slack user with this address answers as it.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 fn everything() -> Vec<String> {
@@ -421,6 +431,9 @@ impl Config {
                 env: w.secret_env.as_deref(),
             })?;
         }
+        if let Some(slack) = &mut self.slack {
+            slack.resolve_secrets()?;
+        }
         let store = &mut self.store;
         let password = secrets::resolve(secrets::Sources {
             key: "store.password",
@@ -506,6 +519,13 @@ impl Config {
                     "webhooks[{i}].url: must be an http(s) URL"
                 )));
             }
+            if w.name.starts_with(crate::store::SLACK_PREFIX) {
+                return Err(ConfigError(format!(
+                    "webhooks[{i}].name: {:?}: names starting with \"slack:\" are the Slack \
+                     app's (set slack_channel on a policy instead)",
+                    w.name
+                )));
+            }
             if w.secret.is_empty() {
                 return Err(ConfigError(format!(
                     "webhooks[{i}].secret: must not be empty (set secret, secret_file or secret_env)"
@@ -528,6 +548,14 @@ impl Config {
                     )));
                 }
             }
+            if let Some(channel) = &rule.slack_channel {
+                slack::check_channel(&at, channel)?;
+                if self.slack.is_none() {
+                    return Err(ConfigError(format!(
+                        "{at}.slack_channel: needs a [slack] section (bot_token, signing_secret)"
+                    )));
+                }
+            }
             if let Some(missing) = rule
                 .notify_outcome
                 .iter()
@@ -537,6 +565,9 @@ impl Config {
                     "{at}.notify_outcome: no [[webhooks]] entry is named {missing:?}"
                 )));
             }
+        }
+        if let Some(slack) = &self.slack {
+            slack.validate(&self.principals)?;
         }
         crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
         for (i, rule) in self.policies.iter().enumerate() {

@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod receipts;
 pub mod server;
 pub mod service;
+pub mod slack;
 pub mod store;
 pub mod telemetry;
 pub mod timers;

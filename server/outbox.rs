@@ -177,7 +177,8 @@ pub async fn run(store: Arc<dyn Store>, hooks: Vec<WebhookConfig>, cfg: OutboxCo
             async move {
                 let result = attempt(&client, hooks.get(&item.webhook), &item, &cfg).await;
                 let label = match &result {
-                    Delivery::Delivered { .. } => "delivered",
+                    Delivery::Delivered { .. } | Delivery::Answered { .. } => "delivered",
+                    Delivery::Deferred { .. } => "deferred",
                     Delivery::Retry { .. } => "failed",
                     Delivery::Dead { .. } => "dead",
                 };

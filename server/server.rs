@@ -56,6 +56,9 @@ pub enum ServeError {
     /// The Connect/HTTP endpoint cannot be built (its descriptors).
     #[error("{0}")]
     Endpoint(String),
+    /// The Slack app's Web API client cannot be built.
+    #[error("slack: {0}")]
+    Slack(#[from] crate::slack::SlackError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("listen: {0}")]
@@ -112,6 +115,19 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         config.webhooks.clone(),
         config.outbox,
     ));
+    let slack = match &config.slack {
+        Some(s) => Some(Arc::new(crate::slack::Slack::new(
+            s.clone(),
+            &config.principals,
+            config.outbox.timeout,
+        )?)),
+        None => None,
+    };
+    tokio::spawn(crate::slack::deliver::run(
+        store.clone(),
+        slack.clone(),
+        config.outbox,
+    ));
     Ok(Arc::new(Witness::new(crate::service::Parts {
         store,
         hub,
@@ -125,6 +141,7 @@ pub async fn build(config: &Config) -> Result<Arc<Witness>> {
         ),
         receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())?,
         limits: config.limits,
+        slack,
     })))
 }
 

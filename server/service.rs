@@ -97,6 +97,8 @@ pub struct Parts {
     pub limiter: crate::limits::Limiter,
     pub receipts: crate::receipts::ReceiptKey,
     pub limits: Limits,
+    /// The Slack app, when `[slack]` is configured.
+    pub slack: Option<Arc<crate::slack::Slack>>,
 }
 
 /// The decision service.
@@ -110,6 +112,7 @@ pub struct Witness {
     limiter: crate::limits::Limiter,
     receipts: crate::receipts::ReceiptKey,
     limits: Limits,
+    slack: Option<Arc<crate::slack::Slack>>,
 }
 
 fn required(field: &str, value: &str) -> Result<()> {
@@ -161,7 +164,13 @@ impl Witness {
             limiter: p.limiter,
             receipts: p.receipts,
             limits: p.limits,
+            slack: p.slack,
         }
+    }
+
+    /// The Slack app, when configured.
+    pub fn slack(&self) -> Option<&Arc<crate::slack::Slack>> {
+        self.slack.as_ref()
     }
 
     /// The identity table (authenticating a request is the protocol

@@ -6,6 +6,7 @@
 //! - `v01`: witness v0.1.1's HTTP API under `/v1/`.
 //! - `/` and `/console/*`: the web console (`console`).
 //! - `/metrics`: Prometheus metrics (`metrics`).
+//! - `/slack/interactions`: the Slack app's buttons and modal (`crate::slack`).
 //!
 //! `/witness.v1.WitnessService/*` is not routed here: `server::serve_on`
 //! mounts `connect::WitnessEndpoint` there, which picks gRPC or Connect by
@@ -30,6 +31,10 @@ pub fn router(w: Arc<Witness>) -> Router {
         .merge(v01::router())
         .merge(console::router())
         .route("/metrics", get(metrics::metrics))
+        .route(
+            "/slack/interactions",
+            axum::routing::post(crate::slack::interactions::handle),
+        )
         .with_state(w)
 }
 

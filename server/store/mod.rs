@@ -450,14 +450,57 @@ pub struct OutboxItem {
     pub next_attempt_at: Micros,
     pub last_error: Option<String>,
     pub delivered_at: Option<Micros>,
+    /// What the receiver answered, when witness keeps it (a Slack post's
+    /// message `ts`); None for webhooks.
+    pub response: Option<String>,
 }
 
 /// The result of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    Delivered { at: Micros },
-    Retry { at: Micros, error: String },
-    Dead { error: String },
+    Delivered {
+        at: Micros,
+    },
+    /// Delivered, keeping what the receiver answered (see
+    /// [`OutboxItem::response`]).
+    Answered {
+        at: Micros,
+        response: String,
+    },
+    Retry {
+        at: Micros,
+        error: String,
+    },
+    /// Not tried now, for a reason that is not the delivery's fault (a
+    /// rate limit, or an earlier delivery it must follow): put back in line
+    /// at `at` without counting an attempt.
+    Deferred {
+        at: Micros,
+        reason: String,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+/// Which deliveries an outbox worker claims: webhook POSTs, or the Slack
+/// Web API calls (rows whose destination is `slack:CHANNEL`), which one
+/// worker paces per channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Webhooks,
+    Slack,
+}
+
+/// The outbox destination prefix of Slack rows: `slack:CHANNEL`.
+pub const SLACK_PREFIX: &str = core::notify::SLACK_DESTINATION;
+
+impl Lane {
+    /// 1 for Slack, 0 for webhooks: compared with the SQL test
+    /// `webhook LIKE 'slack:%'`.
+    pub fn slack_flag(self) -> i64 {
+        i64::from(self == Lane::Slack)
+    }
 }
 
 /// The gauges a scrape reads (`metrics` defines them: it needs nothing
@@ -494,7 +537,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Micros,
         lease_us: i64,
         limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        self.outbox_claim_lane(Lane::Webhooks, now, lease_us, limit)
+            .await
+    }
+    /// [`Store::outbox_claim`] for one lane, in id order.
+    async fn outbox_claim_lane(
+        &self,
+        lane: Lane,
+        now: Micros,
+        lease_us: i64,
+        limit: usize,
     ) -> Result<Vec<OutboxItem>>;
+    /// Every delivery of one decision to one destination, in sequence
+    /// order, whatever its status (the Slack worker reads its message `ts`
+    /// and what was already shown from it).
+    async fn outbox_thread(&self, webhook: &str, decision_id: &str) -> Result<Vec<OutboxItem>>;
     /// Records the result of an attempt on a claimed delivery.
     async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()>;
     /// Deliveries, newest first, optionally of one status.

@@ -20,7 +20,7 @@ use migrate::migrate;
 use write::{load_decision, write_loop};
 
 use super::{
-    codec, Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    codec, Applied, Command, Delivery, DueTimer, Lane, OutboxItem, OutboxStatus, PageQuery,
     ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
 use super::{due_timer, in_id_order};
@@ -248,7 +248,7 @@ async fn listen_loop(config: tokio_postgres::Config, commits: watch::Sender<u64>
 }
 
 const OUTBOX_COLUMNS: &str =
-    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
+    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at, response";
 
 fn outbox_item(r: &tokio_postgres::Row) -> Result<OutboxItem> {
     let id: i64 = r.get(0);
@@ -264,6 +264,7 @@ fn outbox_item(r: &tokio_postgres::Row) -> Result<OutboxItem> {
         next_attempt_at: r.get(8),
         last_error: r.get(9),
         delivered_at: r.get(10),
+        response: r.get(11),
     })
 }
 
@@ -487,18 +488,43 @@ impl Store for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn outbox_claim(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+    async fn outbox_claim_lane(
+        &self,
+        lane: Lane,
+        now: i64,
+        lease_us: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
         let sql = format!(
             "UPDATE outbox SET lease = $1 + $2 WHERE id IN (
                  SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
-                   AND (lease IS NULL OR lease < $1) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                   AND (lease IS NULL OR lease < $1)
+                   AND (substr(webhook, 1, 6) = 'slack:') = $4
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
              RETURNING {OUTBOX_COLUMNS}"
+        );
+        let slack = lane == Lane::Slack;
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(&sql, &[&now, &lease_us, &(limit as i64), &slack])
+            .await?;
+        let mut items = rows.iter().map(outbox_item).collect::<Result<Vec<_>>>()?;
+        // RETURNING has no order; the claim's contract is id order.
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn outbox_thread(&self, webhook: &str, decision_id: &str) -> Result<Vec<OutboxItem>> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE decision_id = $1 AND webhook = $2 ORDER BY sequence"
         );
         let rows = self
             .pool
             .get()
             .await?
-            .query(&sql, &[&now, &lease_us, &(limit as i64)])
+            .query(&sql, &[&decision_id, &webhook])
             .await?;
         rows.iter().map(outbox_item).collect()
     }
@@ -511,6 +537,21 @@ impl Store for PostgresStore {
                     "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2,
                          lease = NULL, last_error = NULL WHERE id = $1",
                     &[&id, &at],
+                )
+                .await?
+            }
+            Delivery::Answered { at, response } => {
+                c.execute(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2,
+                         lease = NULL, last_error = NULL, response = $3 WHERE id = $1",
+                    &[&id, &at, &response],
+                )
+                .await?
+            }
+            Delivery::Deferred { at, reason } => {
+                c.execute(
+                    "UPDATE outbox SET next_attempt_at = $2, last_error = $3, lease = NULL WHERE id = $1",
+                    &[&id, &at, &reason],
                 )
                 .await?
             }

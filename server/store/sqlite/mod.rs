@@ -11,7 +11,7 @@ mod tail;
 mod writer;
 
 use super::{
-    codec, Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    codec, Applied, Chain, Command, Delivery, DueTimer, Lane, OutboxItem, OutboxStatus, PageQuery,
     ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
 use super::{due_timer, in_id_order};
@@ -190,7 +190,7 @@ impl SqliteStore {
 }
 
 const OUTBOX_COLUMNS: &str =
-    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
+    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at, response";
 
 /// One outbox row; the outer error is the driver's, the inner one a row
 /// whose status does not decode.
@@ -218,6 +218,7 @@ fn outbox_item(r: &rusqlite::Row) -> rusqlite::Result<Result<OutboxItem>> {
         next_attempt_at: r.get(8)?,
         last_error: r.get(9)?,
         delivered_at: r.get(10)?,
+        response: r.get(11)?,
     }))
 }
 
@@ -531,16 +532,46 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn outbox_claim(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+    async fn outbox_claim_lane(
+        &self,
+        lane: Lane,
+        now: i64,
+        lease_us: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
         self.on_writer(move |c| {
             let sql = format!(
                 "UPDATE outbox SET lease = ?1 + ?2 WHERE id IN (
                      SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
-                       AND (lease IS NULL OR lease < ?1) ORDER BY id LIMIT ?3)
+                       AND (lease IS NULL OR lease < ?1)
+                       AND (substr(webhook, 1, 6) = 'slack:') = ?4 ORDER BY id LIMIT ?3)
                  RETURNING {OUTBOX_COLUMNS}"
             );
             let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![now, lease_us, limit as i64], outbox_item)?;
+            let rows = stmt.query_map(
+                params![now, lease_us, limit as i64, lane.slack_flag()],
+                outbox_item,
+            )?;
+            let mut items = rows
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .collect::<Result<Vec<_>>>()?;
+            // RETURNING has no order; the claim's contract is id order.
+            items.sort_by_key(|i| i.id);
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn outbox_thread(&self, webhook: &str, decision_id: &str) -> Result<Vec<OutboxItem>> {
+        let (webhook, decision_id) = (webhook.to_string(), decision_id.to_string());
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE decision_id = ?1 AND webhook = ?2
+                 ORDER BY sequence"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![decision_id, webhook], outbox_item)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
                 .into_iter()
                 .collect()
@@ -556,10 +587,19 @@ impl Store for SqliteStore {
                          lease = NULL, last_error = NULL WHERE id = ?1",
                     params![id, at],
                 )?,
+                Delivery::Answered { at, response } => c.execute(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2,
+                         lease = NULL, last_error = NULL, response = ?3 WHERE id = ?1",
+                    params![id, at, response],
+                )?,
                 Delivery::Retry { at, error } => c.execute(
                     "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3,
                          lease = NULL WHERE id = ?1",
                     params![id, at, error],
+                )?,
+                Delivery::Deferred { at, reason } => c.execute(
+                    "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3, lease = NULL WHERE id = ?1",
+                    params![id, at, reason],
                 )?,
                 Delivery::Dead { error } => c.execute(
                     "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2,
