@@ -222,9 +222,19 @@ pub struct ModalState {
     pub verdict: Verdict,
 }
 
+/// One property of a simple response schema, as a modal input.
+struct Field {
+    name: String,
+    /// `string`, `number`, `integer` or `boolean`.
+    ty: String,
+    /// The `enum` choices (empty: free input).
+    options: Vec<Value>,
+    required: bool,
+}
+
 /// A response schema the modal can ask for field by field: an object whose
 /// properties are strings (maybe an `enum`), numbers, integers or booleans.
-fn simple_fields(schema: Option<&Value>) -> Option<Vec<(String, String, Vec<Value>, bool)>> {
+fn simple_fields(schema: Option<&Value>) -> Option<Vec<Field>> {
     let schema = schema?;
     if schema.get("type").and_then(Value::as_str) != Some("object") {
         return None;
@@ -248,12 +258,12 @@ fn simple_fields(schema: Option<&Value>) -> Option<Vec<(String, String, Vec<Valu
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            Some((
-                name.clone(),
-                ty.to_string(),
+            Some(Field {
+                name: name.clone(),
+                ty: ty.to_string(),
                 options,
-                required.contains(&name.as_str()),
-            ))
+                required: required.contains(&name.as_str()),
+            })
         })
         .collect()
 }
@@ -289,7 +299,13 @@ pub fn modal(d: &Decision, verdict: Verdict) -> Value {
     ];
     match simple_fields(d.response_schema.as_ref()) {
         Some(fields) => {
-            for (name, ty, options, required) in fields {
+            for Field {
+                name,
+                ty,
+                options,
+                required,
+            } in fields
+            {
                 let element = if !options.is_empty() || ty == "boolean" {
                     let opts: Vec<Value> = if options.is_empty() {
                         vec![option(&json!(true)), option(&json!(false))]
@@ -352,7 +368,10 @@ pub fn submission(
     let mut answer = Value::Null;
     if let Some(fields) = simple_fields(schema) {
         let mut obj = Map::new();
-        for (name, ty, options, _) in fields {
+        for Field {
+            name, ty, options, ..
+        } in fields
+        {
             let block = format!("{FIELD}{name}");
             let Some(raw) = input_value(values, &block) else {
                 continue;
