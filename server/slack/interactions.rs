@@ -122,6 +122,9 @@ async fn block_actions(w: &Witness, slack: &Arc<Slack>, payload: &Value) -> Resp
         Ok(p) => p,
         Err(text) => return tell(text),
     };
+    if let Err(e) = w.admit(&who) {
+        return tell(format!("witness: {e}"));
+    }
     let decision = match w.get(&who, &decision_id).await {
         Ok(d) => d,
         Err(e) => return tell(format!("witness: {e}")),
