@@ -201,3 +201,34 @@ pub(super) fn check_channel(at: &str, channel: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pace_as_slack_documents_and_debug_hides_secrets() {
+        let cfg: SlackConfig =
+            from_json(r#"{"bot_token": "xoxb-secret-1", "signing_secret": "signing-secret-2"}"#);
+        assert_eq!(cfg.api_base, "https://slack.com/api");
+        // chat.postMessage: about one message per second per channel.
+        assert_eq!(cfg.message_interval, Duration::from_secs(1));
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("xoxb-secret-1") && !shown.contains("signing-secret-2"),
+            "{shown}"
+        );
+    }
+
+    fn from_json(json: &str) -> SlackConfig {
+        serde_json::from_str(json).expect("a [slack] section")
+    }
+
+    #[test]
+    fn channel_ids_only() {
+        assert!(check_channel("p", "C0DEPLOY").is_ok());
+        for bad in ["", "#deploys", "C0 DEPLOY", "<!channel>"] {
+            assert!(check_channel("p", bad).is_err(), "{bad:?}");
+        }
+    }
+}
