@@ -408,7 +408,24 @@ async fn a_burst_of_500_through_a_429_storm_arrives_in_order_and_complete() {
             .collect::<Result<_, _>>()
             .unwrap()
     };
-    assert_eq!(posted, created, "posted in the order they were asked");
+    if let Some(i) = (0..500).find(|&i| posted[i] != created[i]) {
+        let pos = |id: &String| created.iter().position(|c| c == id);
+        let around: Vec<_> = posted[i.saturating_sub(2)..(i + 3).min(500)]
+            .iter()
+            .map(pos)
+            .collect();
+        let statuses: Vec<_> = fake.calls()[i.saturating_sub(3)..(i + 4).min(fake.calls().len())]
+            .iter()
+            .map(|c| {
+                (
+                    c.status,
+                    decision_of(&c.body).as_ref().and_then(pos),
+                    c.at.duration_since(fake.calls()[0].at).as_millis(),
+                )
+            })
+            .collect();
+        panic!("post {i} out of order: posted (by creation index) {around:?}; calls {statuses:?}");
+    }
     // Retry-After was honoured: after each 429 the channel was left alone
     // for at least the second Slack asked for.
     let calls = fake.calls();

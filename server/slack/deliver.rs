@@ -35,8 +35,9 @@ pub async fn run(store: Arc<dyn Store>, slack: Option<Arc<Slack>>, cfg: OutboxCo
     // When each channel may be called next.
     let mut next_call: HashMap<String, Pace> = HashMap::new();
     loop {
+        let claimed_at = now_micros();
         let due = match store
-            .outbox_claim_lane(Lane::Slack, now_micros(), lease, BATCH)
+            .outbox_claim_lane(Lane::Slack, claimed_at, lease, BATCH)
             .await
         {
             Ok(due) => due,
@@ -65,13 +66,15 @@ pub async fn run(store: Arc<dyn Store>, slack: Option<Arc<Slack>>, cfg: OutboxCo
                 .to_string();
             channels.entry(channel).or_default().push(item);
         }
-        let deadline = Instant::now() + ROUND;
+        let round = Round {
+            claimed_at,
+            deadline: Instant::now() + ROUND,
+        };
         let rounds = channels.into_iter().map(|(channel, items)| {
             let at = next_call.get(&channel).copied();
             let (store, slack) = (store.clone(), slack.clone());
             async move {
-                let next =
-                    channel_round(&*store, &slack, &cfg, &channel, items, at, deadline).await;
+                let next = channel_round(&*store, &slack, &cfg, &channel, items, at, round).await;
                 (channel, next)
             }
         });
@@ -79,20 +82,42 @@ pub async fn run(store: Arc<dyn Store>, slack: Option<Arc<Slack>>, cfg: OutboxCo
             next_call.insert(channel, next);
         }
         let now = Instant::now();
-        next_call.retain(|_, p| p.next > now);
+        let now_us = now_micros();
+        next_call.retain(|_, p| p.next > now || p.resume_at.is_some_and(|at| at > now_us));
     }
 }
 
-/// When a channel may be called next, and whether rows of it were put
-/// back in line until then (later rows must then wait for them).
+/// When a channel may be called next, and, when rows of it were put back
+/// in line, the time they were put back to: later rows of the channel are
+/// put back to exactly that time, so they all come due together and the
+/// claim's id order keeps the channel's order.
 #[derive(Debug, Clone, Copy)]
 struct Pace {
     next: Instant,
-    paused: bool,
+    resume_at: Option<i64>,
 }
 
-/// Delivers one channel's claimed rows in order; returns when the channel
-/// may be called next.
+/// One round of the worker: when it claimed, and until when it paces.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    claimed_at: i64,
+    deadline: Instant,
+}
+
+/// Puts `items` back in line until `at`, counting no attempt.
+async fn put_back(
+    store: &dyn Store,
+    items: impl Iterator<Item = OutboxItem>,
+    at: i64,
+    reason: &str,
+) {
+    for it in items {
+        let reason = reason.to_string();
+        complete(store, &it, Delivery::Deferred { at, reason }).await;
+    }
+}
+
+/// Delivers one channel's claimed rows in order; returns its pace.
 async fn channel_round(
     store: &dyn Store,
     slack: &Slack,
@@ -100,24 +125,35 @@ async fn channel_round(
     channel: &str,
     items: Vec<OutboxItem>,
     pace: Option<Pace>,
-    deadline: Instant,
+    round: Round,
 ) -> Pace {
     let interval = slack.config().message_interval;
+    if let Some(
+        p @ Pace {
+            resume_at: Some(at),
+            ..
+        },
+    ) = pace
+    {
+        // Compared with the claim's time, not the clock now: a claim made
+        // before `at` did not return the rows put back (not yet due), so
+        // the rows it did return must not overtake them.
+        if round.claimed_at < at {
+            put_back(store, items.into_iter(), at, "after rows put back earlier").await;
+            return p;
+        }
+    }
     let mut next = pace.map_or_else(Instant::now, |p| p.next);
-    // Rows put back earlier come first (id order) once they are due again.
-    let paused = pace.is_some_and(|p| p.paused && p.next > Instant::now());
     let mut rest = items.into_iter();
     while let Some(item) = rest.next() {
-        if paused || next > deadline {
-            // Back in line (id order keeps the order) for when the channel
-            // may be called again.
-            let wait = next.saturating_duration_since(Instant::now());
-            let at = now_micros() + micros(wait);
-            for it in std::iter::once(item).chain(rest.by_ref()) {
-                let reason = format!("pacing channel {channel}");
-                complete(store, &it, Delivery::Deferred { at, reason }).await;
-            }
-            return Pace { next, paused: true };
+        if next > round.deadline {
+            let at = now_micros() + micros(next.saturating_duration_since(Instant::now()));
+            let reason = format!("pacing channel {channel}");
+            put_back(store, std::iter::once(item).chain(rest), at, &reason).await;
+            return Pace {
+                next,
+                resume_at: Some(at),
+            };
         }
         tokio::time::sleep_until(next).await;
         let result = deliver(store, slack, channel, &item).await;
@@ -129,11 +165,12 @@ async fn channel_round(
                 tracing::info!(channel, ?wait, "Slack rate limit: pausing the channel");
                 next = Instant::now() + wait;
                 let at = now_micros() + micros(wait);
-                for it in std::iter::once(item).chain(rest.by_ref()) {
-                    let reason = format!("rate limited by Slack for {}s", wait.as_secs());
-                    complete(store, &it, Delivery::Deferred { at, reason }).await;
-                }
-                return Pace { next, paused: true };
+                let reason = format!("rate limited by Slack for {}s", wait.as_secs());
+                put_back(store, std::iter::once(item).chain(rest), at, &reason).await;
+                return Pace {
+                    next,
+                    resume_at: Some(at),
+                };
             }
             Err(e) => failed(cfg, &item, e.to_string()),
         };
@@ -141,7 +178,7 @@ async fn channel_round(
     }
     Pace {
         next,
-        paused: false,
+        resume_at: None,
     }
 }
 
