@@ -348,7 +348,19 @@ async fn a_decision_cancelled_from_the_cli_updates_its_slack_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_update_after_a_vote_survives_kill_9_and_happens_once() {
-    let (fake, mut s) = start().await;
+    let (fake, s) = start().await;
+    survives_kill_9(fake, s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_update_after_a_vote_survives_kill_9_on_postgres() {
+    let fake = FakeSlack::start().await;
+    let url = common::pg::PgCluster::shared().fresh_database().await;
+    let s = Server::start_on(&url, &config(&fake));
+    survives_kill_9(fake, s).await;
+}
+
+async fn survives_kill_9(fake: FakeSlack, mut s: Server) {
     let id = ask_as_ci(&s, "pair.restart", &["sre"], 2).await;
     let (_, ts) = posted(&fake, &id).await;
     fake.fail_updates(true);
