@@ -355,7 +355,7 @@ async fn the_update_after_a_vote_survives_kill_9_and_happens_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_update_after_a_vote_survives_kill_9_on_postgres() {
     let fake = FakeSlack::start().await;
-    let url = common::pg::PgCluster::shared().fresh_database().await;
+    let url = pg::PgCluster::shared().fresh_database().await;
     let s = Server::start_on(&url, &config(&fake));
     survives_kill_9(fake, s).await;
 }
