@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// The Slack lane's lease with `[outbox] timeout = "2s"` (14 s), and margin.
+const LEASE_WAIT: Duration = Duration::from_secs(40);
 
 fn config(fake: &FakeSlack) -> String {
     let principals = [
@@ -27,6 +29,8 @@ backoff = "50ms"
 max_backoff = "200ms"
 # The kill -9 test fails updates for a while: never long enough to kill one.
 max_attempts = 1000
+# A row claimed when the process died waits out its lease (5s + 2 x this + 5s).
+timeout = "2s"
 [[policies]]
 kind = "pair.*"
 required_approvals = 2
@@ -374,7 +378,18 @@ async fn survives_kill_9(fake: FakeSlack, mut s: Server) {
     assert!(fake.ok_calls("chat.update").is_empty());
     fake.fail_updates(false);
     s.restart();
-    let shown = updated_with(&fake, &ts, "1 of 2 approvals").await;
+    // A row the dead process held (killed mid-call) waits out its lease.
+    eventually(
+        "the vote's chat.update after the restart",
+        LEASE_WAIT,
+        || async {
+            fake.updates_of(&ts)
+                .iter()
+                .any(|u| u["blocks"].to_string().contains("1 of 2 approvals"))
+        },
+    )
+    .await;
+    let shown = fake.updates_of(&ts).last().unwrap().clone();
     let vote_event = event_of(&shown);
     // Close it, so every row of this message has been worked off.
     let out = s.cli(&["cancel", &id, "--token", &token("ci")]);
