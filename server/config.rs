@@ -13,11 +13,15 @@ mod figment_errors;
 mod identity;
 mod reference;
 mod secrets;
+mod slack;
 mod validate;
+mod webhooks;
 
 pub use identity::{session_key_bytes, template_claims, AuthConfig, IssuerConfig};
 
 pub use reference::reference;
+pub use slack::{SlackConfig, SlackUser};
+pub use webhooks::{OutboxConfig, WebhookConfig, WebhookFormat};
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +99,10 @@ pub struct Config {
     /// The Model Context Protocol endpoint `/mcp`, where AI agents ask people.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// The Slack app: decisions posted with Approve / Reject buttons to a
+    /// policy's `slack_channel`, answered from Slack; absent: none.
+    #[serde(default)]
+    pub slack: Option<SlackConfig>,
 }
 
 /// `[http]`: where the HTTP side (Connect, gRPC-Web, `/healthz` and the
@@ -342,78 +350,14 @@ pub struct PrincipalConfig {
     /// Operators this principal may answer for (`*`: anyone).
     #[serde(default)]
     pub can_act_for: Vec<String>,
+    /// The principal's email address: with `[slack] principal_from =
+    /// "email"`, the Slack user with this address answers as it.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 fn everything() -> Vec<String> {
     vec!["*".into()]
-}
-
-/// One `[[webhooks]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// The surface and paging name policies use (unique).
-    pub name: String,
-    /// `http://` or `https://` URL deliveries are POSTed to.
-    pub url: String,
-    /// HMAC-SHA256 key for `X-Witness-Signature` (never logged). Or
-    /// `secret_file` / `secret_env` (see `config::secrets`).
-    #[serde(default)]
-    pub secret: String,
-    /// A file holding the secret.
-    #[serde(default)]
-    pub secret_file: Option<std::path::PathBuf>,
-    /// An environment variable holding the secret.
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// Payload shape: `witness` (the plain event), `pagerduty` (Events v2)
-    /// or `slack` (an incoming-webhook message).
-    #[serde(default)]
-    pub format: WebhookFormat,
-    /// PagerDuty integration key (format `pagerduty`).
-    #[serde(default)]
-    pub routing_key: String,
-}
-
-/// Payload shape of a webhook.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum WebhookFormat {
-    #[default]
-    Witness,
-    Pagerduty,
-    Slack,
-}
-
-/// `[outbox]`: webhook delivery retries.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct OutboxConfig {
-    /// Tries before a delivery is dead-lettered.
-    pub max_attempts: u32,
-    /// First retry delay; doubles per try, with jitter.
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String")]
-    pub backoff: std::time::Duration,
-    /// Longest retry delay.
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String")]
-    pub max_backoff: std::time::Duration,
-    /// Per-request timeout.
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String")]
-    pub timeout: std::time::Duration,
-}
-
-impl Default for OutboxConfig {
-    fn default() -> Self {
-        OutboxConfig {
-            max_attempts: 8,
-            backoff: std::time::Duration::from_secs(1),
-            max_backoff: std::time::Duration::from_secs(300),
-            timeout: std::time::Duration::from_secs(10),
-        }
-    }
 }
 
 impl Config {
@@ -463,6 +407,9 @@ impl Config {
                 file: secrets::path(&w.secret_file),
                 env: w.secret_env.as_deref(),
             })?;
+        }
+        if let Some(slack) = &mut self.slack {
+            slack.resolve_secrets()?;
         }
         let store = &mut self.store;
         let password = secrets::resolve(secrets::Sources {

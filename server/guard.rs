@@ -7,7 +7,10 @@
 //! 2. **CORS preflights** are answered for `[http] allowed_origins` only.
 //! 3. **Cross-origin state changes are refused** (403): a request other than
 //!    GET/HEAD/OPTIONS whose `Origin` is not the server's own, unless it
-//!    carries a bearer token and its origin is allowed.
+//!    carries a bearer token and its origin is allowed. Server-to-server
+//!    calls send no `Origin` and pass (Slack's `POST /slack/interactions`,
+//!    which its own signature authenticates; `[slack]` needs principals,
+//!    so the dev-mode Host rule never applies to it).
 //! 4. **RPCs authenticate before their body is read**: in token mode a
 //!    `witness.v1.WitnessService` call or an `/mcp` request without a valid
 //!    credential is refused from its headers alone (`/mcp` with 401 and

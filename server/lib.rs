@@ -19,6 +19,7 @@ pub mod receipts;
 pub mod reload;
 pub mod server;
 pub mod service;
+pub mod slack;
 pub mod store;
 pub mod telemetry;
 pub mod timers;

@@ -186,7 +186,8 @@ pub async fn run(store: Arc<dyn Store>, configured: crate::reload::Hooks, cfg: O
             async move {
                 let result = attempt(&client, hooks.get(&item.webhook), &item, &cfg).await;
                 let label = match &result {
-                    Delivery::Delivered { .. } => "delivered",
+                    Delivery::Delivered { .. } | Delivery::Answered { .. } => "delivered",
+                    Delivery::Deferred { .. } => "deferred",
                     Delivery::Retry { .. } => "failed",
                     Delivery::Dead { .. } => "dead",
                 };

@@ -61,6 +61,9 @@ pub enum ServeError {
     /// The Connect/HTTP endpoint cannot be built (its descriptors).
     #[error("{0}")]
     Endpoint(String),
+    /// The Slack app's Web API client cannot be built.
+    #[error("slack: {0}")]
+    Slack(#[from] crate::slack::SlackError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("listen: {0}")]
@@ -130,11 +133,25 @@ async fn build_parts(
         hooks.clone(),
         config.outbox,
     ));
+    let slack = match &config.slack {
+        Some(s) => Some(Arc::new(crate::slack::Slack::new(
+            s.clone(),
+            &config.principals,
+            config.outbox.timeout,
+        )?)),
+        None => None,
+    };
+    tokio::spawn(crate::slack::deliver::run(
+        store.clone(),
+        slack.clone(),
+        config.outbox,
+    ));
     let witness = Arc::new(Witness::new(crate::service::Parts {
         store,
         hub,
         live,
         receipts: crate::receipts::ReceiptKey::load_or_create(&config.receipt_key_file())?,
+        slack,
     }));
     Ok((witness, hooks))
 }

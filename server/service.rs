@@ -94,6 +94,8 @@ pub struct Parts {
     pub hub: Arc<crate::hub::Hub>,
     pub live: Live,
     pub receipts: crate::receipts::ReceiptKey,
+    /// The Slack app, when `[slack]` is configured.
+    pub slack: Option<Arc<crate::slack::Slack>>,
 }
 
 /// The decision service.
@@ -104,6 +106,7 @@ pub struct Witness {
     live: LiveHandle,
     limiter: crate::limits::Limiter,
     receipts: crate::receipts::ReceiptKey,
+    slack: Option<Arc<crate::slack::Slack>>,
 }
 
 fn required(field: &str, value: &str) -> Result<()> {
@@ -158,6 +161,7 @@ impl Witness {
             live: Arc::new(arc_swap::ArcSwap::from_pointee(p.live)),
             limiter,
             receipts: p.receipts,
+            slack: p.slack,
         }
     }
 
@@ -173,6 +177,11 @@ impl Witness {
         self.limiter
             .reconfigure(l.requests_per_second, l.burst, l.max_streams_per_principal);
         self.live.store(Arc::new(live));
+    }
+
+    /// The Slack app, when configured.
+    pub fn slack(&self) -> Option<&Arc<crate::slack::Slack>> {
+        self.slack.as_ref()
     }
 
     /// The identity table (authenticating a request is the protocol

@@ -8,8 +8,8 @@ use serde_json::json;
 use std::sync::Arc;
 use witness::core::{Action, Actor, NewDecision, Outcome, Policy, Status, Verdict};
 use witness::store::{
-    Command, Delivery, Idempotency, OutboxStatus, PageQuery, ProjectionRow, Store, StoreError,
-    TimerKind,
+    Command, Delivery, Idempotency, Lane, OutboxStatus, PageQuery, ProjectionRow, Store,
+    StoreError, TimerKind,
 };
 
 type S = Arc<dyn Store>;
@@ -499,6 +499,86 @@ async fn outbox_claim_leases_in_id_order_up_to_the_limit(s: S) {
     );
 }
 
+/// Slack rows (`slack:CHANNEL`) are their own lane: the webhook claim never
+/// hands them out, the Slack claim hands out only them; a post keeps its
+/// answer (the message ts), a deferral counts no attempt, and a decision's
+/// thread lists its rows in sequence order.
+async fn the_slack_lane_is_claimed_apart_and_keeps_its_thread(s: S) {
+    let policy = Policy {
+        webhook_surfaces: vec!["pager".into()],
+        slack_channel: Some("C0DEPLOY".into()),
+        ..Policy::default()
+    };
+    let d = ask_with(&s, policy, None).await;
+    s.execute(approve(&d.id, "op")).await.unwrap();
+    let t = d.created_at + 60_000_000;
+    let hooks = s.outbox_claim(t, 1_000, 10).await.unwrap();
+    assert_eq!(
+        hooks.iter().map(|o| o.webhook.as_str()).collect::<Vec<_>>(),
+        ["pager"],
+        "the webhook lane: the CREATED page only"
+    );
+    let slack = s
+        .outbox_claim_lane(Lane::Slack, t, 1_000, 10)
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, &str)> = slack
+        .iter()
+        .map(|o| (o.webhook.as_str(), o.event_type.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("slack:C0DEPLOY", "CREATED"),
+            ("slack:C0DEPLOY", "ANSWERED"),
+            ("slack:C0DEPLOY", "APPROVED")
+        ]
+    );
+    s.outbox_complete(
+        slack[0].id,
+        Delivery::Answered {
+            at: t,
+            response: "1700000000.000100".into(),
+        },
+    )
+    .await
+    .unwrap();
+    s.outbox_complete(
+        slack[1].id,
+        Delivery::Deferred {
+            at: t + 500,
+            reason: "rate limited".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let thread = s.outbox_thread("slack:C0DEPLOY", &d.id).await.unwrap();
+    assert_eq!(thread.len(), 3);
+    assert!(thread.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    assert_eq!(thread[0].status, OutboxStatus::Delivered);
+    assert_eq!(thread[0].response.as_deref(), Some("1700000000.000100"));
+    assert_eq!(
+        (
+            thread[1].status,
+            thread[1].attempts,
+            thread[1].next_attempt_at
+        ),
+        (OutboxStatus::Pending, 0, t + 500),
+        "a deferral is no attempt"
+    );
+    assert_eq!(thread[1].last_error.as_deref(), Some("rate limited"));
+    assert!(s
+        .outbox_thread("slack:OTHER", &d.id)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = s
+        .outbox_claim_lane(Lane::Slack, t + 1_001, 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&again), [slack[1].id, slack[2].id]);
+}
+
 /// Three claimed deliveries: one delivered, one to retry later, one dead.
 async fn completed_three_ways(s: &S) -> (Vec<witness::store::OutboxItem>, i64) {
     let made = deliveries(s, 3).await;
@@ -894,6 +974,7 @@ conformance!(
     outbox_complete_records_delivered_retry_and_dead,
     outbox_list_filters_by_status_newest_first,
     outbox_retry_requeues_one_or_every_dead,
+    the_slack_lane_is_claimed_apart_and_keeps_its_thread,
     receipts_are_stored_for_closed_decisions_in_id_order,
     the_log_reads_by_position_and_by_decision,
     projection_rows_are_the_columns_as_written,

@@ -248,6 +248,15 @@ impl Auth {
         }
     }
 
+    /// The configured principal named `name` (a Slack user's mapped
+    /// principal), as if it had authenticated with its token.
+    pub fn principal_named(&self, name: &str) -> Option<Principal> {
+        self.entries
+            .iter()
+            .find(|e| e.principal.name == name)
+            .map(|e| e.principal.clone())
+    }
+
     /// Identifies the caller of a plain HTTP request: the same rules as
     /// gRPC metadata (bearer token, or the dev-mode headers).
     pub fn authenticate_headers(&self, headers: &http::HeaderMap) -> Result<Principal> {
@@ -438,6 +447,7 @@ mod tests {
             roles: roles.iter().map(ToString::to_string).collect(),
             can_ask: vec!["deploy.*".into()],
             can_act_for: act_for.iter().map(ToString::to_string).collect(),
+            email: None,
         }
     }
 

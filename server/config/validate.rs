@@ -75,6 +75,13 @@ impl Config {
                     "webhooks[{i}].url: must be an http(s) URL"
                 )));
             }
+            if w.name.starts_with(crate::store::SLACK_PREFIX) {
+                return Err(ConfigError(format!(
+                    "webhooks[{i}].name: {:?}: names starting with \"slack:\" are the Slack \
+                     app's (set slack_channel on a policy instead)",
+                    w.name
+                )));
+            }
             if w.secret.is_empty() {
                 return Err(ConfigError(format!(
                     "webhooks[{i}].secret: must not be empty (set secret, secret_file or secret_env)"
@@ -97,6 +104,14 @@ impl Config {
                     )));
                 }
             }
+            if let Some(channel) = &rule.slack_channel {
+                super::slack::check_channel(&at, channel)?;
+                if self.slack.is_none() {
+                    return Err(ConfigError(format!(
+                        "{at}.slack_channel: needs a [slack] section (bot_token, signing_secret)"
+                    )));
+                }
+            }
             if let Some(missing) = rule
                 .notify_outcome
                 .iter()
@@ -106,6 +121,9 @@ impl Config {
                     "{at}.notify_outcome: no [[webhooks]] entry is named {missing:?}"
                 )));
             }
+        }
+        if let Some(slack) = &self.slack {
+            slack.validate(&self.principals)?;
         }
         crate::core::policy::Policies::new(&self.policies).map_err(|e| ConfigError(e.message))?;
         for (i, rule) in self.policies.iter().enumerate() {

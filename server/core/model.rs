@@ -112,6 +112,9 @@ pub struct Policy {
     /// Webhooks told the outcome when the decision closes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify_outcome: Vec<String>,
+    /// The Slack channel the decision is posted to and kept up to date in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
 }
 
 /// When an escalation level stands down.
@@ -206,6 +209,7 @@ impl Default for Policy {
             webhook_surfaces: Vec::new(),
             escalation: Vec::new(),
             notify_outcome: Vec::new(),
+            slack_channel: None,
         }
     }
 }

@@ -46,7 +46,7 @@ pub fn notifications(event: &Event, after: &Decision) -> Vec<Notification> {
         }
         _ => &[],
     };
-    if targets.is_empty() {
+    if targets.is_empty() && slack_destination(event, after).is_none() {
         return Vec::new();
     }
     let mut payload = json!({
@@ -64,6 +64,7 @@ pub fn notifications(event: &Event, after: &Decision) -> Vec<Notification> {
     }
     let body = canonical_json(&payload);
     let mut seen = Vec::new();
+    let slack = slack_destination(event, after);
     targets
         .iter()
         .filter(|t| {
@@ -78,8 +79,39 @@ pub fn notifications(event: &Event, after: &Decision) -> Vec<Notification> {
             event_type: event.kind.type_name().to_string(),
             body: body.clone(),
         })
+        .chain(slack.map(|webhook| Notification {
+            webhook,
+            decision_id: event.decision_id.clone(),
+            sequence: event.sequence,
+            event_type: event.kind.type_name().to_string(),
+            body: body.clone(),
+        }))
         .collect()
 }
+
+/// The Slack outbox destination (`slack:CHANNEL`) an event goes to: the
+/// post (CREATED) and every later change the message shows (a vote, the
+/// close, the expiry, the cancel, an escalation), when the decision's
+/// policy names a channel.
+fn slack_destination(event: &Event, after: &Decision) -> Option<String> {
+    let channel = after.policy.slack_channel.as_deref()?;
+    let shown = matches!(
+        event.kind,
+        EventKind::Created { .. }
+            | EventKind::Answered { .. }
+            | EventKind::Approved
+            | EventKind::Rejected
+            | EventKind::Cancelled { .. }
+            | EventKind::ContextChanged { .. }
+            | EventKind::Expired
+            | EventKind::FallbackFired { .. }
+            | EventKind::Escalated { .. }
+    );
+    shown.then(|| format!("{SLACK_DESTINATION}{channel}"))
+}
+
+/// The prefix of Slack outbox destinations (`store::SLACK_PREFIX`).
+pub const SLACK_DESTINATION: &str = "slack:";
 
 /// What the people who were paged need to know about a closed decision:
 /// the status, who decided (and who sent it for them), their rationales,

@@ -97,6 +97,11 @@ pub struct PolicyRule {
     /// Webhooks told the outcome when a decision closes.
     #[serde(default)]
     pub notify_outcome: Vec<String>,
+    /// Slack channel id (`C0DEPLOY`) the decision is posted to with
+    /// Approve / Reject buttons, and updated in place as it changes; needs
+    /// `[slack]`.
+    #[serde(default)]
+    pub slack_channel: Option<String>,
 }
 
 /// One `escalation = [{ after, webhooks, unless }]` level as written.
@@ -246,6 +251,7 @@ impl Policies {
             webhook_surfaces: Vec::new(),
             escalation: levels.clone(),
             notify_outcome: rule.notify_outcome.clone(),
+            slack_channel: rule.slack_channel.clone(),
         }
     }
 }
@@ -267,6 +273,7 @@ mod tests {
             allow_self_approval: false,
             escalation: Vec::new(),
             notify_outcome: Vec::new(),
+            slack_channel: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - `/` and `/console/*`: the web console (`console`).
 //! - `/metrics`: Prometheus metrics (`metrics`).
 //! - `/auth/*`: console sign-in through an OpenID provider (`signin`).
+//! - `/slack/interactions`: the Slack app's buttons and modal (`crate::slack`).
 //!
 //! `/witness.v1.WitnessService/*` is not routed here: `server::serve_on`
 //! mounts `connect::WitnessEndpoint` there, which picks gRPC or Connect by
@@ -33,6 +34,10 @@ pub fn router(w: Arc<Witness>) -> Router {
         .merge(console::router())
         .merge(signin::router())
         .route("/metrics", get(metrics::metrics))
+        .route(
+            "/slack/interactions",
+            axum::routing::post(crate::slack::interactions::handle),
+        )
         .with_state(w)
 }
 

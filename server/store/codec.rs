@@ -90,6 +90,7 @@ fn templates() -> &'static Templates {
             "on_timeout": "expire", "timeout_answer": null, "ack_window_us": 60_000_000,
             "fallback": [], "context_max_age_us": 60_000_000, "allow_self_approval": false,
             "webhook_surfaces": [], "escalation": [], "notify_outcome": [],
+            "slack_channel": null,
         }),
         answer: json!({
             "verdict": "APPROVE", "answer": null, "rationale": "", "operator": "",

@@ -175,6 +175,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             words(),
             prop::collection::vec(level(), 0..3),
             words(),
+            prop::option::of("[A-Z0-9]{1,4}"),
         ),
     )
         .prop_map(|((kind, n, timeout, on, answer), rest)| Policy {
@@ -190,6 +191,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             webhook_surfaces: rest.4,
             escalation: rest.5,
             notify_outcome: rest.6,
+            slack_channel: rest.7,
         })
 }
 

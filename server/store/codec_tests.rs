@@ -36,6 +36,7 @@ fn rich_policy() -> Policy {
         context_max_age_us: 0,
         allow_self_approval: true,
         webhook_surfaces: vec!["slack".into()],
+        slack_channel: Some("C0DEPLOY".into()),
         escalation: vec![
             EscalationLevel {
                 after_us: 10_000_000,

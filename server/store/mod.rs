@@ -7,8 +7,11 @@
 mod batch;
 pub mod codec;
 mod compact;
+mod outbox;
 pub mod postgres;
 pub mod sqlite;
+
+pub use outbox::{Delivery, Lane, OutboxItem, OutboxStatus, SLACK_PREFIX};
 
 pub use batch::{
     changed_underneath, plan_batch, BatchWrites, DecisionWrite, Keys, Loaded, OutboxRow,
@@ -390,76 +393,6 @@ fn in_id_order(mut due: Vec<DueTimer>) -> Vec<DueTimer> {
     due
 }
 
-/// Where a webhook delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutboxStatus {
-    Pending,
-    Delivered,
-    /// Gave up after the configured number of tries (see `witness outbox`).
-    Dead,
-}
-
-impl OutboxStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Delivered => "delivered",
-            OutboxStatus::Dead => "dead",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<OutboxStatus> {
-        [
-            OutboxStatus::Pending,
-            OutboxStatus::Delivered,
-            OutboxStatus::Dead,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-    }
-
-    /// The event type stored in outbox row `id`.
-    pub fn decode_event_type(id: i64, s: &str) -> Result<core::EventType> {
-        s.parse()
-            .map_err(|e| StoreError::Corrupt(format!("outbox row {id}: {e}")))
-    }
-
-    /// The status stored in outbox row `id`: anything else is corrupt data,
-    /// never silently "pending" (which would re-send, or hide, a delivery).
-    pub fn decode(id: i64, s: &str) -> Result<OutboxStatus> {
-        OutboxStatus::parse(s).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "outbox row {id}: unknown status {:?} (expected pending, delivered or dead)",
-                core::cut(s)
-            ))
-        })
-    }
-}
-
-/// One outbox row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxItem {
-    pub id: i64,
-    pub webhook: String,
-    pub decision_id: String,
-    pub sequence: u64,
-    pub event_type: core::EventType,
-    pub body: String,
-    pub status: OutboxStatus,
-    pub attempts: u32,
-    pub next_attempt_at: Micros,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<Micros>,
-}
-
-/// The result of one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    Delivered { at: Micros },
-    Retry { at: Micros, error: String },
-    Dead { error: String },
-}
-
 /// The gauges a scrape reads (`metrics` defines them: it needs nothing
 /// from the store).
 pub use crate::metrics::StoreGauges;
@@ -494,7 +427,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Micros,
         lease_us: i64,
         limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        self.outbox_claim_lane(Lane::Webhooks, now, lease_us, limit)
+            .await
+    }
+    /// [`Store::outbox_claim`] for one lane, in id order.
+    async fn outbox_claim_lane(
+        &self,
+        lane: Lane,
+        now: Micros,
+        lease_us: i64,
+        limit: usize,
     ) -> Result<Vec<OutboxItem>>;
+    /// Every delivery of one decision to one destination, in sequence
+    /// order, whatever its status (the Slack worker reads its message `ts`
+    /// and what was already shown from it).
+    async fn outbox_thread(&self, webhook: &str, decision_id: &str) -> Result<Vec<OutboxItem>>;
     /// Records the result of an attempt on a claimed delivery.
     async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()>;
     /// Deliveries, newest first, optionally of one status.

@@ -7,6 +7,7 @@ pub(crate) mod pg;
 pub(crate) mod pg_ha;
 pub(crate) mod proc;
 pub(crate) mod receiver;
+pub(crate) mod slack;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_outbox.sql"),
     include_str!("../migrations/postgres/0003_receipts.sql"),
     include_str!("../migrations/postgres/0004_compact_log.sql"),
+    include_str!("../migrations/postgres/0005_outbox_response.sql"),
 ];
 /// The migration after whose SQL the decision rows are re-encoded.
 const COMPACT_ROWS: usize = 4;

@@ -15,12 +15,13 @@
 
 mod columns;
 mod migrate;
+mod outbox;
 mod write;
 use migrate::migrate;
 use write::{load_decision, write_loop};
 
 use super::{
-    codec, Applied, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    codec, Applied, Command, Delivery, DueTimer, Lane, OutboxItem, OutboxStatus, PageQuery,
     ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
 use super::{due_timer, in_id_order};
@@ -256,26 +257,6 @@ async fn listen_loop(config: tokio_postgres::Config, commits: watch::Sender<u64>
     }
 }
 
-const OUTBOX_COLUMNS: &str =
-    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
-
-fn outbox_item(r: &tokio_postgres::Row) -> Result<OutboxItem> {
-    let id: i64 = r.get(0);
-    Ok(OutboxItem {
-        id,
-        webhook: r.get(1),
-        decision_id: r.get(2),
-        sequence: r.get::<_, i64>(3) as u64,
-        event_type: OutboxStatus::decode_event_type(id, r.get(4))?,
-        body: r.get(5),
-        status: OutboxStatus::decode(id, r.get(6))?,
-        attempts: r.get::<_, i32>(7) as u32,
-        next_attempt_at: r.get(8),
-        last_error: r.get(9),
-        delivered_at: r.get(10),
-    })
-}
-
 fn raw_event(r: &tokio_postgres::Row) -> RawEvent {
     RawEvent {
         sequence: r.get::<_, i64>(0) as u64,
@@ -496,51 +477,23 @@ impl Store for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn outbox_claim(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<OutboxItem>> {
-        let sql = format!(
-            "UPDATE outbox SET lease = $1 + $2 WHERE id IN (
-                 SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
-                   AND (lease IS NULL OR lease < $1) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING {OUTBOX_COLUMNS}"
-        );
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query(&sql, &[&now, &lease_us, &(limit as i64)])
-            .await?;
-        rows.iter().map(outbox_item).collect()
+    async fn outbox_claim_lane(
+        &self,
+        lane: Lane,
+        now: i64,
+        lease_us: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        self.outbox_claim_lane_impl(lane, now, lease_us, limit)
+            .await
+    }
+
+    async fn outbox_thread(&self, webhook: &str, decision_id: &str) -> Result<Vec<OutboxItem>> {
+        self.outbox_thread_impl(webhook, decision_id).await
     }
 
     async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()> {
-        let c = self.pool.get().await?;
-        match result {
-            Delivery::Delivered { at } => {
-                c.execute(
-                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2,
-                         lease = NULL, last_error = NULL WHERE id = $1",
-                    &[&id, &at],
-                )
-                .await?
-            }
-            Delivery::Retry { at, error } => {
-                c.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,
-                         lease = NULL WHERE id = $1",
-                    &[&id, &at, &error],
-                )
-                .await?
-            }
-            Delivery::Dead { error } => {
-                c.execute(
-                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $2,
-                         lease = NULL WHERE id = $1",
-                    &[&id, &error],
-                )
-                .await?
-            }
-        };
-        Ok(())
+        self.outbox_complete_impl(id, result).await
     }
 
     async fn outbox_list(
@@ -548,31 +501,11 @@ impl Store for PostgresStore {
         status: Option<OutboxStatus>,
         limit: usize,
     ) -> Result<Vec<OutboxItem>> {
-        let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"
-        );
-        let status = status.map(OutboxStatus::as_str);
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query(&sql, &[&status, &(limit as i64)])
-            .await?;
-        rows.iter().map(outbox_item).collect()
+        self.outbox_list_impl(status, limit).await
     }
 
     async fn outbox_retry(&self, id: Option<i64>, now: i64) -> Result<u64> {
-        let n = self
-            .pool
-            .get()
-            .await?
-            .execute(
-                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, lease = NULL
-                 WHERE status != 'delivered' AND (($1::bigint IS NULL AND status = 'dead') OR id = $1)",
-                &[&id, &now],
-            )
-            .await?;
-        Ok(n)
+        self.outbox_retry_impl(id, now).await
     }
 
     fn commits(&self) -> watch::Receiver<u64> {

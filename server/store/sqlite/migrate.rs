@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_compact_log.sql"),
     include_str!("../migrations/sqlite/0005_timer_lease.sql"),
     include_str!("../migrations/sqlite/0006_chain_blobs.sql"),
+    include_str!("../migrations/sqlite/0007_outbox_response.sql"),
 ];
 /// The migration after whose SQL the decision rows are re-encoded.
 const COMPACT_ROWS: usize = 4;

@@ -7,11 +7,12 @@
 //! read-only connections.
 
 mod migrate;
+mod outbox;
 mod tail;
 mod writer;
 
 use super::{
-    codec, Applied, Chain, Command, Delivery, DueTimer, OutboxItem, OutboxStatus, PageQuery,
+    codec, Applied, Chain, Command, Delivery, DueTimer, Lane, OutboxItem, OutboxStatus, PageQuery,
     ProjectionRow, RawEvent, Result, Store, StoreError, StoreGauges,
 };
 use super::{due_timer, in_id_order};
@@ -187,38 +188,6 @@ impl SqliteStore {
         rx.await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
-}
-
-const OUTBOX_COLUMNS: &str =
-    "id, webhook, decision_id, sequence, event_type, body, status, attempts, next_attempt_at, last_error, delivered_at";
-
-/// One outbox row; the outer error is the driver's, the inner one a row
-/// whose status does not decode.
-fn outbox_item(r: &rusqlite::Row) -> rusqlite::Result<Result<OutboxItem>> {
-    let id: i64 = r.get(0)?;
-    let decoded = OutboxStatus::decode(id, &r.get::<_, String>(6)?).and_then(|status| {
-        Ok((
-            status,
-            OutboxStatus::decode_event_type(id, &r.get::<_, String>(4)?)?,
-        ))
-    });
-    let (status, event_type) = match decoded {
-        Ok(x) => x,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(OutboxItem {
-        id: r.get(0)?,
-        webhook: r.get(1)?,
-        decision_id: r.get(2)?,
-        sequence: r.get::<_, i64>(3)? as u64,
-        event_type,
-        body: r.get(5)?,
-        status,
-        attempts: r.get(7)?,
-        next_attempt_at: r.get(8)?,
-        last_error: r.get(9)?,
-        delivered_at: r.get(10)?,
-    }))
 }
 
 fn read_chain(conn: &Connection) -> Result<Chain> {
@@ -531,45 +500,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn outbox_claim(&self, now: i64, lease_us: i64, limit: usize) -> Result<Vec<OutboxItem>> {
-        self.on_writer(move |c| {
-            let sql = format!(
-                "UPDATE outbox SET lease = ?1 + ?2 WHERE id IN (
-                     SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
-                       AND (lease IS NULL OR lease < ?1) ORDER BY id LIMIT ?3)
-                 RETURNING {OUTBOX_COLUMNS}"
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![now, lease_us, limit as i64], outbox_item)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-                .into_iter()
-                .collect()
-        })
-        .await
+    async fn outbox_claim_lane(
+        &self,
+        lane: Lane,
+        now: i64,
+        lease_us: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
+        self.outbox_claim_lane_impl(lane, now, lease_us, limit)
+            .await
+    }
+
+    async fn outbox_thread(&self, webhook: &str, decision_id: &str) -> Result<Vec<OutboxItem>> {
+        self.outbox_thread_impl(webhook, decision_id).await
     }
 
     async fn outbox_complete(&self, id: i64, result: Delivery) -> Result<()> {
-        self.on_writer(move |c| {
-            match result {
-                Delivery::Delivered { at } => c.execute(
-                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2,
-                         lease = NULL, last_error = NULL WHERE id = ?1",
-                    params![id, at],
-                )?,
-                Delivery::Retry { at, error } => c.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3,
-                         lease = NULL WHERE id = ?1",
-                    params![id, at, error],
-                )?,
-                Delivery::Dead { error } => c.execute(
-                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2,
-                         lease = NULL WHERE id = ?1",
-                    params![id, error],
-                )?,
-            };
-            Ok(())
-        })
-        .await
+        self.outbox_complete_impl(id, result).await
     }
 
     async fn outbox_list(
@@ -577,27 +524,11 @@ impl Store for SqliteStore {
         status: Option<OutboxStatus>,
         limit: usize,
     ) -> Result<Vec<OutboxItem>> {
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![status.map(OutboxStatus::as_str), limit as i64], outbox_item)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().collect()
-        })
-        .await
+        self.outbox_list_impl(status, limit).await
     }
 
     async fn outbox_retry(&self, id: Option<i64>, now: i64) -> Result<u64> {
-        self.on_writer(move |c| {
-            let n = c.execute(
-                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, lease = NULL
-                 WHERE status != 'delivered' AND ((?1 IS NULL AND status = 'dead') OR id = ?1)",
-                params![id, now],
-            )?;
-            Ok(n as u64)
-        })
-        .await
+        self.outbox_retry_impl(id, now).await
     }
 
     fn commits(&self) -> watch::Receiver<u64> {
