@@ -286,7 +286,14 @@ async fn run_backend(store: Store, sync: bool, name: &str, seed: u64, run: Durat
         listed,
         audit,
         end_us: now_us(),
-        grace_us: 20_000_000,
+        // Failovers come back to back (each holds writes for up to ~15 s
+        // while the old primary is rebuilt), so a due timer may wait for
+        // several of them.
+        grace_us: if store == Store::PostgresHa {
+            60_000_000
+        } else {
+            20_000_000
+        },
         failovers: failovers.clone(),
         loss_allowed: store == Store::PostgresHa && !sync,
     };

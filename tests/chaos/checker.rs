@@ -133,15 +133,16 @@ pub(crate) struct Final {
 }
 
 impl Final {
-    /// Whether an operation acknowledged at `at_us` with the chain at
-    /// `sequence` was past what the standby had at the failover that
-    /// followed it: lost by asynchronous replication, not by a bug.
-    pub(crate) fn lost_at_failover(&self, at_us: i64, sequence: u64) -> bool {
+    /// Whether an operation whose event was written at `event_us`, with
+    /// the chain at `sequence`, was past what the standby had at the
+    /// failover that followed it: lost by asynchronous replication, not by
+    /// a bug.
+    pub(crate) fn lost_at_failover(&self, event_us: i64, sequence: u64) -> bool {
         self.loss_allowed
             && self
                 .failovers
                 .iter()
-                .find(|f| f.kill_us >= at_us)
+                .find(|f| f.kill_us >= event_us)
                 .is_some_and(|f| sequence > f.fork_sequence)
     }
 }

@@ -199,9 +199,11 @@ fn failover(pair: &mut HaPair, lag: Duration) -> (Failover, Duration) {
         }
         std::thread::sleep(lag);
     }
-    let kill_us = crate::now_us();
     let killed = Instant::now();
     pair.kill_primary();
+    // Taken once the primary is dead: every write it committed was
+    // stamped before this (a backend may commit while the kill goes out).
+    let kill_us = crate::now_us();
     let fork_sequence = pair
         .drained_standby_head(Duration::from_secs(30))
         .expect("the standby's head after the primary died");

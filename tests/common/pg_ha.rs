@@ -301,26 +301,32 @@ impl HaPair {
             .ok()
     }
 
-    /// The standby's chain head once it has written and replayed all the
+    /// The standby's chain head once it has replayed all it can of the
     /// WAL it received (after the primary died): what a promotion keeps.
+    /// Its walreceiver has stopped, and its replay position has not moved
+    /// for a second (the last record received may be partial, never to be
+    /// replayed, so the receive position is no measure).
     pub(crate) fn drained_standby_head(&self, limit: Duration) -> Result<u64, String> {
         let until = Instant::now() + limit;
+        let (mut last, mut since) = (String::new(), Instant::now());
         loop {
-            let drained = self.standby().sql(
+            let now = self.standby().sql(
                 &self.database,
-                "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')
-                        AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()",
-            );
-            if drained.as_deref() == Ok("t") {
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')
+                        || ' ' || pg_last_wal_replay_lsn()",
+            )?;
+            if now != last || now.starts_with("true") {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() >= Duration::from_secs(1) {
                 let head = self
                     .standby()
                     .sql(&self.database, "SELECT sequence FROM chain")?;
                 return head.parse().map_err(|_| format!("chain head {head:?}"));
             }
             if Instant::now() > until {
-                return Err(format!("the standby did not settle: {drained:?}"));
+                return Err(format!("the standby did not settle: {last}"));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -1,7 +1,9 @@
 //! The client's history against the log: every acknowledged operation
 //! happened exactly once, refused ones did not happen, and retries agree.
 
-use super::{is_terminal, new_answer, rid_of, Final, LogEvent, Op, Outcome, Record, Report};
+use super::{
+    is_terminal, micros, new_answer, rid_of, Final, LogEvent, Op, Outcome, Record, Report,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use witness::proto::{self, EventType as Et, Status as St};
 
@@ -218,27 +220,48 @@ fn op_key(op: &Op) -> String {
     }
 }
 
-/// Asynchronous replication only: the acknowledged operations whose event
-/// is not in the final log at the sequence they were acknowledged with,
-/// and which were past the standby's head at the failover that followed
-/// them. They are reported in `lost_at_failover` (an expected loss, not a
-/// failure); anything else missing stays for `check_ops`, as a loss.
+/// When the server stamped the event an acknowledged operation wrote (its
+/// clock is the checker's: one machine); the ack's arrival if unknown.
+/// The event was committed right after, so before the kill that followed.
+fn event_us(op: &Op, d: &proto::Decision, at_us: i64) -> i64 {
+    match op {
+        Op::Ask { .. } => micros(&d.created_at),
+        Op::Answer { rid, .. } => d
+            .answers
+            .iter()
+            .find(|a| &a.rationale == rid)
+            .and_then(|a| micros(&a.answered_at))
+            .or_else(|| micros(&d.closed_at)),
+        Op::Cancel { .. } => micros(&d.closed_at),
+        Op::Ack { .. } => micros(&d.delivered_at),
+        Op::Report { .. } => micros(&d.closed_at).or_else(|| micros(&d.context_confirmed_at)),
+    }
+    .unwrap_or(at_us)
+}
+
+/// Asynchronous replication only: the acknowledged operations whose
+/// acknowledged state (decision and version at the sequence acknowledged)
+/// is not in the final log, and which were past the standby's head at the
+/// failover that followed their event. They are reported in
+/// `lost_at_failover` (an expected loss, not a failure); anything else
+/// missing stays for `check_ops`, as a loss.
 fn rewound_ops(history: &[Record], fin: &Final, r: &mut Report) -> HashSet<String> {
     let mut out = HashSet::new();
     if !fin.loss_allowed {
         return out;
     }
-    let at: HashMap<u64, &str> = fin
+    let at: HashMap<u64, (&str, u64)> = fin
         .log
         .iter()
-        .map(|e| (e.sequence, e.decision.id.as_str()))
+        .map(|e| (e.sequence, (e.decision.id.as_str(), e.decision.version)))
         .collect();
     for rec in history {
         let Outcome::Ok { decision, .. } = &rec.outcome else {
             continue;
         };
         let s = decision.last_sequence;
-        if at.get(&s) == Some(&decision.id.as_str()) || !fin.lost_at_failover(rec.at_us, s) {
+        let present = at.get(&s) == Some(&(decision.id.as_str(), decision.version));
+        if present || !fin.lost_at_failover(event_us(&rec.op, decision, rec.at_us), s) {
             continue;
         }
         let key = op_key(&rec.op);
