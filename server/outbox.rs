@@ -4,7 +4,7 @@
 //! and jitter, or dead after `max_attempts` (visible in `witness outbox`).
 
 use crate::config::{OutboxConfig, WebhookConfig, WebhookFormat};
-use crate::store::{now_micros, Delivery, OutboxItem, Store};
+use crate::store::{now_micros, Delivery, Lane, OutboxItem, Store};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -147,6 +147,28 @@ pub fn backoff(cfg: &OutboxConfig, attempt: u32, jitter: f64) -> Duration {
     exp.min(cfg.max_backoff).mul_f64(jitter.clamp(0.5, 1.5))
 }
 
+/// Claims the due rows of `lane` (a batch, leased for `lease_us`); after
+/// an empty claim or a store error, waits one poll interval first, so a
+/// worker may loop on it. Shared by the webhook and Slack workers.
+pub(crate) async fn claim_due(
+    store: &dyn Store,
+    lane: Lane,
+    now: i64,
+    lease_us: i64,
+) -> Vec<OutboxItem> {
+    let due = match store.outbox_claim_lane(lane, now, lease_us, BATCH).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox; will retry");
+            Vec::new()
+        }
+    };
+    if due.is_empty() {
+        tokio::time::sleep(POLL).await;
+    }
+    due
+}
+
 /// Runs forever, delivering due outbox rows.
 pub async fn run(store: Arc<dyn Store>, configured: crate::reload::Hooks, cfg: OutboxConfig) {
     let by_name = |hooks: &[WebhookConfig]| -> Arc<HashMap<String, WebhookConfig>> {
@@ -165,15 +187,8 @@ pub async fn run(store: Arc<dyn Store>, configured: crate::reload::Hooks, cfg: O
     let lease =
         i64::try_from((cfg.timeout * 2 + Duration::from_secs(5)).as_micros()).unwrap_or(i64::MAX);
     loop {
-        let due = match store.outbox_claim(now_micros(), lease, BATCH).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the outbox; will retry");
-                Vec::new()
-            }
-        };
+        let due = claim_due(&*store, Lane::Webhooks, now_micros(), lease).await;
         if due.is_empty() {
-            tokio::time::sleep(POLL).await;
             continue;
         }
         let current = configured.load_full();

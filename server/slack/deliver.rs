@@ -17,8 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-const POLL: Duration = Duration::from_millis(100);
-const BATCH: usize = 64;
 /// Longest one round spends pacing a channel before it puts the channel's
 /// remaining rows back (so the claim's lease stays short and a busy
 /// channel never holds up the others for long).
@@ -36,18 +34,8 @@ pub async fn run(store: Arc<dyn Store>, slack: Option<Arc<Slack>>, cfg: OutboxCo
     let mut next_call: HashMap<String, Pace> = HashMap::new();
     loop {
         let claimed_at = now_micros();
-        let due = match store
-            .outbox_claim_lane(Lane::Slack, claimed_at, lease, BATCH)
-            .await
-        {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the outbox; will retry");
-                Vec::new()
-            }
-        };
+        let due = crate::outbox::claim_due(&*store, Lane::Slack, claimed_at, lease).await;
         if due.is_empty() {
-            tokio::time::sleep(POLL).await;
             continue;
         }
         let Some(slack) = &slack else {
