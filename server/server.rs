@@ -42,8 +42,10 @@ pub enum ServeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// The reloadable part of the config cannot be built (the message
+    /// names the key).
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthSetupError),
+    Live(#[from] crate::reload::ReloadError),
     /// Console sign-in off loopback without a shared session key.
     #[error(
         "auth.session_key: required when issuer {issuer:?} signs people in to the console on a \
@@ -51,9 +53,6 @@ pub enum ServeError {
          `openssl rand -base64 32` makes one)"
     )]
     SessionKey { issuer: String },
-    /// A `[[policies]]` rule the core refuses (the message names the key).
-    #[error("{}", .0.message)]
-    Policy(crate::core::Refusal),
     #[error(transparent)]
     ReceiptKey(#[from] crate::receipts::KeyError),
     #[error("reflection: {0}")]
@@ -110,11 +109,7 @@ async fn build_parts(
     fallback_key: &[u8],
 ) -> Result<(Arc<Witness>, crate::reload::Hooks)> {
     let sessions = crate::reload::sessions(config, fallback_key)?;
-    let live = crate::reload::live(config, sessions).map_err(|e| match e {
-        crate::reload::ReloadError::Auth(e) => ServeError::Auth(e),
-        crate::reload::ReloadError::Policy(r) => ServeError::Policy(r),
-        other => ServeError::Config(crate::config::ConfigError(other.to_string())),
-    })?;
+    let live = crate::reload::live(config, sessions)?;
     let globs: Vec<String> = config.policies.iter().map(|p| p.kind.clone()).collect();
     let levels = config
         .policies
@@ -136,7 +131,6 @@ async fn build_parts(
     let slack = match &config.slack {
         Some(s) => Some(Arc::new(crate::slack::Slack::new(
             s.clone(),
-            &config.principals,
             config.outbox.timeout,
         )?)),
         None => None,

@@ -36,6 +36,12 @@ struct Peek {
     iss: String,
 }
 
+/// The payload of a JWT, unverified: for a token already verified (the
+/// console's ID token) or only to choose the rules (`peek`).
+pub(crate) fn payload(token: &str) -> Result<Map<String, Value>, String> {
+    part(token, 1)
+}
+
 fn part(token: &str, i: usize) -> Result<Map<String, Value>, String> {
     let raw = token.split('.').nth(i).unwrap_or_default();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -48,7 +54,7 @@ fn part(token: &str, i: usize) -> Result<Map<String, Value>, String> {
 /// everything is verified afterwards.
 fn peek(token: &str) -> Result<Peek, String> {
     let header = part(token, 0)?;
-    let payload = part(token, 1)?;
+    let payload = payload(token)?;
     let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(String::from);
     Ok(Peek {
         alg: text(&header, "alg").unwrap_or_default(),
@@ -220,8 +226,12 @@ impl Issuer {
     }
 
     /// Verifies `token` against the keys at hand.
-    fn verify(&self, token: &str, peek: &Peek) -> Result<Map<String, Value>, String> {
-        let alg = accepted(&peek.alg)?;
+    fn verify(
+        &self,
+        token: &str,
+        peek: &Peek,
+        alg: Algorithm,
+    ) -> Result<Map<String, Value>, String> {
         let keys = self.keys.load();
         let name = &self.config.name;
         let key = keys
@@ -266,6 +276,12 @@ impl Issuer {
 
     /// The principal a verified token's claims name.
     pub(crate) fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, String> {
+        Ok(self.member(self.name_of(claims)?, self.role_values(claims)))
+    }
+
+    /// The principal name verified `claims` give, once `required_claims`
+    /// hold.
+    pub(crate) fn name_of(&self, claims: &Map<String, Value>) -> Result<String, String> {
         for (claim, accepted) in &self.config.required_claims {
             let values = claim_values(claims.get(claim));
             if !values.iter().any(|v| accepted.contains(v)) {
@@ -279,8 +295,18 @@ impl Issuer {
         if name == crate::config::ANONYMOUS {
             return Err(format!("principal_claim: {name:?} is reserved"));
         }
-        let values = claim_values(claims.get(&self.config.roles_claim));
-        Ok(Principal {
+        Ok(name)
+    }
+
+    /// The values of `roles_claim` in `claims`.
+    pub(crate) fn role_values(&self, claims: &Map<String, Value>) -> Vec<String> {
+        claim_values(claims.get(&self.config.roles_claim))
+    }
+
+    /// The principal `name` this issuer vouches for, with `values` of its
+    /// roles claim (from a token just verified, or a session cookie).
+    pub(crate) fn member(&self, name: String, values: Vec<String>) -> Principal {
+        Principal {
             roles: self.roles(&values),
             can_ask: self.can_ask.clone(),
             can_act_for: Vec::new(),
@@ -290,7 +316,7 @@ impl Issuer {
                 claims: values,
             },
             name,
-        })
+        }
     }
 
     /// Roles of `roles_claim` values under the current `role_map`.
@@ -380,11 +406,11 @@ impl Issuers {
     /// The principal of a JWT, or why it is refused.
     pub(crate) fn authenticate(&self, token: &str) -> Result<Principal, String> {
         let p = peek(token)?;
-        accepted(&p.alg)?;
+        let alg = accepted(&p.alg)?;
         let issuer = self
             .by_iss(&p.iss)
             .ok_or_else(|| format!("iss: {:?} is not a configured issuer", p.iss))?;
-        let claims = issuer.verify(token, &p)?;
+        let claims = issuer.verify(token, &p, alg)?;
         issuer.principal(&claims)
     }
 }

@@ -6,6 +6,7 @@ use crate::config::PrincipalConfig;
 use crate::core::policy::KindGlobs;
 use crate::core::Actor;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataMap;
 
@@ -123,6 +124,8 @@ impl Principal {
 struct Entry {
     token_hash: [u8; 32],
     principal: Principal,
+    /// Lowercased `email`, for Slack's `principal_from = "email"`.
+    email: Option<String>,
 }
 
 /// Names the principal, never the token's hash.
@@ -172,6 +175,7 @@ impl Auth {
                 Ok(Entry {
                     token_hash,
                     principal: principal_from(p)?,
+                    email: p.email.as_deref().map(str::to_ascii_lowercase),
                 })
             })
             .collect::<std::result::Result<Vec<Entry>, AuthSetupError>>()?;
@@ -206,7 +210,7 @@ impl Auth {
         self.entries.is_empty() && self.issuers.is_empty()
     }
 
-    /// The issuers whose sign-in the console offers (name, issuer).
+    /// The configured issuers.
     pub(crate) fn issuers(&self) -> &jwt::Issuers {
         &self.issuers
     }
@@ -234,17 +238,20 @@ impl Auth {
     /// The roles `who` holds under this config: configured roles for a
     /// token principal, the current `role_map` for an issuer's (None when
     /// its principal or issuer is gone). Dev principals keep their own.
-    pub fn roles_now(&self, who: &Principal) -> Option<Vec<String>> {
+    /// Read for every event a stream passes, so a token principal's roles
+    /// are borrowed from the table, not copied.
+    pub fn roles_now<'a>(&'a self, who: &'a Principal) -> Option<Cow<'a, [String]>> {
         match &who.source {
-            Source::Dev => Some(who.roles.clone()),
+            Source::Dev => Some(Cow::Borrowed(&who.roles)),
             Source::Token => self
-                .entries
-                .iter()
-                .find(|e| e.principal.name == who.name)
-                .map(|e| e.principal.roles.clone()),
-            Source::Issuer { issuer, claims } => {
-                self.issuers.named(issuer).map(|i| i.roles(claims))
-            }
+                .roles
+                .as_deref()
+                .and_then(|m| m.get(&who.name))
+                .map(|r| Cow::Borrowed(r.as_slice())),
+            Source::Issuer { issuer, claims } => self
+                .issuers
+                .named(issuer)
+                .map(|i| Cow::Owned(i.roles(claims))),
         }
     }
 
@@ -254,6 +261,14 @@ impl Auth {
         self.entries
             .iter()
             .find(|e| e.principal.name == name)
+            .map(|e| e.principal.clone())
+    }
+
+    /// The configured principal whose `email` is `email` (lowercase).
+    pub fn principal_with_email(&self, email: &str) -> Option<Principal> {
+        self.entries
+            .iter()
+            .find(|e| e.email.as_deref() == Some(email))
             .map(|e| e.principal.clone())
     }
 
@@ -322,17 +337,7 @@ impl Auth {
                 s.issuer
             ))
         })?;
-        Ok(Principal {
-            roles: issuer.roles(&s.claims),
-            can_ask: KindGlobs::new("can_ask", &issuer.config.can_ask).unwrap_or_default(),
-            can_act_for: Vec::new(),
-            anonymous: false,
-            source: Source::Issuer {
-                issuer: s.issuer,
-                claims: s.claims,
-            },
-            name: s.principal,
-        })
+        Ok(issuer.member(s.principal, s.claims))
     }
 
     /// The actor an answer counts for: the caller, or the operator it names

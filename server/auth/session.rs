@@ -79,7 +79,13 @@ impl Sessions {
         }
     }
 
-    fn seal<T: Serialize>(&self, name: &'static str, value: &T, max_age: i64) -> String {
+    fn seal<T: Serialize>(
+        &self,
+        name: &'static str,
+        same_site: SameSite,
+        value: &T,
+        max_age: i64,
+    ) -> String {
         let mut jar = CookieJar::new();
         let json = serde_json::to_string(value).unwrap_or_default();
         jar.private_mut(&self.key).add(Cookie::new(name, json));
@@ -89,13 +95,7 @@ impl Sessions {
             .unwrap_or_else(|| Cookie::new(name, ""));
         c.set_secure(true);
         c.set_http_only(true);
-        // The callback is a top-level navigation from the provider: Strict
-        // would withhold the login cookie there, so only it is Lax.
-        c.set_same_site(if name == SESSION_COOKIE {
-            SameSite::Strict
-        } else {
-            SameSite::Lax
-        });
+        c.set_same_site(same_site);
         c.set_path("/");
         c.set_max_age(cookie::time::Duration::seconds(max_age.max(0)));
         c.to_string()
@@ -112,7 +112,7 @@ impl Sessions {
 
     /// `Set-Cookie` for a session.
     pub fn seal_session(&self, s: &Session) -> String {
-        self.seal(SESSION_COOKIE, s, s.expires - now())
+        self.seal(SESSION_COOKIE, SameSite::Strict, s, s.expires - now())
     }
 
     /// The session in a `Cookie` header, if it is ours and not expired.
@@ -123,7 +123,9 @@ impl Sessions {
 
     /// `Set-Cookie` for a sign-in in progress.
     pub fn seal_login(&self, l: &Login) -> String {
-        self.seal(LOGIN_COOKIE, l, l.expires - now())
+        // The callback is a top-level navigation from the provider: Strict
+        // would withhold this cookie there.
+        self.seal(LOGIN_COOKIE, SameSite::Lax, l, l.expires - now())
     }
 
     /// The sign-in in progress, if it is ours and not stale.

@@ -14,7 +14,6 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use base64::Engine as _;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -226,31 +225,23 @@ async fn callback(
         .claims(&verifier, &Nonce::new(login.nonce))
         .map_err(|e| fail(format!("ID token refused: {e}")))?;
     // Every claim (groups among them) of the token just verified.
-    let claims = payload(&id_token.to_string())?;
-    let who = issuer
-        .principal(&claims)
+    let claims = crate::auth::jwt::payload(&id_token.to_string())
         .map_err(|e| fail(format!("ID token: {e}")))?;
-    let crate::auth::Source::Issuer { claims: values, .. } = who.source else {
-        return Err(fail("not an issuer principal"));
-    };
+    let name = issuer
+        .name_of(&claims)
+        .map_err(|e| fail(format!("ID token: {e}")))?;
+    let values = issuer.role_values(&claims);
+    let roles = issuer.roles(&values);
     let max = session::now() + sessions.max_age.as_secs() as i64;
     let expires = verified.expiration().timestamp().min(max);
+    tracing::info!(principal = %name, issuer = %issuer.config.name, ?roles, "console sign-in");
     let cookie = sessions.seal_session(&Session {
-        principal: who.name.clone(),
+        principal: name,
         issuer: issuer.config.name.clone(),
         claims: values,
         expires,
     });
-    tracing::info!(principal = %who.name, issuer = %issuer.config.name, roles = ?who.roles, "console sign-in");
     Ok(redirect("/", &[cookie, session::clear(LOGIN_COOKIE)]))
-}
-
-fn payload(jwt: &str) -> Result<serde_json::Map<String, serde_json::Value>, SignInError> {
-    let part = jwt.split('.').nth(1).unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| fail("ID token: payload is not base64url"))?;
-    serde_json::from_slice(&bytes).map_err(|_| fail("ID token: payload is not a JSON object"))
 }
 
 async fn logout() -> Response {

@@ -89,17 +89,14 @@ pub async fn handle(State(w): State<Arc<Witness>>, headers: HeaderMap, body: Byt
 /// show that user.
 async fn principal(w: &Witness, slack: &Slack, payload: &Value) -> Result<Principal, String> {
     let user = payload["user"]["id"].as_str().unwrap_or_default();
-    let name = match slack.principal_for(user).await {
-        Ok(Some(name)) => name,
-        Ok(None) => return Err(NOT_LINKED.into()),
+    match slack.principal_for(user, &w.auth()).await {
+        Ok(Some(who)) => Ok(who),
+        Ok(None) => Err(NOT_LINKED.into()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot look up a Slack user");
-            return Err("witness cannot look up your Slack account right now; try again".into());
+            Err("witness cannot look up your Slack account right now; try again".into())
         }
-    };
-    w.auth()
-        .principal_named(&name)
-        .ok_or_else(|| NOT_LINKED.into())
+    }
 }
 
 /// A button: open the modal for the mapped principal, then ACK.

@@ -9,7 +9,8 @@ pub mod deliver;
 pub mod interactions;
 pub mod verify;
 
-use crate::config::{PrincipalConfig, SlackConfig};
+use crate::auth::{Auth, Principal};
+use crate::config::SlackConfig;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,32 +45,22 @@ pub struct Slack {
     cfg: SlackConfig,
     client: reqwest::Client,
     replays: verify::Replays,
-    /// Lowercased email → principal name, for `principal_from = "email"`.
-    emails: HashMap<String, String>,
-    /// Slack user id → (principal, when looked up), for email mapping.
+    /// Slack user id → (its lowercased email, when looked up), for
+    /// `principal_from = "email"`.
     looked_up: Mutex<HashMap<String, (Option<String>, Instant)>>,
 }
 
 impl Slack {
     /// The app from validated config; `timeout` bounds outbox calls.
-    pub fn new(
-        cfg: SlackConfig,
-        principals: &[PrincipalConfig],
-        timeout: Duration,
-    ) -> Result<Slack, SlackError> {
+    pub fn new(cfg: SlackConfig, timeout: Duration) -> Result<Slack, SlackError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| SlackError::Http(e.to_string()))?;
-        let emails = principals
-            .iter()
-            .filter_map(|p| Some((p.email.as_ref()?.to_ascii_lowercase(), p.name.clone())))
-            .collect();
         Ok(Slack {
             cfg,
             client,
             replays: verify::Replays::default(),
-            emails,
             looked_up: Mutex::new(HashMap::new()),
         })
     }
@@ -118,11 +109,17 @@ impl Slack {
             .map(str::to_ascii_lowercase))
     }
 
-    /// The principal Slack user `user` answers as: the `users` table first,
-    /// then (with `principal_from = "email"`) its email. None: not linked.
-    pub async fn principal_for(&self, user: &str) -> Result<Option<String>, SlackError> {
+    /// The principal Slack user `user` answers as, among `auth`'s (the
+    /// config in force, so a reload's principals apply): the `users` table
+    /// first, then (with `principal_from = "email"`) its email. None: not
+    /// linked.
+    pub async fn principal_for(
+        &self,
+        user: &str,
+        auth: &Auth,
+    ) -> Result<Option<Principal>, SlackError> {
         if let Some(u) = self.cfg.users.iter().find(|u| u.slack_id == user) {
-            return Ok(Some(u.principal.clone()));
+            return Ok(auth.principal_named(&u.principal));
         }
         if !self.cfg.by_email() {
             return Ok(None);
@@ -134,8 +131,8 @@ impl Slack {
             .get(user)
             .filter(|(_, at)| at.elapsed() < USER_CACHE)
             .map(|(p, _)| p.clone());
-        if let Some(p) = cached {
-            return Ok(p);
+        if let Some(email) = cached {
+            return Ok(email.and_then(|e| auth.principal_with_email(&e)));
         }
         let email = match self.email_of(user).await {
             Ok(e) => e,
@@ -143,14 +140,13 @@ impl Slack {
             Err(SlackError::Api(code)) if code == "user_not_found" => None,
             Err(e) => return Err(e),
         };
-        let principal = email.and_then(|e| self.emails.get(&e).cloned());
         let mut cache = self
             .looked_up
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.retain(|_, (_, at)| at.elapsed() < USER_CACHE);
-        cache.insert(user.to_string(), (principal.clone(), Instant::now()));
-        Ok(principal)
+        cache.insert(user.to_string(), (email.clone(), Instant::now()));
+        Ok(email.and_then(|e| auth.principal_with_email(&e)))
     }
 
     /// Posts an ephemeral reply to an interaction's `response_url`.
