@@ -175,3 +175,48 @@ fn config_without_key() -> String {
         .map(|(_, rest)| format!("[[issuers]]{rest}"))
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_callback_without_this_browsers_sign_in_or_with_another_state_is_refused() {
+    use witness::auth::session::Login;
+    let s = Server::start(&config());
+    let callback = |cookie: Option<String>| {
+        let addr = s.addr.clone();
+        async move {
+            let mut req = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .get(format!(
+                    "http://{addr}/auth/callback?code=c0de&state=attacker-state"
+                ));
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            let res = req.send().await.unwrap();
+            let set_cookie = res.headers().get("set-cookie").is_some();
+            (res.status().as_u16(), set_cookie, res.text().await.unwrap())
+        }
+    };
+    // No sign-in started in this browser (a forged or replayed callback).
+    let (status, set, body) = callback(None).await;
+    assert_eq!(status, 401);
+    assert!(!set, "no session cookie on a refused callback");
+    assert!(body.contains("no sign-in in progress"), "{body}");
+    // A sign-in in progress, but the callback carries another state.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let login = Sessions::new(&KEY, std::time::Duration::from_secs(3600)).seal_login(&Login {
+        issuer: "corp".into(),
+        state: "this-browsers-state".into(),
+        nonce: "n".into(),
+        pkce_verifier: "v".into(),
+        expires: now + 300,
+    });
+    let (status, set, body) = callback(Some(login.split(';').next().unwrap().to_string())).await;
+    assert_eq!(status, 401);
+    assert!(!set, "no session cookie on a refused callback");
+    assert!(body.contains("state: does not match"), "{body}");
+}
